@@ -1,0 +1,84 @@
+//! The `Remote` seam: what the engine needs from an Exchange protocol adapter.
+//!
+//! Implemented by `calbridge-graph` (and `calbridge-ews`). Every adapter classifies its
+//! protocol's errors once, into [`RemoteError`]; the engine only ever sees the class.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::sync::{ChangePage, Confirmed, Cursor, PushChange, RemoteItem, Window};
+
+/// A mailbox as Exchange knows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailboxInfo {
+    pub email: String,
+    pub display_name: String,
+}
+
+/// A calendar folder of a mailbox.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteCalendar {
+    pub id: String,
+    pub name: String,
+    pub is_default: bool,
+}
+
+/// The classes of failure the engine distinguishes.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RemoteError {
+    /// Exchange asked us to slow down; wait `retry_after` (or a backoff) and retry.
+    #[error("Exchange is throttling requests{}", retry_after.map(|d| format!(" (retry after {} ms)", d.as_millis())).unwrap_or_default())]
+    Throttled { retry_after: Option<Duration> },
+    /// The sync cursor is no longer valid; re-list everything and reconcile.
+    #[error("the sync cursor has expired or is unknown to Exchange; a full re-listing is needed")]
+    CursorExpired,
+    /// The item changed in Exchange since we read it.
+    #[error("the item changed in Exchange since calbridge last read it")]
+    VersionConflict,
+    /// The item or mailbox does not exist (any more).
+    #[error("not found in Exchange: {0}")]
+    NotFound(String),
+    /// Credentials or permissions are wrong; retrying will not help. `hint` names the fix.
+    #[error("authentication or permission failure: {message}. Fix: {hint}")]
+    Auth { message: String, hint: String },
+    /// A network failure or a server error; retrying may help.
+    #[error("temporary failure talking to Exchange: {0}")]
+    Transient(String),
+    /// Exchange refused the request as invalid; retrying will not help.
+    #[error("Exchange refused the request: {0}")]
+    Permanent(String),
+}
+
+impl RemoteError {
+    /// Whether a retry of the same request can succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, RemoteError::Throttled { .. } | RemoteError::Transient(_))
+    }
+}
+
+/// An Exchange protocol adapter, bound to one connection.
+#[async_trait]
+pub trait Remote: Send + Sync {
+    /// Checks that the mailbox exists and that calbridge may read it.
+    async fn mailbox(&self, email: &str) -> Result<MailboxInfo, RemoteError>;
+
+    /// The mailbox's calendar folders.
+    async fn list_calendars(&self, email: &str) -> Result<Vec<RemoteCalendar>, RemoteError>;
+
+    /// One page of changes to the mailbox's default calendar within `window`. Without a
+    /// cursor, a full listing starts (every item in the window arrives as an upsert).
+    async fn changes(
+        &self,
+        email: &str,
+        window: &Window,
+        cursor: Option<&Cursor>,
+    ) -> Result<ChangePage, RemoteError>;
+
+    /// Reads items by id; ids that no longer exist are left out.
+    async fn fetch(&self, email: &str, ids: &[String]) -> Result<Vec<RemoteItem>, RemoteError>;
+
+    /// Applies one change. `Ok(None)` for a delete; `NotFound` for a delete means it is gone.
+    async fn push(&self, email: &str, change: &PushChange) -> Result<Option<Confirmed>, RemoteError>;
+}

@@ -1,0 +1,199 @@
+//! The vocabulary of synchronisation, shared by the planner, the engine, the stores and the
+//! protocol adapters.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::hash::ContentHash;
+use crate::model::{CalendarId, Event, EventData, EventId};
+
+/// The time range calbridge keeps in sync for each calendar.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Window {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+impl Window {
+    /// `past_days` before and `future_days` after `now`, widened to whole UTC days so that a
+    /// window computed twice on the same day is the same window.
+    pub fn around(now: DateTime<Utc>, past_days: u32, future_days: u32) -> Self {
+        let day = now.date_naive().and_hms_opt(0, 0, 0).unwrap().and_utc();
+        Window {
+            start: day - Duration::days(past_days as i64),
+            end: day + Duration::days(future_days as i64 + 1),
+        }
+    }
+
+    pub fn contains(&self, data: &EventData) -> bool {
+        data.overlaps(self.start, self.end)
+    }
+}
+
+/// An opaque position in a mailbox's change stream (a Graph `@odata.deltaLink`, an EWS
+/// `SyncState`). Only the adapter that made it can read it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Cursor(pub String);
+
+/// The tag every event calbridge creates carries in Exchange (an extended property): which
+/// installation made it and under which local id.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Provenance {
+    pub installation: String,
+    pub local_id: EventId,
+}
+
+impl Provenance {
+    /// The value stored in the extended property: `calbridge:{installation}:{local id}`.
+    pub fn encode(&self) -> String {
+        format!("calbridge:{}:{}", self.installation, self.local_id)
+    }
+
+    pub fn decode(value: &str) -> Option<Self> {
+        let rest = value.strip_prefix("calbridge:")?;
+        let (installation, local) = rest.split_once(':')?;
+        if installation.is_empty() || local.is_empty() {
+            return None;
+        }
+        Some(Provenance { installation: installation.into(), local_id: EventId::new(local) })
+    }
+}
+
+/// An item as Exchange reported it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteItem {
+    /// Exchange's id (Graph `id`, EWS `ItemId/@Id`).
+    pub remote_id: String,
+    /// Exchange's version (Graph `@odata.etag` / `changeKey`, EWS `ChangeKey`).
+    pub version: String,
+    pub data: EventData,
+    pub provenance: Option<Provenance>,
+}
+
+/// One entry of a change page.
+#[allow(clippy::large_enum_variant)] // pages are short-lived; boxing buys nothing
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RemoteChange {
+    /// Created or updated (Exchange does not say which).
+    Upsert(RemoteItem),
+    /// Deleted, or moved out of the window.
+    Removed { remote_id: String },
+}
+
+/// A page of changes. Save `next` together with the effects of `changes`, in one transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChangePage {
+    pub changes: Vec<RemoteChange>,
+    /// Where to continue: the next page, or (when `done`) the start of the next round.
+    pub next: Cursor,
+    /// The round is complete: `next` asks for changes made from now on.
+    pub done: bool,
+}
+
+/// What calbridge asks Exchange to do with one event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PushChange {
+    /// Create; `provenance.local_id` is the idempotency key (Graph `transactionId`).
+    Create { data: EventData, provenance: Provenance },
+    /// Update, only if Exchange still has version `if_match`.
+    Update { remote_id: String, if_match: String, data: EventData },
+    /// Delete (cancels the meeting for its attendees).
+    Delete { remote_id: String },
+}
+
+/// Exchange's confirmation of a create or an update.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Confirmed {
+    pub remote_id: String,
+    pub version: String,
+    /// The event as Exchange now holds it (it may have normalised what was sent).
+    pub data: EventData,
+}
+
+/// The last state both sides agreed on for one event: the base of the three-way comparison.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncRecord {
+    pub calendar_id: CalendarId,
+    pub local_id: EventId,
+    pub remote_id: String,
+    /// Exchange's version when last synced.
+    pub remote_version: String,
+    /// Hash of Exchange's content when last synced.
+    pub remote_hash: ContentHash,
+    /// Local version when last synced.
+    pub local_version: i64,
+    /// Hash of the local content when last synced.
+    pub local_hash: ContentHash,
+}
+
+/// Everything the planner needs to know about one calendar's local side.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    pub events: HashMap<EventId, Event>,
+    pub records: HashMap<EventId, SyncRecord>,
+    pub by_remote: HashMap<String, EventId>,
+}
+
+impl Snapshot {
+    pub fn new(events: Vec<Event>, records: Vec<SyncRecord>) -> Self {
+        let by_remote = records.iter().map(|r| (r.remote_id.clone(), r.local_id.clone())).collect();
+        Snapshot {
+            events: events.into_iter().map(|e| (e.id.clone(), e)).collect(),
+            records: records.into_iter().map(|r| (r.local_id.clone(), r)).collect(),
+            by_remote,
+        }
+    }
+
+    /// Apply committed writes, so a snapshot can follow a multi-page sync without re-reading.
+    pub fn apply(&mut self, writes: &[Write]) {
+        for w in writes {
+            match w {
+                Write::PutEvent(e) => {
+                    self.events.insert(e.id.clone(), e.clone());
+                }
+                Write::RemoveEvent(id) => {
+                    self.events.remove(id);
+                    if let Some(r) = self.records.remove(id) {
+                        self.by_remote.remove(&r.remote_id);
+                    }
+                }
+                Write::PutRecord(r) => {
+                    if let Some(old) = self.records.insert(r.local_id.clone(), r.clone()) {
+                        self.by_remote.remove(&old.remote_id);
+                    }
+                    self.by_remote.insert(r.remote_id.clone(), r.local_id.clone());
+                }
+                Write::RemoveRecord(id) => {
+                    if let Some(r) = self.records.remove(id) {
+                        self.by_remote.remove(&r.remote_id);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One change to the local store. The engine turns applied actions into writes and commits
+/// them, with the cursor, in one transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Write {
+    /// Insert or replace an event (by id).
+    PutEvent(Event),
+    /// Remove an event and its sync record.
+    RemoveEvent(EventId),
+    /// Insert or replace a sync record (by local id).
+    PutRecord(SyncRecord),
+    /// Remove a sync record.
+    RemoveRecord(EventId),
+}
+
+/// What to do with the stored cursor when committing writes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CursorUpdate {
+    Keep,
+    Set(Cursor),
+    Clear,
+}

@@ -1,0 +1,385 @@
+//! # calbridge-engine — the async driver
+//!
+//! The engine turns the core's decisions into effects, and nothing else: it has no HTTP and
+//! no SQL of its own. It talks to Exchange through `calbridge_core::remote::Remote` and to its
+//! state through `calbridge_core::store::Store`, both handed in by the composition root.
+//!
+//! One calendar sync ([`Engine::sync_calendar`]) is:
+//!
+//! 1. **Pull.** Ask the remote for the changes since the stored cursor (without one, a full
+//!    listing of the window). For each page: plan with `planner::plan_pull`, turn the plan into
+//!    local writes, and commit the writes *together with the page's cursor* in one transaction.
+//!    An expired cursor (`RemoteError::CursorExpired`) restarts as a full listing; after a full
+//!    listing, `planner::plan_reconcile` removes what Exchange no longer has. Never
+//!    delete-all/create-all: existing records match the listing by remote id.
+//! 2. **Guard.** A page or a reconcile that would delete more than the [`DeleteGuard`] allows
+//!    is not applied: the calendar is paused and reported, its cursor cleared so the next run
+//!    re-lists and checks again.
+//! 3. **Push.** Plan with `planner::plan_push`; perform each action against Exchange and record
+//!    it (`planner::confirm`) only after Exchange confirmed it. Creates carry the local id as
+//!    the idempotency key, so a retry after a lost confirmation never duplicates; the next pull
+//!    links such an event instead.
+//!
+//! [`Engine::sync_connection`] runs the calendars of one connection concurrently, at most the
+//! connection's `max_threads` at a time (the remote adapter adds Exchange's per-mailbox
+//! budgets), verifies links it has not checked yet, and reports progress through a callback.
+//!
+//! Time and ids are inputs: every entry point takes `now`; new local ids come from an id
+//! generator that tests may replace.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::Semaphore;
+
+use calbridge_core::model::{Calendar, Connection, EventId, LinkState};
+use calbridge_core::planner::{self, Action, DeleteGuard};
+use calbridge_core::remote::{Remote, RemoteError};
+use calbridge_core::store::{Store, StoreError, WriteStats};
+use calbridge_core::sync::{CursorUpdate, PushChange, RemoteChange, Snapshot, Window, Write};
+use calbridge_core::sync::Provenance;
+
+pub mod report;
+
+pub use report::{CalendarReport, Counts, SyncSummary};
+
+/// Engine failures for one calendar.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("{0}")]
+    Remote(#[from] RemoteError),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+}
+
+/// How the engine syncs.
+#[derive(Clone)]
+pub struct EngineConfig {
+    /// This installation's id, written into every event calbridge creates (provenance).
+    pub installation_id: String,
+    /// Days before today kept in sync (default 30).
+    pub window_past_days: u32,
+    /// Days after today kept in sync (default 365).
+    pub window_future_days: u32,
+    pub delete_guard: DeleteGuard,
+    /// How often a page request is retried after a throttling or transient error that the
+    /// adapter already gave up on (default 2).
+    pub page_retries: u32,
+    /// Makes new local ids (UUIDs by default).
+    pub new_id: Arc<dyn Fn() -> EventId + Send + Sync>,
+}
+
+impl EngineConfig {
+    pub fn new(installation_id: impl Into<String>) -> Self {
+        EngineConfig {
+            installation_id: installation_id.into(),
+            window_past_days: 30,
+            window_future_days: 365,
+            delete_guard: DeleteGuard::default(),
+            page_retries: 2,
+            new_id: Arc::new(|| EventId::new(uuid::Uuid::new_v4().to_string())),
+        }
+    }
+
+    pub fn window(&self, now: DateTime<Utc>) -> Window {
+        Window::around(now, self.window_past_days, self.window_future_days)
+    }
+}
+
+/// The sync engine. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    store: Arc<dyn Store>,
+    config: EngineConfig,
+}
+
+impl Engine {
+    pub fn new(store: Arc<dyn Store>, config: EngineConfig) -> Self {
+        Engine { store, config }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// Checks a calendar's mailbox against Exchange and records the link state.
+    pub async fn verify_link(&self, remote: &dyn Remote, calendar: &Calendar) -> Result<LinkState, StoreError> {
+        let state = match remote.mailbox(&calendar.email).await {
+            Ok(_) => LinkState::Verified,
+            Err(RemoteError::NotFound(_)) => LinkState::Failed {
+                error: format!(
+                    "Exchange has no mailbox {}; check the address (it must be the primary SMTP address) and that the mailbox exists in this tenant",
+                    calendar.email
+                ),
+            },
+            Err(e) => LinkState::Failed { error: e.to_string() },
+        };
+        self.store.set_link_state(calendar.id, &state).await?;
+        Ok(state)
+    }
+
+    /// Syncs one calendar: pull, then push. See the crate header.
+    pub async fn sync_calendar(&self, remote: &dyn Remote, calendar: &Calendar, now: DateTime<Utc>) -> CalendarReport {
+        let started = std::time::Instant::now();
+        let mut report = CalendarReport::new(calendar);
+        let mut snapshot = match self.store.snapshot(calendar.id).await {
+            Ok(s) => s,
+            Err(e) => {
+                report.error = Some(e.to_string());
+                return report;
+            }
+        };
+        let window = self.config.window(now);
+        if let Err(e) = self.pull(remote, calendar, &window, &mut snapshot, &mut report).await {
+            report.error = Some(e.to_string());
+        }
+        if report.error.is_none() && report.paused.is_none() {
+            if let Err(e) = self.push(remote, calendar, &mut snapshot, &mut report).await {
+                report.error = Some(e.to_string());
+            }
+        }
+        report.duration = started.elapsed();
+        report
+    }
+
+    async fn changes_with_retry(
+        &self,
+        remote: &dyn Remote,
+        email: &str,
+        window: &Window,
+        cursor: Option<&calbridge_core::sync::Cursor>,
+        report: &mut CalendarReport,
+    ) -> Result<calbridge_core::sync::ChangePage, RemoteError> {
+        let mut attempt = 0;
+        loop {
+            report.requests += 1;
+            match remote.changes(email, window, cursor).await {
+                Err(e) if e.is_retryable() && attempt < self.config.page_retries => {
+                    attempt += 1;
+                    let wait = match &e {
+                        RemoteError::Throttled { retry_after: Some(d) } => *d,
+                        _ => Duration::from_millis(500 * 2u64.pow(attempt)),
+                    };
+                    report.throttled_wait += wait;
+                    tracing::warn!(mailbox = email, error = %e, wait_ms = wait.as_millis() as u64, "retrying page");
+                    tokio::time::sleep(wait).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn commit(
+        &self,
+        calendar: &Calendar,
+        snapshot: &mut Snapshot,
+        writes: Vec<Write>,
+        cursor: CursorUpdate,
+        report: &mut CalendarReport,
+    ) -> Result<(), StoreError> {
+        if writes.is_empty() && cursor == CursorUpdate::Keep {
+            return Ok(());
+        }
+        let stats: WriteStats = self.store.commit(calendar.id, &writes, &cursor).await?;
+        report.writes.add(stats);
+        snapshot.apply(&writes);
+        Ok(())
+    }
+
+    async fn pull(
+        &self,
+        remote: &dyn Remote,
+        calendar: &Calendar,
+        window: &Window,
+        snapshot: &mut Snapshot,
+        report: &mut CalendarReport,
+    ) -> Result<(), SyncError> {
+        let mut cursor = self.store.cursor(calendar.id).await?;
+        let mut full = cursor.is_none();
+        report.full_listing = full;
+        let mut seen: HashSet<String> = HashSet::new();
+        loop {
+            let page = match self.changes_with_retry(remote, &calendar.email, window, cursor.as_ref(), report).await {
+                Ok(p) => p,
+                Err(RemoteError::CursorExpired) if !full => {
+                    tracing::info!(mailbox = %calendar.email, "sync cursor expired; re-listing the window and reconciling");
+                    report.relisted = true;
+                    report.full_listing = true;
+                    full = true;
+                    cursor = None;
+                    seen.clear();
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            for c in &page.changes {
+                if let RemoteChange::Upsert(i) = c {
+                    seen.insert(i.remote_id.clone());
+                }
+            }
+            let plan = planner::plan_pull(snapshot, &page.changes, window, &self.config.installation_id);
+            if let Some(why) = self.config.delete_guard.check(plan.local_deletions(), snapshot.records.len()) {
+                return self.pause(calendar, snapshot, why, report).await;
+            }
+            let mut writes = Vec::new();
+            for action in &plan.actions {
+                if let Action::DeleteRemote { remote_id, .. } = action {
+                    // A duplicate of an event calbridge created: remove it from Exchange.
+                    report.requests += 1;
+                    match remote.push(&calendar.email, &PushChange::Delete { remote_id: remote_id.clone() }).await {
+                        Ok(_) | Err(RemoteError::NotFound(_)) => report.pushed.deleted += 1,
+                        Err(e) => report.warnings.push(format!("could not remove a duplicate: {e}")),
+                    }
+                    continue;
+                }
+                report.pulled.count(action);
+                let new_id = self.config.new_id.clone();
+                writes.extend(planner::local_writes(action, snapshot, calendar.id, &mut || new_id()));
+            }
+            if !plan.is_empty() {
+                tracing::debug!(mailbox = %calendar.email, "pull plan:\n{plan}");
+            }
+            let cursor_update = if cursor.as_ref() == Some(&page.next) { CursorUpdate::Keep } else { CursorUpdate::Set(page.next.clone()) };
+            self.commit(calendar, snapshot, writes, cursor_update, report).await?;
+            cursor = Some(page.next);
+            if page.done {
+                break;
+            }
+        }
+        if full {
+            let plan = planner::plan_reconcile(snapshot, &seen, window);
+            if let Some(why) = self.config.delete_guard.check(plan.local_deletions(), snapshot.records.len()) {
+                return self.pause(calendar, snapshot, why, report).await;
+            }
+            let mut writes = Vec::new();
+            for action in &plan.actions {
+                report.pulled.count(action);
+                writes.extend(planner::local_writes(action, snapshot, calendar.id, &mut || unreachable!("reconcile creates nothing")));
+            }
+            self.commit(calendar, snapshot, writes, CursorUpdate::Keep, report).await?;
+        }
+        Ok(())
+    }
+
+    async fn pause(
+        &self,
+        calendar: &Calendar,
+        snapshot: &mut Snapshot,
+        why: String,
+        report: &mut CalendarReport,
+    ) -> Result<(), SyncError> {
+        tracing::warn!(mailbox = %calendar.email, "{why}");
+        // Forget the cursor so the next run lists everything again and re-checks.
+        self.commit(calendar, snapshot, Vec::new(), CursorUpdate::Clear, report).await?;
+        report.paused = Some(why);
+        Ok(())
+    }
+
+    async fn push(
+        &self,
+        remote: &dyn Remote,
+        calendar: &Calendar,
+        snapshot: &mut Snapshot,
+        report: &mut CalendarReport,
+    ) -> Result<(), SyncError> {
+        let plan = planner::plan_push(snapshot);
+        if !plan.is_empty() {
+            tracing::debug!(mailbox = %calendar.email, "push plan:\n{plan}");
+        }
+        for action in &plan.actions {
+            let change = match action {
+                Action::CreateRemote { local_id, data } => PushChange::Create {
+                    data: data.clone(),
+                    provenance: Provenance { installation: self.config.installation_id.clone(), local_id: local_id.clone() },
+                },
+                Action::UpdateRemote { remote_id, if_match, data, .. } => {
+                    PushChange::Update { remote_id: remote_id.clone(), if_match: if_match.clone(), data: data.clone() }
+                }
+                Action::DeleteRemote { remote_id, .. } => PushChange::Delete { remote_id: remote_id.clone() },
+                Action::Forget { .. } => {
+                    let writes = planner::local_writes(action, snapshot, calendar.id, &mut || unreachable!());
+                    self.commit(calendar, snapshot, writes, CursorUpdate::Keep, report).await?;
+                    continue;
+                }
+                _ => continue,
+            };
+            report.requests += 1;
+            let confirmed = match remote.push(&calendar.email, &change).await {
+                Ok(c) => c,
+                Err(RemoteError::NotFound(_)) if matches!(change, PushChange::Delete { .. }) => None,
+                Err(RemoteError::VersionConflict) | Err(RemoteError::NotFound(_)) => {
+                    // Exchange moved on since our last pull; the next pull brings its state
+                    // and the planner decides again.
+                    report.deferred += 1;
+                    continue;
+                }
+                Err(e @ RemoteError::Permanent(_)) => {
+                    report.warnings.push(format!("{action}: {e}"));
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            report.pushed.count(action);
+            let writes = planner::confirm(action, snapshot, calendar.id, confirmed.as_ref());
+            self.commit(calendar, snapshot, writes, CursorUpdate::Keep, report).await?;
+        }
+        Ok(())
+    }
+
+    /// Syncs every calendar of a connection, at most `max_threads` at a time. Unverified links
+    /// are verified first; calendars whose link failed are skipped and reported.
+    pub async fn sync_connection(
+        &self,
+        connection: &Connection,
+        remote: Arc<dyn Remote>,
+        now: DateTime<Utc>,
+        on_done: Arc<dyn Fn(&CalendarReport) + Send + Sync>,
+    ) -> Result<Vec<CalendarReport>, StoreError> {
+        let calendars = self.store.calendars(Some(connection.id)).await?;
+        let limit = Arc::new(Semaphore::new(connection.max_threads.max(1) as usize));
+        let mut tasks = tokio::task::JoinSet::new();
+        for calendar in calendars {
+            let engine = self.clone();
+            let remote = remote.clone();
+            let limit = limit.clone();
+            let on_done = on_done.clone();
+            tasks.spawn(async move {
+                let _permit = limit.acquire_owned().await.expect("semaphore never closes");
+                let report = engine.sync_one(remote.as_ref(), calendar, now).await;
+                on_done(&report);
+                report
+            });
+        }
+        let mut reports = Vec::new();
+        while let Some(r) = tasks.join_next().await {
+            reports.push(r.expect("sync task panicked"));
+        }
+        reports.sort_by(|a, b| a.email.cmp(&b.email));
+        Ok(reports)
+    }
+
+    async fn sync_one(&self, remote: &dyn Remote, mut calendar: Calendar, now: DateTime<Utc>) -> CalendarReport {
+        if !matches!(calendar.link, LinkState::Verified) {
+            match self.verify_link(remote, &calendar).await {
+                Ok(state) => calendar.link = state,
+                Err(e) => {
+                    let mut r = CalendarReport::new(&calendar);
+                    r.error = Some(e.to_string());
+                    return r;
+                }
+            }
+            if let LinkState::Failed { error } = &calendar.link {
+                let mut r = CalendarReport::new(&calendar);
+                r.error = Some(format!("link not verified: {error}"));
+                return r;
+            }
+        }
+        self.sync_calendar(remote, &calendar, now).await
+    }
+}

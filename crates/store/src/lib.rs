@@ -1,0 +1,140 @@
+//! # calbridge-store — calbridge's persistent state
+//!
+//! This crate implements the [`Store`] seam that `calbridge-core` defines: connections, sites,
+//! calendar links, events (the host application's and those pulled from Exchange), the
+//! per-event sync records that are the base of the three-way comparison, and the change-stream
+//! cursors. The engine, the API and the CLI see only `Arc<dyn Store>`; [`open_store`] picks the
+//! implementation from a database URL.
+//!
+//! ## Implementations
+//!
+//! - [`SqliteStore`] — the default: one embedded SQLite file (`sqlite://calbridge.db`, a plain
+//!   path) in WAL mode with foreign keys on and a busy timeout, behind a small pool (readers run
+//!   beside the single writer); or `sqlite::memory:` on one connection, for tests.
+//! - PostgreSQL follows with the scale work (several workers dividing the mailboxes with
+//!   leases), as a second type implementing the same trait with the same schema (identity
+//!   columns, `jsonb`, `BEGIN` instead of `BEGIN IMMEDIATE`, `FOR UPDATE` on the rows a
+//!   transaction reads before writing). It is done when the same [`contract`] suite passes
+//!   against it; until then `open_store` refuses `postgres://` URLs with a clear message.
+//!
+//! ## Tables (`migrations/0001_initial.sql`)
+//!
+//! | table          | key                         | holds                                                     |
+//! |----------------|-----------------------------|-----------------------------------------------------------|
+//! | `connections`  | `id`; `name` unique         | kind, settings (JSON), default organizer, max threads     |
+//! | `sites`        | `id`; `name` unique         | the connection it belongs to                              |
+//! | `calendars`    | `id`; `email` unique        | lower-cased address, kind, connection, site, busy-only, link state (JSON) |
+//! | `events`       | `id` (calbridge's UUID)     | calendar, origin, content (JSON), start/end in µs for range queries, version, deleted |
+//! | `sync_records` | `local_id`; (`calendar_id`, `remote_id`) unique | remote id and version, both sides' content hashes, local version |
+//! | `cursors`      | `calendar_id`               | the opaque delta / sync-state position                    |
+//!
+//! Every child row references its parent with `ON DELETE CASCADE`, and
+//! [`Store::delete_connection`] also deletes child-first explicitly, so a connection leaves
+//! nothing behind. `events` is indexed by (`calendar_id`, `start_us`, `end_us`). The JSON
+//! columns hold the serde form of the `calbridge-core` types, so the store never re-models the
+//! domain; the microsecond columns only pre-select, and the exact overlap test runs on the
+//! decoded instants.
+//!
+//! ## Migrations
+//!
+//! The SQL files are embedded with `include_str!` and applied by sqlx's own migrator (without
+//! its `macros` feature; see [`migrate`]), which records each applied version and checksum in
+//! `_sqlx_migrations`: opening an existing file applies only what is new, and a file written
+//! by a newer calbridge is refused rather than damaged.
+//!
+//! ## Transactions
+//!
+//! - Every operation that reads before it writes runs in one `BEGIN IMMEDIATE` transaction, so
+//!   it holds SQLite's write lock from the start and concurrent writers queue (busy timeout)
+//!   instead of failing on a lock upgrade.
+//! - [`Store::commit`] applies a page's writes and its cursor in one transaction: the first
+//!   failing write returns the error and the transaction rolls back — earlier writes and the
+//!   cursor included. A `PutEvent` replaces a stored event only when the stored version is
+//!   lower (a host-application edit that raced the sync is a conflict, never overwritten); a
+//!   record's remote id is linked to one event per calendar; and a commit writes only inside
+//!   its own calendar.
+//! - The host application's writes follow the trait: Exchange events are read-only, an
+//!   `expected_version` must match, deleting a synced event leaves a tombstone (version
+//!   bumped) for the push, re-creating an event with identical content is an idempotent retry.
+//! - Identical writes are no-ops: a `PutEvent` or `PutRecord` equal to the stored row, or a
+//!   cursor equal to the stored one, changes nothing and counts zero in [`WriteStats`], so a
+//!   retried commit is harmless and an idle sync reports zero writes.
+//! - Snapshots read events and records in one transaction, so they come from the same moment.
+//!
+//! ## Contract
+//!
+//! [`contract`] is the trait's executable specification: one async function per behaviour and
+//! [`contract::run_all`] to run them all against a store factory. `tests/contract_sqlite.rs`
+//! runs it against a SQLite file and against `sqlite::memory:`; a PostgreSQL implementation
+//! runs the very same suite. The module is always compiled (it is small), so other crates'
+//! test doubles of `Store` can be held to the same contract.
+//!
+//! [`Store`]: calbridge_core::store::Store
+//! [`Store::commit`]: calbridge_core::store::Store::commit
+//! [`Store::delete_connection`]: calbridge_core::store::Store::delete_connection
+//! [`WriteStats`]: calbridge_core::store::WriteStats
+
+use std::sync::Arc;
+
+use calbridge_core::store::{Store, StoreError};
+
+pub mod contract;
+mod error;
+pub mod migrate;
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+/// The accepted database URL forms, for error messages.
+const ACCEPTED: &str = "sqlite://PATH, sqlite:PATH, sqlite::memory: or a plain file path";
+
+/// Opens the store a database URL names: SQLite for `sqlite:` URLs and plain paths.
+/// `postgres://` is refused until PostgreSQL support lands.
+pub async fn open_store(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    let trimmed = url.trim();
+    if trimmed.starts_with("sqlite:") {
+        return Ok(Arc::new(SqliteStore::open(trimmed).await?));
+    }
+    // Name only the scheme: a URL may carry a password.
+    match scheme(trimmed) {
+        Some(s) if s.eq_ignore_ascii_case("postgres") || s.eq_ignore_ascii_case("postgresql") => {
+            Err(StoreError::Database(
+                "PostgreSQL support arrives with the scale work; use a sqlite: URL for now".into(),
+            ))
+        }
+        Some(s) => Err(StoreError::Database(format!(
+            "unsupported database URL scheme `{s}:`; use {ACCEPTED}"
+        ))),
+        None if trimmed.is_empty() => Err(StoreError::Database(format!(
+            "no database URL given; use {ACCEPTED}"
+        ))),
+        None => Ok(Arc::new(SqliteStore::open(trimmed).await?)),
+    }
+}
+
+/// The scheme of `s` if it looks like a URL (`name:` with a name of two or more characters, so
+/// a Windows drive letter such as `C:\data\cb.db` stays a path).
+fn scheme(s: &str) -> Option<&str> {
+    let (name, _) = s.split_once(':')?;
+    let valid = name.len() >= 2
+        && name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    valid.then_some(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schemes_are_told_from_paths() {
+        assert_eq!(scheme("postgres://u:p@h/db"), Some("postgres"));
+        assert_eq!(scheme("mysql://h/db"), Some("mysql"));
+        assert_eq!(scheme("C:\\data\\cb.db"), None);
+        assert_eq!(scheme("/var/lib/cb.db"), None);
+        assert_eq!(scheme("./cb.db"), None);
+        assert_eq!(scheme("cb.db"), None);
+    }
+}

@@ -1,0 +1,1055 @@
+//! [`SqliteStore`]: the [`Store`] on an embedded SQLite file (or in memory, for tests).
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use calbridge_core::hash::ContentHash;
+use calbridge_core::model::{
+    Calendar, CalendarId, CalendarKind, Connection, ConnectionId, ConnectionSettings, Event,
+    EventData, EventId, LinkState, Origin, Site,
+};
+use calbridge_core::store::{NewCalendar, NewConnection, Store, StoreError, WriteStats};
+use calbridge_core::sync::{Cursor, CursorUpdate, Snapshot, SyncRecord, Write};
+use chrono::{DateTime, Utc};
+use sqlx::migrate::MigrateError;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite, SqlitePool, Transaction};
+
+use crate::error::{corrupt, Context};
+use crate::migrate;
+
+/// How long a writer waits for another writer's lock before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections in the pool of a file database. SQLite has one writer at a time; more readers
+/// only help concurrent reads (availability queries while a sync commits).
+const FILE_POOL_SIZE: u32 = 4;
+
+type Tx = Transaction<'static, Sqlite>;
+
+const CONNECTION_COLUMNS: &str = "id, name, settings, default_organizer, max_threads";
+const CALENDAR_COLUMNS: &str =
+    "id, email, kind, display_name, connection_id, site_id, busy_only, link_state";
+const EVENT_COLUMNS: &str = "id, calendar_id, origin, data, version, deleted";
+const RECORD_COLUMNS: &str =
+    "local_id, calendar_id, remote_id, remote_version, remote_hash, local_version, local_hash";
+
+/// The [`Store`] on SQLite. Cheap to share behind an `Arc`; all methods take `&self`.
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    /// Where the database is, for error messages ("/var/lib/calbridge/calbridge.db").
+    location: String,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("location", &self.location)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a `sqlite:` URL or a plain path points.
+#[derive(Debug, PartialEq, Eq)]
+enum Target {
+    Memory,
+    File(String),
+}
+
+fn parse_target(url_or_path: &str) -> Result<(Target, SqliteConnectOptions), StoreError> {
+    let trimmed = url_or_path.trim();
+    if trimmed.is_empty() {
+        return Err(StoreError::Database(
+            "no SQLite database given: use sqlite://PATH, sqlite:PATH, sqlite::memory: or a plain file path".into(),
+        ));
+    }
+    if let Some(rest) = trimmed.strip_prefix("sqlite:") {
+        let rest_path = rest.strip_prefix("//").unwrap_or(rest);
+        let memory = rest_path == ":memory:"
+            || rest_path.starts_with(":memory:?")
+            || rest_path.contains("mode=memory");
+        if !memory && rest_path.split('?').next().unwrap_or("").is_empty() {
+            return Err(StoreError::Database(format!(
+                "the SQLite URL `{trimmed}` names no file: use sqlite://PATH (e.g. sqlite://calbridge.db) or sqlite::memory:"
+            )));
+        }
+        let options = SqliteConnectOptions::from_str(trimmed).map_err(|e| {
+            StoreError::Database(format!("the SQLite URL `{trimmed}` is not valid: {e}"))
+        })?;
+        let target = if memory {
+            Target::Memory
+        } else {
+            Target::File(options.get_filename().display().to_string())
+        };
+        Ok((target, options))
+    } else {
+        Ok((
+            Target::File(trimmed.to_string()),
+            SqliteConnectOptions::new().filename(trimmed),
+        ))
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating it if missing) and migrates the database at `url_or_path`:
+    /// `sqlite://PATH`, `sqlite:PATH`, a plain path, or `sqlite::memory:` (a private in-memory
+    /// database, gone when the store is dropped).
+    pub async fn open(url_or_path: &str) -> Result<Self, StoreError> {
+        let (target, options) = parse_target(url_or_path)?;
+        let options = options
+            .create_if_missing(true)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let (options, pool_options, location) = match target {
+            // One connection, never recycled: an in-memory database lives exactly as long as its
+            // only connection.
+            Target::Memory => (
+                options,
+                SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .min_connections(1)
+                    .idle_timeout(None)
+                    .max_lifetime(None),
+                "the in-memory SQLite database".to_string(),
+            ),
+            Target::File(path) => (
+                options
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal),
+                SqlitePoolOptions::new().max_connections(FILE_POOL_SIZE),
+                format!("the SQLite database at {path}"),
+            ),
+        };
+        let pool = pool_options.connect_with(options).await.map_err(|e| {
+            StoreError::Database(format!(
+                "could not open {location}: {e}; check that the directory exists and is writable"
+            ))
+        })?;
+        let store = SqliteStore { pool, location };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let migrator = migrate::migrator().await.map_err(|e| {
+            StoreError::Database(format!("could not load the embedded migrations: {e}"))
+        })?;
+        migrator.run(&self.pool).await.map_err(|e| match e {
+            MigrateError::VersionMissing(v) => StoreError::Database(format!(
+                "{} has schema migration {v}, which this calbridge does not know: it was written by a \
+                 newer calbridge; upgrade calbridge or restore a backup",
+                self.location
+            )),
+            MigrateError::VersionMismatch(v) => StoreError::Database(format!(
+                "{}: schema migration {v} was applied with different SQL than this calbridge carries; \
+                 the database was made by a modified build, restore a backup",
+                self.location
+            )),
+            e => StoreError::Database(format!("could not migrate {}: {e}", self.location)),
+        })
+    }
+
+    /// The highest schema migration applied to the database.
+    pub async fn schema_version(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "SELECT COALESCE(MAX(version), 0) AS v FROM _sqlx_migrations WHERE success",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .context(|| format!("could not read the schema version of {}", self.location))?;
+        Ok(row.get("v"))
+    }
+
+    /// How many migrations the database has recorded as applied.
+    pub async fn applied_migrations(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM _sqlx_migrations")
+            .fetch_one(&self.pool)
+            .await
+            .context(|| format!("could not read the migrations of {}", self.location))?;
+        Ok(row.get("n"))
+    }
+
+    /// Where the database is, in words ("the SQLite database at PATH").
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// Waits for running queries and closes every connection (and so the file).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// A write transaction. `BEGIN IMMEDIATE` takes SQLite's write lock up front, so a
+    /// transaction that reads before it writes can wait for the lock (busy timeout) instead of
+    /// failing when it upgrades.
+    async fn write_tx(&self, what: &str) -> Result<Tx, StoreError> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .context(|| format!("could not start a transaction to {what}"))
+    }
+
+    async fn read_tx(&self, what: &str) -> Result<Tx, StoreError> {
+        self.pool
+            .begin()
+            .await
+            .context(|| format!("could not start a transaction to {what}"))
+    }
+}
+
+async fn commit_tx(tx: Tx, what: &str) -> Result<(), StoreError> {
+    tx.commit()
+        .await
+        .context(|| format!("could not commit the transaction to {what}"))
+}
+
+// --- row mapping ---------------------------------------------------------------------------
+
+fn micros(t: DateTime<Utc>) -> i64 {
+    // Floor to microseconds; the exact instant lives in the event's JSON.
+    t.timestamp_micros()
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("calbridge-core types serialise to JSON")
+}
+
+fn connection_from_row(row: &SqliteRow) -> Result<Connection, StoreError> {
+    let id: i64 = row.get("id");
+    let settings: String = row.get("settings");
+    let settings: ConnectionSettings = serde_json::from_str(&settings)
+        .map_err(|e| corrupt(format!("the settings of connection {id}"), e))?;
+    let max_threads: i64 = row.get("max_threads");
+    Ok(Connection {
+        id,
+        name: row.get("name"),
+        settings,
+        default_organizer: row.get("default_organizer"),
+        max_threads: u32::try_from(max_threads)
+            .map_err(|e| corrupt(format!("max_threads {max_threads} of connection {id}"), e))?,
+    })
+}
+
+fn site_from_row(row: &SqliteRow) -> Site {
+    Site {
+        id: row.get("id"),
+        name: row.get("name"),
+        connection_id: row.get("connection_id"),
+    }
+}
+
+fn calendar_from_row(row: &SqliteRow) -> Result<Calendar, StoreError> {
+    let id: i64 = row.get("id");
+    let kind: String = row.get("kind");
+    let link: String = row.get("link_state");
+    Ok(Calendar {
+        id,
+        email: row.get("email"),
+        kind: CalendarKind::parse(&kind).ok_or_else(|| {
+            corrupt(
+                format!("the kind `{kind}` of calendar {id}"),
+                "unknown kind",
+            )
+        })?,
+        display_name: row.get("display_name"),
+        connection_id: row.get("connection_id"),
+        site_id: row.get("site_id"),
+        busy_only: row.get("busy_only"),
+        link: serde_json::from_str(&link)
+            .map_err(|e| corrupt(format!("the link state of calendar {id}"), e))?,
+    })
+}
+
+fn event_from_row(row: &SqliteRow) -> Result<Event, StoreError> {
+    let id: String = row.get("id");
+    let origin: String = row.get("origin");
+    let data: String = row.get("data");
+    Ok(Event {
+        calendar_id: row.get("calendar_id"),
+        origin: Origin::parse(&origin).ok_or_else(|| {
+            corrupt(
+                format!("the origin `{origin}` of event {id}"),
+                "unknown origin",
+            )
+        })?,
+        data: serde_json::from_str(&data)
+            .map_err(|e| corrupt(format!("the content of event {id}"), e))?,
+        version: row.get("version"),
+        deleted: row.get("deleted"),
+        id: EventId(id),
+    })
+}
+
+fn record_from_row(row: &SqliteRow) -> SyncRecord {
+    SyncRecord {
+        local_id: EventId(row.get("local_id")),
+        calendar_id: row.get("calendar_id"),
+        remote_id: row.get("remote_id"),
+        remote_version: row.get("remote_version"),
+        remote_hash: ContentHash(row.get("remote_hash")),
+        local_version: row.get("local_version"),
+        local_hash: ContentHash(row.get("local_hash")),
+    }
+}
+
+// --- queries shared by several operations, inside a transaction ------------------------------
+
+async fn event_in(tx: &mut Tx, id: &EventId) -> Result<Option<Event>, StoreError> {
+    let row = sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = ?"))
+        .bind(id.as_str())
+        .fetch_optional(&mut **tx)
+        .await
+        .context(|| format!("could not read event {id}"))?;
+    row.as_ref().map(event_from_row).transpose()
+}
+
+async fn record_in(tx: &mut Tx, local_id: &EventId) -> Result<Option<SyncRecord>, StoreError> {
+    let row = sqlx::query(&format!(
+        "SELECT {RECORD_COLUMNS} FROM sync_records WHERE local_id = ?"
+    ))
+    .bind(local_id.as_str())
+    .fetch_optional(&mut **tx)
+    .await
+    .context(|| format!("could not read the sync record of event {local_id}"))?;
+    Ok(row.as_ref().map(record_from_row))
+}
+
+async fn require_calendar(tx: &mut Tx, id: CalendarId) -> Result<(), StoreError> {
+    let found = sqlx::query("SELECT 1 FROM calendars WHERE id = ?")
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await
+        .context(|| format!("could not look up calendar {id}"))?;
+    match found {
+        Some(_) => Ok(()),
+        None => Err(StoreError::NotFound {
+            what: format!("calendar {id}"),
+        }),
+    }
+}
+
+async fn require_connection(tx: &mut Tx, id: ConnectionId) -> Result<(), StoreError> {
+    let found = sqlx::query("SELECT 1 FROM connections WHERE id = ?")
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await
+        .context(|| format!("could not look up connection {id}"))?;
+    match found {
+        Some(_) => Ok(()),
+        None => Err(StoreError::NotFound {
+            what: format!("connection {id}"),
+        }),
+    }
+}
+
+async fn insert_event(tx: &mut Tx, e: &Event) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO events (id, calendar_id, origin, data, start_us, end_us, version, deleted) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(e.id.as_str())
+    .bind(e.calendar_id)
+    .bind(e.origin.as_str())
+    .bind(to_json(&e.data))
+    .bind(micros(e.data.start))
+    .bind(micros(e.data.end))
+    .bind(e.version)
+    .bind(e.deleted)
+    .execute(&mut **tx)
+    .await
+    .context(|| format!("could not insert event {}", e.id))?;
+    Ok(())
+}
+
+/// Replaces an event's row (its id and calendar stay).
+async fn replace_event(tx: &mut Tx, e: &Event) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE events SET origin = ?, data = ?, start_us = ?, end_us = ?, version = ?, deleted = ? WHERE id = ?",
+    )
+    .bind(e.origin.as_str())
+    .bind(to_json(&e.data))
+    .bind(micros(e.data.start))
+    .bind(micros(e.data.end))
+    .bind(e.version)
+    .bind(e.deleted)
+    .bind(e.id.as_str())
+    .execute(&mut **tx)
+    .await
+    .context(|| format!("could not update event {}", e.id))?;
+    Ok(())
+}
+
+fn read_only(id: &EventId) -> StoreError {
+    StoreError::Conflict(format!(
+        "event {id} came from Exchange and is read-only in calbridge; change it in Outlook/Exchange \
+         and the next sync brings the change here"
+    ))
+}
+
+// --- commit --------------------------------------------------------------------------------
+
+async fn put_event(tx: &mut Tx, calendar_id: CalendarId, e: &Event) -> Result<u64, StoreError> {
+    if e.calendar_id != calendar_id {
+        return Err(StoreError::Conflict(format!(
+            "a commit for calendar {calendar_id} tried to write event {} of calendar {}",
+            e.id, e.calendar_id
+        )));
+    }
+    match event_in(tx, &e.id).await? {
+        None => {
+            insert_event(tx, e).await?;
+            Ok(1)
+        }
+        // An identical row: a retried commit. Nothing to do.
+        Some(stored) if stored == *e => Ok(0),
+        Some(stored) if stored.calendar_id != calendar_id => Err(StoreError::Conflict(format!(
+            "event {} belongs to calendar {}, not to calendar {calendar_id}; events do not move between calendars",
+            e.id, stored.calendar_id
+        ))),
+        Some(stored) if stored.version >= e.version => Err(StoreError::Conflict(format!(
+            "event {} changed while it was being synced: the store has version {}, the sync wrote version {}; \
+             the sync will read it again",
+            e.id, stored.version, e.version
+        ))),
+        Some(_) => {
+            replace_event(tx, e).await?;
+            Ok(1)
+        }
+    }
+}
+
+async fn remove_event(
+    tx: &mut Tx,
+    calendar_id: CalendarId,
+    id: &EventId,
+) -> Result<(u64, u64), StoreError> {
+    let events = sqlx::query("DELETE FROM events WHERE id = ? AND calendar_id = ?")
+        .bind(id.as_str())
+        .bind(calendar_id)
+        .execute(&mut **tx)
+        .await
+        .context(|| format!("could not delete event {id}"))?
+        .rows_affected();
+    let records = remove_record(tx, calendar_id, id).await?;
+    Ok((events, records))
+}
+
+async fn remove_record(
+    tx: &mut Tx,
+    calendar_id: CalendarId,
+    local_id: &EventId,
+) -> Result<u64, StoreError> {
+    Ok(
+        sqlx::query("DELETE FROM sync_records WHERE local_id = ? AND calendar_id = ?")
+            .bind(local_id.as_str())
+            .bind(calendar_id)
+            .execute(&mut **tx)
+            .await
+            .context(|| format!("could not delete the sync record of event {local_id}"))?
+            .rows_affected(),
+    )
+}
+
+async fn put_record(
+    tx: &mut Tx,
+    calendar_id: CalendarId,
+    r: &SyncRecord,
+) -> Result<u64, StoreError> {
+    if r.calendar_id != calendar_id {
+        return Err(StoreError::Conflict(format!(
+            "a commit for calendar {calendar_id} tried to write the sync record of event {} of calendar {}",
+            r.local_id, r.calendar_id
+        )));
+    }
+    let stored = record_in(tx, &r.local_id).await?;
+    match &stored {
+        Some(s) if s == r => return Ok(0),
+        Some(s) if s.calendar_id != calendar_id => {
+            return Err(StoreError::Conflict(format!(
+                "the sync record of event {} belongs to calendar {}, not to calendar {calendar_id}",
+                r.local_id, s.calendar_id
+            )))
+        }
+        _ => {}
+    }
+    let other = sqlx::query("SELECT local_id FROM sync_records WHERE calendar_id = ? AND remote_id = ? AND local_id <> ?")
+        .bind(calendar_id)
+        .bind(&r.remote_id)
+        .bind(r.local_id.as_str())
+        .fetch_optional(&mut **tx)
+        .await
+        .context(|| format!("could not look up remote item {} of calendar {calendar_id}", r.remote_id))?;
+    if let Some(other) = other {
+        let other: String = other.get("local_id");
+        return Err(StoreError::Conflict(format!(
+            "remote item {} of calendar {calendar_id} is already linked to event {other}, so it cannot be \
+             linked to event {} too",
+            r.remote_id, r.local_id
+        )));
+    }
+    let sql = if stored.is_some() {
+        "UPDATE sync_records SET calendar_id = ?, remote_id = ?, remote_version = ?, remote_hash = ?, \
+         local_version = ?, local_hash = ? WHERE local_id = ?"
+    } else {
+        "INSERT INTO sync_records (calendar_id, remote_id, remote_version, remote_hash, local_version, local_hash, \
+         local_id) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    };
+    sqlx::query(sql)
+        .bind(calendar_id)
+        .bind(&r.remote_id)
+        .bind(&r.remote_version)
+        .bind(&r.remote_hash.0)
+        .bind(r.local_version)
+        .bind(&r.local_hash.0)
+        .bind(r.local_id.as_str())
+        .execute(&mut **tx)
+        .await
+        .context(|| format!("could not write the sync record of event {}", r.local_id))?;
+    Ok(1)
+}
+
+async fn update_cursor(
+    tx: &mut Tx,
+    calendar_id: CalendarId,
+    update: &CursorUpdate,
+) -> Result<u64, StoreError> {
+    match update {
+        CursorUpdate::Keep => Ok(0),
+        CursorUpdate::Set(Cursor(cursor)) => {
+            let stored: Option<String> =
+                sqlx::query("SELECT cursor FROM cursors WHERE calendar_id = ?")
+                    .bind(calendar_id)
+                    .fetch_optional(&mut **tx)
+                    .await
+                    .context(|| format!("could not read the cursor of calendar {calendar_id}"))?
+                    .map(|row| row.get("cursor"));
+            if stored.as_deref() == Some(cursor.as_str()) {
+                return Ok(0);
+            }
+            sqlx::query(
+                "INSERT INTO cursors (calendar_id, cursor) VALUES (?, ?) \
+                 ON CONFLICT (calendar_id) DO UPDATE SET cursor = excluded.cursor",
+            )
+            .bind(calendar_id)
+            .bind(cursor)
+            .execute(&mut **tx)
+            .await
+            .context(|| format!("could not save the cursor of calendar {calendar_id}"))?;
+            Ok(1)
+        }
+        CursorUpdate::Clear => Ok(sqlx::query("DELETE FROM cursors WHERE calendar_id = ?")
+            .bind(calendar_id)
+            .execute(&mut **tx)
+            .await
+            .context(|| format!("could not clear the cursor of calendar {calendar_id}"))?
+            .rows_affected()),
+    }
+}
+
+fn normalise_email(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    // --- connections -------------------------------------------------------------------
+
+    async fn upsert_connection(&self, c: NewConnection) -> Result<Connection, StoreError> {
+        let name = c.name.trim();
+        if name.is_empty() {
+            return Err(StoreError::Conflict("a connection needs a name".into()));
+        }
+        let row = sqlx::query(&format!(
+            "INSERT INTO connections (name, kind, settings, default_organizer, max_threads) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, settings = excluded.settings, \
+             default_organizer = excluded.default_organizer, max_threads = excluded.max_threads \
+             RETURNING {CONNECTION_COLUMNS}"
+        ))
+        .bind(name)
+        .bind(c.settings.kind())
+        .bind(to_json(&c.settings))
+        .bind(&c.default_organizer)
+        .bind(i64::from(c.max_threads))
+        .fetch_one(&self.pool)
+        .await
+        .context(|| format!("could not save connection `{name}`"))?;
+        connection_from_row(&row)
+    }
+
+    async fn connection(&self, id: ConnectionId) -> Result<Option<Connection>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {CONNECTION_COLUMNS} FROM connections WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .context(|| format!("could not read connection {id}"))?;
+        row.as_ref().map(connection_from_row).transpose()
+    }
+
+    async fn connection_by_name(&self, name: &str) -> Result<Option<Connection>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {CONNECTION_COLUMNS} FROM connections WHERE name = ?"
+        ))
+        .bind(name.trim())
+        .fetch_optional(&self.pool)
+        .await
+        .context(|| format!("could not read connection `{name}`"))?;
+        row.as_ref().map(connection_from_row).transpose()
+    }
+
+    async fn connections(&self) -> Result<Vec<Connection>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {CONNECTION_COLUMNS} FROM connections ORDER BY name"
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .context(|| "could not list connections".into())?;
+        rows.iter().map(connection_from_row).collect()
+    }
+
+    async fn delete_connection(&self, id: ConnectionId) -> Result<(), StoreError> {
+        let what = format!("delete connection {id}");
+        let mut tx = self.write_tx(&what).await?;
+        require_connection(&mut tx, id).await?;
+        // Explicit, child first; the foreign keys' ON DELETE clauses are the safety net.
+        let calendars = "SELECT id FROM calendars WHERE connection_id = ?1";
+        for sql in [
+            format!("DELETE FROM cursors WHERE calendar_id IN ({calendars})"),
+            format!("DELETE FROM sync_records WHERE calendar_id IN ({calendars})"),
+            format!("DELETE FROM events WHERE calendar_id IN ({calendars})"),
+            "DELETE FROM calendars WHERE connection_id = ?1".to_string(),
+            // Calendars of other connections may sit in this connection's sites.
+            "UPDATE calendars SET site_id = NULL WHERE site_id IN (SELECT id FROM sites WHERE connection_id = ?1)"
+                .to_string(),
+            "DELETE FROM sites WHERE connection_id = ?1".to_string(),
+            "DELETE FROM connections WHERE id = ?1".to_string(),
+        ] {
+            sqlx::query(&sql).bind(id).execute(&mut *tx).await.context(|| format!("could not {what}"))?;
+        }
+        commit_tx(tx, &what).await
+    }
+
+    // --- sites -------------------------------------------------------------------------
+
+    async fn upsert_site(
+        &self,
+        name: &str,
+        connection_id: ConnectionId,
+    ) -> Result<Site, StoreError> {
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(StoreError::Conflict("a site needs a name".into()));
+        }
+        let what = format!("save site `{name}`");
+        let mut tx = self.write_tx(&what).await?;
+        require_connection(&mut tx, connection_id).await?;
+        let row = sqlx::query(
+            "INSERT INTO sites (name, connection_id) VALUES (?, ?) \
+             ON CONFLICT (name) DO UPDATE SET connection_id = excluded.connection_id \
+             RETURNING id, name, connection_id",
+        )
+        .bind(name)
+        .bind(connection_id)
+        .fetch_one(&mut *tx)
+        .await
+        .context(|| format!("could not {what}"))?;
+        let site = site_from_row(&row);
+        commit_tx(tx, &what).await?;
+        Ok(site)
+    }
+
+    async fn sites(&self) -> Result<Vec<Site>, StoreError> {
+        let rows = sqlx::query("SELECT id, name, connection_id FROM sites ORDER BY name")
+            .fetch_all(&self.pool)
+            .await
+            .context(|| "could not list sites".into())?;
+        Ok(rows.iter().map(site_from_row).collect())
+    }
+
+    // --- calendars ---------------------------------------------------------------------
+
+    async fn upsert_calendar(&self, c: NewCalendar) -> Result<Calendar, StoreError> {
+        let email = normalise_email(&c.email);
+        if email.is_empty() {
+            return Err(StoreError::Conflict(
+                "a calendar link needs the mailbox's e-mail address".into(),
+            ));
+        }
+        let what = format!("link calendar {email}");
+        let mut tx = self.write_tx(&what).await?;
+        require_connection(&mut tx, c.connection_id).await?;
+        if let Some(site) = c.site_id {
+            let found = sqlx::query("SELECT 1 FROM sites WHERE id = ?")
+                .bind(site)
+                .fetch_optional(&mut *tx)
+                .await
+                .context(|| format!("could not look up site {site}"))?;
+            if found.is_none() {
+                return Err(StoreError::NotFound {
+                    what: format!("site {site}"),
+                });
+            }
+        }
+        let row = sqlx::query(&format!(
+            "INSERT INTO calendars (email, kind, display_name, connection_id, site_id, busy_only, link_state) \
+             VALUES (?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (email) DO UPDATE SET kind = excluded.kind, display_name = excluded.display_name, \
+             site_id = excluded.site_id, busy_only = excluded.busy_only, \
+             link_state = CASE WHEN calendars.connection_id = excluded.connection_id \
+                          THEN calendars.link_state ELSE excluded.link_state END, \
+             connection_id = excluded.connection_id \
+             RETURNING {CALENDAR_COLUMNS}"
+        ))
+        .bind(&email)
+        .bind(c.kind.as_str())
+        .bind(&c.display_name)
+        .bind(c.connection_id)
+        .bind(c.site_id)
+        .bind(c.busy_only)
+        .bind(to_json(&LinkState::Unverified))
+        .fetch_one(&mut *tx)
+        .await
+        .context(|| format!("could not {what}"))?;
+        let calendar = calendar_from_row(&row)?;
+        commit_tx(tx, &what).await?;
+        Ok(calendar)
+    }
+
+    async fn calendar(&self, id: CalendarId) -> Result<Option<Calendar>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {CALENDAR_COLUMNS} FROM calendars WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .context(|| format!("could not read calendar {id}"))?;
+        row.as_ref().map(calendar_from_row).transpose()
+    }
+
+    async fn calendar_by_email(&self, email: &str) -> Result<Option<Calendar>, StoreError> {
+        let email = normalise_email(email);
+        let row = sqlx::query(&format!(
+            "SELECT {CALENDAR_COLUMNS} FROM calendars WHERE email = ?"
+        ))
+        .bind(&email)
+        .fetch_optional(&self.pool)
+        .await
+        .context(|| format!("could not read calendar {email}"))?;
+        row.as_ref().map(calendar_from_row).transpose()
+    }
+
+    async fn calendars(
+        &self,
+        connection: Option<ConnectionId>,
+    ) -> Result<Vec<Calendar>, StoreError> {
+        let rows = match connection {
+            Some(id) => sqlx::query(&format!(
+                "SELECT {CALENDAR_COLUMNS} FROM calendars WHERE connection_id = ? ORDER BY email"
+            ))
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await
+            .context(|| format!("could not list the calendars of connection {id}"))?,
+            None => sqlx::query(&format!(
+                "SELECT {CALENDAR_COLUMNS} FROM calendars ORDER BY email"
+            ))
+            .fetch_all(&self.pool)
+            .await
+            .context(|| "could not list calendars".into())?,
+        };
+        rows.iter().map(calendar_from_row).collect()
+    }
+
+    async fn set_link_state(&self, id: CalendarId, state: &LinkState) -> Result<(), StoreError> {
+        let changed = sqlx::query("UPDATE calendars SET link_state = ? WHERE id = ?")
+            .bind(to_json(state))
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .context(|| format!("could not save the link state of calendar {id}"))?
+            .rows_affected();
+        if changed == 0 {
+            return Err(StoreError::NotFound {
+                what: format!("calendar {id}"),
+            });
+        }
+        Ok(())
+    }
+
+    // --- events, the host application's side --------------------------------------------
+
+    async fn create_local_event(
+        &self,
+        calendar_id: CalendarId,
+        id: &EventId,
+        data: &EventData,
+    ) -> Result<Event, StoreError> {
+        if id.as_str().is_empty() {
+            return Err(StoreError::Conflict("an event needs an id".into()));
+        }
+        let what = format!("create event {id}");
+        let mut tx = self.write_tx(&what).await?;
+        require_calendar(&mut tx, calendar_id).await?;
+        if let Some(existing) = event_in(&mut tx, id).await? {
+            let same = existing.calendar_id == calendar_id
+                && existing.origin == Origin::Local
+                && !existing.deleted
+                && existing.data == *data;
+            if same {
+                return Ok(existing); // an idempotent retry
+            }
+            return Err(StoreError::Conflict(format!(
+                "event {id} already exists (calendar {}, version {}) with other content; a retry must send \
+                 the same content, and a new event needs a new id",
+                existing.calendar_id, existing.version
+            )));
+        }
+        let event = Event {
+            id: id.clone(),
+            calendar_id,
+            origin: Origin::Local,
+            data: data.clone(),
+            version: 1,
+            deleted: false,
+        };
+        insert_event(&mut tx, &event).await?;
+        commit_tx(tx, &what).await?;
+        Ok(event)
+    }
+
+    async fn update_local_event(
+        &self,
+        id: &EventId,
+        data: &EventData,
+        expected_version: Option<i64>,
+    ) -> Result<Event, StoreError> {
+        let what = format!("update event {id}");
+        let mut tx = self.write_tx(&what).await?;
+        let Some(stored) = event_in(&mut tx, id).await? else {
+            return Err(StoreError::NotFound {
+                what: format!("event {id}"),
+            });
+        };
+        if stored.origin == Origin::Exchange {
+            return Err(read_only(id));
+        }
+        if stored.deleted {
+            return Err(StoreError::Conflict(format!(
+                "event {id} was deleted (the deletion is waiting to be sent to Exchange) and can no longer be changed"
+            )));
+        }
+        if let Some(expected) = expected_version {
+            if expected != stored.version {
+                return Err(StoreError::Conflict(format!(
+                    "event {id} is at version {}, not the expected version {expected}; someone changed it \
+                     meanwhile: read it again and reapply the change",
+                    stored.version
+                )));
+            }
+        }
+        let event = Event {
+            data: data.clone(),
+            version: stored.version + 1,
+            ..stored
+        };
+        replace_event(&mut tx, &event).await?;
+        commit_tx(tx, &what).await?;
+        Ok(event)
+    }
+
+    async fn delete_local_event(&self, id: &EventId) -> Result<(), StoreError> {
+        let what = format!("delete event {id}");
+        let mut tx = self.write_tx(&what).await?;
+        let Some(stored) = event_in(&mut tx, id).await? else {
+            return Err(StoreError::NotFound {
+                what: format!("event {id}"),
+            });
+        };
+        if stored.origin == Origin::Exchange {
+            return Err(read_only(id));
+        }
+        if stored.deleted {
+            return Ok(()); // already a tombstone: a repeated delete
+        }
+        // Always a tombstone: even without a sync record the create may have reached
+        // Exchange with its confirmation lost; the next pull links it and the push deletes it
+        // (or, when Exchange never had it, the push drops the tombstone).
+        let tombstone = Event {
+            deleted: true,
+            version: stored.version + 1,
+            ..stored
+        };
+        replace_event(&mut tx, &tombstone).await?;
+        commit_tx(tx, &what).await
+    }
+
+    async fn event(&self, id: &EventId) -> Result<Option<Event>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = ?"))
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .context(|| format!("could not read event {id}"))?;
+        row.as_ref().map(event_from_row).transpose()
+    }
+
+    async fn events_in_range(
+        &self,
+        calendar_id: CalendarId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<Event>, StoreError> {
+        if from >= to {
+            return Ok(Vec::new()); // `[from, to)` is empty: nothing overlaps it
+        }
+        // The columns hold instants floored to microseconds, and flooring keeps order, so this
+        // selects a superset of the overlapping events; the exact test runs on the JSON below.
+        let rows = sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events \
+             WHERE calendar_id = ? AND deleted = 0 AND start_us <= ? AND end_us >= ? \
+             ORDER BY start_us, id"
+        ))
+        .bind(calendar_id)
+        .bind(micros(to))
+        .bind(micros(from))
+        .fetch_all(&self.pool)
+        .await
+        .context(|| {
+            format!("could not read the events of calendar {calendar_id} from {from} to {to}")
+        })?;
+        let mut events = rows
+            .iter()
+            .map(event_from_row)
+            .filter(|e| e.as_ref().map_or(true, |e| e.data.overlaps(from, to)))
+            .collect::<Result<Vec<_>, _>>()?;
+        events.sort_by(|a, b| {
+            a.data
+                .start
+                .cmp(&b.data.start)
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        Ok(events)
+    }
+
+    async fn remote_id(&self, id: &EventId) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT remote_id FROM sync_records WHERE local_id = ?")
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .context(|| format!("could not read the remote id of event {id}"))?;
+        Ok(row.map(|r| r.get("remote_id")))
+    }
+
+    // --- sync state ----------------------------------------------------------------------
+
+    async fn snapshot(&self, calendar_id: CalendarId) -> Result<Snapshot, StoreError> {
+        let what = format!("read the sync state of calendar {calendar_id}");
+        // One read transaction: events and records from the same moment.
+        let mut tx = self.read_tx(&what).await?;
+        require_calendar(&mut tx, calendar_id).await?;
+        let events = sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE calendar_id = ?"
+        ))
+        .bind(calendar_id)
+        .fetch_all(&mut *tx)
+        .await
+        .context(|| format!("could not {what}"))?
+        .iter()
+        .map(event_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+        let records = sqlx::query(&format!(
+            "SELECT {RECORD_COLUMNS} FROM sync_records WHERE calendar_id = ?"
+        ))
+        .bind(calendar_id)
+        .fetch_all(&mut *tx)
+        .await
+        .context(|| format!("could not {what}"))?
+        .iter()
+        .map(record_from_row)
+        .collect();
+        commit_tx(tx, &what).await?;
+        Ok(Snapshot::new(events, records))
+    }
+
+    async fn cursor(&self, calendar_id: CalendarId) -> Result<Option<Cursor>, StoreError> {
+        let row = sqlx::query("SELECT cursor FROM cursors WHERE calendar_id = ?")
+            .bind(calendar_id)
+            .fetch_optional(&self.pool)
+            .await
+            .context(|| format!("could not read the cursor of calendar {calendar_id}"))?;
+        Ok(row.map(|r| Cursor(r.get("cursor"))))
+    }
+
+    async fn commit(
+        &self,
+        calendar_id: CalendarId,
+        writes: &[Write],
+        cursor: &CursorUpdate,
+    ) -> Result<WriteStats, StoreError> {
+        let what = format!("commit {} writes for calendar {calendar_id}", writes.len());
+        let mut tx = self.write_tx(&what).await?;
+        require_calendar(&mut tx, calendar_id).await?;
+        let mut stats = WriteStats::default();
+        // Any error returns early and drops `tx`, which rolls everything back.
+        for write in writes {
+            match write {
+                Write::PutEvent(e) => stats.events += put_event(&mut tx, calendar_id, e).await?,
+                Write::RemoveEvent(id) => {
+                    let (events, records) = remove_event(&mut tx, calendar_id, id).await?;
+                    stats.events += events;
+                    stats.records += records;
+                }
+                Write::PutRecord(r) => stats.records += put_record(&mut tx, calendar_id, r).await?,
+                Write::RemoveRecord(id) => {
+                    stats.records += remove_record(&mut tx, calendar_id, id).await?
+                }
+            }
+        }
+        stats.cursors += update_cursor(&mut tx, calendar_id, cursor).await?;
+        commit_tx(tx, &what).await?;
+        Ok(stats)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_and_paths_are_parsed() {
+        assert_eq!(parse_target("sqlite::memory:").unwrap().0, Target::Memory);
+        assert_eq!(parse_target("sqlite://:memory:").unwrap().0, Target::Memory);
+        assert_eq!(
+            parse_target("sqlite://data/cb.db").unwrap().0,
+            Target::File("data/cb.db".into())
+        );
+        assert_eq!(
+            parse_target("sqlite:cb.db").unwrap().0,
+            Target::File("cb.db".into())
+        );
+        assert_eq!(
+            parse_target("sqlite:///var/lib/cb.db").unwrap().0,
+            Target::File("/var/lib/cb.db".into())
+        );
+        assert_eq!(
+            parse_target("/var/lib/cb.db").unwrap().0,
+            Target::File("/var/lib/cb.db".into())
+        );
+        for bad in ["", "  ", "sqlite://", "sqlite:"] {
+            let err = parse_target(bad).unwrap_err().to_string();
+            assert!(err.contains("sqlite://"), "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn micros_floor_and_keep_order() {
+        let t = DateTime::from_timestamp(1_700_000_000, 999_999_999).unwrap();
+        assert_eq!(micros(t), 1_700_000_000_999_999);
+        let before_epoch = DateTime::from_timestamp(-1, 500).unwrap();
+        assert_eq!(micros(before_epoch), -1_000_000);
+    }
+}

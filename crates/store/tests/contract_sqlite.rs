@@ -1,0 +1,332 @@
+//! The Store contract against SQLite (a file and in memory), and what only SQLite has:
+//! opening, re-opening and migrating files, URL forms, concurrent writers.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+use calbridge_core::model::{
+    CalendarKind, ConnectionSettings, EventData, EventId, GraphSettings, LinkState,
+};
+use calbridge_core::store::{NewCalendar, NewConnection, Store, StoreError};
+use calbridge_core::sync::{Cursor, CursorUpdate};
+use calbridge_store::migrate::SCHEMA_VERSION;
+use calbridge_store::{contract, open_store, SqliteStore};
+use chrono::{TimeZone, Utc};
+
+/// A fresh directory under the system temp dir, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(label: &str) -> Self {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let dir = std::env::temp_dir().join(format!(
+            "calbridge-store-{label}-{}-{n}-{nanos}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+    fn file(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_file_meets_the_store_contract() {
+    let dir = TempDir::new("contract");
+    let next = AtomicU32::new(0);
+    contract::run_all(|| {
+        let path = dir.file(&format!("case-{}.db", next.fetch_add(1, Ordering::Relaxed)));
+        async move {
+            let url = format!("sqlite://{}", path.display());
+            Arc::new(
+                SqliteStore::open(&url)
+                    .await
+                    .expect("open a fresh SQLite file"),
+            ) as Arc<dyn Store>
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn sqlite_in_memory_meets_the_store_contract() {
+    contract::run_all(|| async {
+        Arc::new(
+            SqliteStore::open("sqlite::memory:")
+                .await
+                .expect("open an in-memory store"),
+        ) as Arc<dyn Store>
+    })
+    .await;
+}
+
+fn graph() -> ConnectionSettings {
+    ConnectionSettings::Graph(GraphSettings {
+        tenant_id: "contoso.onmicrosoft.com".into(),
+        client_id: "client".into(),
+        authority_url: "https://login.microsoftonline.com".into(),
+        graph_url: "https://graph.microsoft.com".into(),
+    })
+}
+
+async fn seed(store: &dyn Store) -> (i64, EventData) {
+    let c = store
+        .upsert_connection(NewConnection {
+            name: "contoso".into(),
+            settings: graph(),
+            default_organizer: None,
+            max_threads: 2,
+        })
+        .await
+        .unwrap();
+    let cal = store
+        .upsert_calendar(NewCalendar {
+            email: "Anna@Contoso.com".into(),
+            kind: CalendarKind::Person,
+            display_name: "Anna".into(),
+            connection_id: c.id,
+            site_id: None,
+            busy_only: false,
+        })
+        .await
+        .unwrap();
+    store
+        .set_link_state(cal.id, &LinkState::Verified)
+        .await
+        .unwrap();
+    let start = Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap();
+    let data = EventData::new("Class", start, start + chrono::Duration::hours(1));
+    store
+        .create_local_event(cal.id, &EventId::new("e1"), &data)
+        .await
+        .unwrap();
+    store
+        .commit(cal.id, &[], &CursorUpdate::Set(Cursor("delta-1".into())))
+        .await
+        .unwrap();
+    (cal.id, data)
+}
+
+#[tokio::test]
+async fn a_reopened_file_keeps_its_data_and_migrates_once() {
+    let dir = TempDir::new("reopen");
+    let path = dir.file("calbridge.db");
+    let url = format!("sqlite://{}", path.display());
+
+    let store = SqliteStore::open(&url).await.unwrap();
+    assert_eq!(store.schema_version().await.unwrap(), SCHEMA_VERSION);
+    let migrations = store.applied_migrations().await.unwrap();
+    assert!(migrations >= 1);
+    let (cal_id, data) = seed(&store).await;
+    store.close().await;
+    drop(store);
+    assert!(path.exists(), "the database file was created");
+    {
+        use sqlx::Connection;
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(mode, "wal", "file databases run in WAL mode");
+        conn.close().await.unwrap();
+    }
+
+    for form in [
+        url.clone(),
+        format!("sqlite:{}", path.display()),
+        path.display().to_string(),
+    ] {
+        let store = SqliteStore::open(&form)
+            .await
+            .unwrap_or_else(|e| panic!("re-open {form}: {e}"));
+        assert_eq!(
+            store.schema_version().await.unwrap(),
+            SCHEMA_VERSION,
+            "{form}"
+        );
+        assert_eq!(
+            store.applied_migrations().await.unwrap(),
+            migrations,
+            "{form}: no migration ran twice"
+        );
+        let cal = store
+            .calendar(cal_id)
+            .await
+            .unwrap()
+            .expect("the calendar survives a re-open");
+        assert_eq!(cal.email, "anna@contoso.com");
+        assert_eq!(cal.link, LinkState::Verified);
+        let ev = store
+            .event(&EventId::new("e1"))
+            .await
+            .unwrap()
+            .expect("the event survives a re-open");
+        assert_eq!(ev.data, data);
+        assert_eq!(
+            store.cursor(cal_id).await.unwrap(),
+            Some(Cursor("delta-1".into()))
+        );
+        assert_eq!(store.connections().await.unwrap().len(), 1);
+        store.close().await;
+    }
+}
+
+#[tokio::test]
+async fn a_file_from_a_newer_calbridge_is_refused_not_damaged() {
+    let dir = TempDir::new("newer");
+    let url = format!("sqlite://{}", dir.file("calbridge.db").display());
+    let store = SqliteStore::open(&url).await.unwrap();
+    seed(&store).await;
+    store.close().await;
+    drop(store);
+
+    // Pretend a newer calbridge applied migration 9999.
+    {
+        use sqlx::Connection;
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+             VALUES (9999, 'future', 1, x'00', 0)",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        conn.close().await.unwrap();
+    }
+    match SqliteStore::open(&url).await {
+        Err(StoreError::Database(m)) => {
+            assert!(m.contains("newer calbridge") && m.contains("9999"), "{m}")
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn open_store_picks_the_backend_from_the_url() {
+    let dir = TempDir::new("open-store");
+    for url in [
+        format!("sqlite://{}", dir.file("a.db").display()),
+        format!("sqlite:{}", dir.file("b.db").display()),
+        dir.file("c.db").display().to_string(),
+        "sqlite::memory:".to_string(),
+    ] {
+        let store = open_store(&url)
+            .await
+            .unwrap_or_else(|e| panic!("open_store({url}): {e}"));
+        assert!(store.connections().await.unwrap().is_empty(), "{url}");
+    }
+    assert!(dir.file("a.db").exists() && dir.file("b.db").exists() && dir.file("c.db").exists());
+
+    let err = open_store("postgres://calbridge:s3cret@db.internal/calbridge")
+        .await
+        .err()
+        .expect("refused");
+    let m = err.to_string();
+    assert!(
+        m.contains("PostgreSQL support arrives with the scale work") && m.contains("sqlite:"),
+        "{m}"
+    );
+    assert!(
+        !m.contains("s3cret"),
+        "the password must not leak into the message: {m}"
+    );
+    assert!(open_store("postgresql://h/db")
+        .await
+        .err()
+        .unwrap()
+        .to_string()
+        .contains("PostgreSQL"));
+
+    let m = open_store("mysql://root:pw@h/db")
+        .await
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        m.contains("mysql:") && m.contains("sqlite://PATH") && m.contains("sqlite::memory:"),
+        "{m}"
+    );
+    assert!(!m.contains("pw@"), "{m}");
+    let m = open_store("  ").await.err().expect("refused").to_string();
+    assert!(m.contains("sqlite://PATH"), "{m}");
+}
+
+#[tokio::test]
+async fn a_missing_directory_is_reported_with_the_fix() {
+    let dir = TempDir::new("missing");
+    let path = dir.file("no/such/dir/calbridge.db");
+    match SqliteStore::open(&format!("sqlite://{}", path.display())).await {
+        Err(StoreError::Database(m)) => {
+            assert!(m.contains("could not open the SQLite database at"), "{m}");
+            assert!(m.contains(&path.display().to_string()), "{m}");
+            assert!(
+                m.contains("check that the directory exists and is writable"),
+                "{m}"
+            );
+        }
+        other => panic!("expected a database error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn in_memory_stores_are_private_and_survive_idle_time() {
+    let a = SqliteStore::open("sqlite::memory:").await.unwrap();
+    let b = SqliteStore::open("sqlite::memory:").await.unwrap();
+    seed(&a).await;
+    assert_eq!(a.connections().await.unwrap().len(), 1);
+    assert!(
+        b.connections().await.unwrap().is_empty(),
+        "each in-memory store is its own database"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert_eq!(a.connections().await.unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_on_one_file_all_succeed() {
+    let dir = TempDir::new("concurrent");
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&format!("sqlite://{}", dir.file("c.db").display()))
+            .await
+            .unwrap(),
+    );
+    let (cal_id, data) = seed(store.as_ref()).await;
+    let mut tasks = Vec::new();
+    for t in 0..8 {
+        let store = store.clone();
+        let data = data.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..10 {
+                let id = EventId::new(format!("t{t}-{i}"));
+                store.create_local_event(cal_id, &id, &data).await.unwrap();
+                store.update_local_event(&id, &data, Some(1)).await.unwrap();
+                let cursor = CursorUpdate::Set(Cursor(format!("t{t}-{i}")));
+                store.commit(cal_id, &[], &cursor).await.unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("a writer failed");
+    }
+    let snap = store.snapshot(cal_id).await.unwrap();
+    assert_eq!(snap.events.len(), 1 + 8 * 10);
+    assert!(snap
+        .events
+        .values()
+        .filter(|e| e.id.as_str() != "e1")
+        .all(|e| e.version == 2));
+}
