@@ -67,7 +67,12 @@ impl fmt::Display for Action {
             }
             Action::DeleteLocal { local_id, why, .. } => write!(f, "pull   delete  {:<24} ({why})", local_id.as_str()),
             Action::Link { local_id, remote } => {
-                write!(f, "pull   link    {:<24} to {} (confirmation was lost)", local_id.as_str(), short(&remote.remote_id))
+                write!(
+                    f,
+                    "pull   link    {:<24} to {} (confirmation was lost)",
+                    local_id.as_str(),
+                    short(&remote.remote_id)
+                )
             }
             Action::Refresh { local_id, why, .. } => write!(f, "pull   version {:<24} ({why})", local_id.as_str()),
             Action::CreateRemote { local_id, data } => {
@@ -81,7 +86,9 @@ impl fmt::Display for Action {
                 "push   delete  {:<24} ({why})",
                 local_id.as_ref().map(|l| l.as_str().to_string()).unwrap_or_else(|| short(remote_id))
             ),
-            Action::Forget { local_id } => write!(f, "local  forget  {:<24} (deleted before it reached Exchange)", local_id.as_str()),
+            Action::Forget { local_id } => {
+                write!(f, "local  forget  {:<24} (deleted before it reached Exchange)", local_id.as_str())
+            }
         }
     }
 }
@@ -301,7 +308,12 @@ pub fn plan_push(snapshot: &Snapshot) -> Plan {
 
 /// The local writes of a pull action. `new_id` supplies ids for events new to calbridge.
 /// Push actions have no local writes until confirmed (see [`confirm`]).
-pub fn local_writes(action: &Action, snapshot: &Snapshot, calendar_id: i64, new_id: &mut dyn FnMut() -> EventId) -> Vec<Write> {
+pub fn local_writes(
+    action: &Action,
+    snapshot: &Snapshot,
+    calendar_id: i64,
+    new_id: &mut dyn FnMut() -> EventId,
+) -> Vec<Write> {
     let record = |local_id: &EventId, remote: &RemoteItem, local_version: i64, local_hash| SyncRecord {
         calendar_id,
         local_id: local_id.clone(),
@@ -314,7 +326,14 @@ pub fn local_writes(action: &Action, snapshot: &Snapshot, calendar_id: i64, new_
     match action {
         Action::CreateLocal { remote } => {
             let id = new_id();
-            let ev = Event { id: id.clone(), calendar_id, origin: Origin::Exchange, data: remote.data.clone(), version: 1, deleted: false };
+            let ev = Event {
+                id: id.clone(),
+                calendar_id,
+                origin: Origin::Exchange,
+                data: remote.data.clone(),
+                version: 1,
+                deleted: false,
+            };
             let rec = record(&id, remote, 1, content_hash(&remote.data));
             vec![Write::PutEvent(ev), Write::PutRecord(rec)]
         }

@@ -69,12 +69,7 @@ pub trait Remote: Send + Sync {
 
     /// One page of changes to the mailbox's default calendar within `window`. Without a
     /// cursor, a full listing starts (every item in the window arrives as an upsert).
-    async fn changes(
-        &self,
-        email: &str,
-        window: &Window,
-        cursor: Option<&Cursor>,
-    ) -> Result<ChangePage, RemoteError>;
+    async fn changes(&self, email: &str, window: &Window, cursor: Option<&Cursor>) -> Result<ChangePage, RemoteError>;
 
     /// Reads items by id; ids that no longer exist are left out.
     async fn fetch(&self, email: &str, ids: &[String]) -> Result<Vec<RemoteItem>, RemoteError>;

@@ -21,10 +21,7 @@ impl Window {
     /// window computed twice on the same day is the same window.
     pub fn around(now: DateTime<Utc>, past_days: u32, future_days: u32) -> Self {
         let day = now.date_naive().and_hms_opt(0, 0, 0).unwrap().and_utc();
-        Window {
-            start: day - Duration::days(past_days as i64),
-            end: day + Duration::days(future_days as i64 + 1),
-        }
+        Window { start: day - Duration::days(past_days as i64), end: day + Duration::days(future_days as i64 + 1) }
     }
 
     pub fn contains(&self, data: &EventData) -> bool {

@@ -38,8 +38,8 @@ use calbridge_core::model::{Calendar, Connection, EventId, LinkState};
 use calbridge_core::planner::{self, Action, DeleteGuard};
 use calbridge_core::remote::{Remote, RemoteError};
 use calbridge_core::store::{Store, StoreError, WriteStats};
-use calbridge_core::sync::{CursorUpdate, PushChange, RemoteChange, Snapshot, Window, Write};
 use calbridge_core::sync::Provenance;
+use calbridge_core::sync::{CursorUpdate, PushChange, RemoteChange, Snapshot, Window, Write};
 
 pub mod report;
 
@@ -204,6 +204,7 @@ impl Engine {
         let mut full = cursor.is_none();
         report.full_listing = full;
         let mut seen: HashSet<String> = HashSet::new();
+        let mut first_page = true;
         loop {
             let page = match self.changes_with_retry(remote, &calendar.email, window, cursor.as_ref(), report).await {
                 Ok(p) => p,
@@ -212,6 +213,7 @@ impl Engine {
                     report.relisted = true;
                     report.full_listing = true;
                     full = true;
+                    first_page = true;
                     cursor = None;
                     seen.clear();
                     continue;
@@ -245,9 +247,20 @@ impl Engine {
             if !plan.is_empty() {
                 tracing::debug!(mailbox = %calendar.email, "pull plan:\n{plan}");
             }
-            let cursor_update = if cursor.as_ref() == Some(&page.next) { CursorUpdate::Keep } else { CursorUpdate::Set(page.next.clone()) };
+            // An idle round (continued from a stored cursor, one final page, no changes) keeps
+            // the stored cursor: Exchange may hand out a fresh token for the same position,
+            // and writing it would make every idle sync a write.
+            let idle_round = first_page && !full && page.done && page.changes.is_empty();
+            first_page = false;
+            let cursor_update = if idle_round || cursor.as_ref() == Some(&page.next) {
+                CursorUpdate::Keep
+            } else {
+                CursorUpdate::Set(page.next.clone())
+            };
             self.commit(calendar, snapshot, writes, cursor_update, report).await?;
-            cursor = Some(page.next);
+            if !idle_round {
+                cursor = Some(page.next);
+            }
             if page.done {
                 break;
             }
@@ -260,7 +273,9 @@ impl Engine {
             let mut writes = Vec::new();
             for action in &plan.actions {
                 report.pulled.count(action);
-                writes.extend(planner::local_writes(action, snapshot, calendar.id, &mut || unreachable!("reconcile creates nothing")));
+                writes.extend(planner::local_writes(action, snapshot, calendar.id, &mut || {
+                    unreachable!("reconcile creates nothing")
+                }));
             }
             self.commit(calendar, snapshot, writes, CursorUpdate::Keep, report).await?;
         }
@@ -296,7 +311,10 @@ impl Engine {
             let change = match action {
                 Action::CreateRemote { local_id, data } => PushChange::Create {
                     data: data.clone(),
-                    provenance: Provenance { installation: self.config.installation_id.clone(), local_id: local_id.clone() },
+                    provenance: Provenance {
+                        installation: self.config.installation_id.clone(),
+                        local_id: local_id.clone(),
+                    },
                 },
                 Action::UpdateRemote { remote_id, if_match, data, .. } => {
                     PushChange::Update { remote_id: remote_id.clone(), if_match: if_match.clone(), data: data.clone() }

@@ -28,8 +28,7 @@ use std::sync::Arc;
 
 use calbridge_core::hash::content_hash;
 use calbridge_core::model::{
-    Calendar, CalendarKind, Connection, ConnectionSettings, Event, EventData, EventId,
-    GraphSettings, LinkState, Origin,
+    Calendar, CalendarKind, Connection, ConnectionSettings, Event, EventData, EventId, GraphSettings, LinkState, Origin,
 };
 use calbridge_core::store::{NewCalendar, NewConnection, Store, StoreError, WriteStats};
 use calbridge_core::sync::{Cursor, CursorUpdate, SyncRecord, Write};
@@ -81,12 +80,7 @@ where
             }
         }
     }
-    assert!(
-        failed.is_empty(),
-        "{} of {} store contract cases failed: {failed:?}",
-        failed.len(),
-        CASES.len()
-    );
+    assert!(failed.is_empty(), "{} of {} store contract cases failed: {failed:?}", failed.len(), CASES.len());
 }
 
 // --- fixtures --------------------------------------------------------------------------------
@@ -123,10 +117,7 @@ fn new_connection(name: &str) -> NewConnection {
 }
 
 async fn connection(store: &Arc<dyn Store>, name: &str) -> Connection {
-    store
-        .upsert_connection(new_connection(name))
-        .await
-        .expect("upsert_connection")
+    store.upsert_connection(new_connection(name)).await.expect("upsert_connection")
 }
 
 fn new_calendar(email: &str, connection: &Connection) -> NewCalendar {
@@ -141,10 +132,7 @@ fn new_calendar(email: &str, connection: &Connection) -> NewCalendar {
 }
 
 async fn calendar(store: &Arc<dyn Store>, email: &str, connection: &Connection) -> Calendar {
-    store
-        .upsert_calendar(new_calendar(email, connection))
-        .await
-        .expect("upsert_calendar")
+    store.upsert_calendar(new_calendar(email, connection)).await.expect("upsert_calendar")
 }
 
 /// A connection with one calendar.
@@ -155,14 +143,7 @@ async fn setup(store: &Arc<dyn Store>) -> (Connection, Calendar) {
 }
 
 fn exchange_event(calendar: &Calendar, event_id: &str, d: EventData, version: i64) -> Event {
-    Event {
-        id: id(event_id),
-        calendar_id: calendar.id,
-        origin: Origin::Exchange,
-        data: d,
-        version,
-        deleted: false,
-    }
+    Event { id: id(event_id), calendar_id: calendar.id, origin: Origin::Exchange, data: d, version, deleted: false }
 }
 
 fn record(calendar: &Calendar, event: &Event, remote_id: &str, remote_version: &str) -> SyncRecord {
@@ -178,40 +159,21 @@ fn record(calendar: &Calendar, event: &Event, remote_id: &str, remote_version: &
 }
 
 /// Commits an Exchange event with its sync record, as a pull does.
-async fn pulled(
-    store: &Arc<dyn Store>,
-    calendar: &Calendar,
-    event_id: &str,
-    d: EventData,
-    remote_id: &str,
-) -> Event {
+async fn pulled(store: &Arc<dyn Store>, calendar: &Calendar, event_id: &str, d: EventData, remote_id: &str) -> Event {
     let ev = exchange_event(calendar, event_id, d, 1);
-    let writes = [
-        Write::PutEvent(ev.clone()),
-        Write::PutRecord(record(calendar, &ev, remote_id, "ck-1")),
-    ];
-    store
-        .commit(calendar.id, &writes, &CursorUpdate::Keep)
-        .await
-        .expect("commit a pulled event");
+    let writes = [Write::PutEvent(ev.clone()), Write::PutRecord(record(calendar, &ev, remote_id, "ck-1"))];
+    store.commit(calendar.id, &writes, &CursorUpdate::Keep).await.expect("commit a pulled event");
     ev
 }
 
 /// Records that a local event reached Exchange, as a confirmed push does.
 async fn pushed(store: &Arc<dyn Store>, calendar: &Calendar, event: &Event, remote_id: &str) {
     let writes = [Write::PutRecord(record(calendar, event, remote_id, "ck-1"))];
-    store
-        .commit(calendar.id, &writes, &CursorUpdate::Keep)
-        .await
-        .expect("commit a push confirmation");
+    store.commit(calendar.id, &writes, &CursorUpdate::Keep).await.expect("commit a push confirmation");
 }
 
 fn stats(events: u64, records: u64, cursors: u64) -> WriteStats {
-    WriteStats {
-        events,
-        records,
-        cursors,
-    }
+    WriteStats { events, records, cursors }
 }
 
 /// Asserts a `Conflict` whose message contains every one of `needles`; returns the message.
@@ -245,13 +207,7 @@ async fn ids_in_range(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Vec<String> {
-    store
-        .events_in_range(calendar.id, from, to)
-        .await
-        .expect("events_in_range")
-        .into_iter()
-        .map(|e| e.id.0)
-        .collect()
+    store.events_in_range(calendar.id, from, to).await.expect("events_in_range").into_iter().map(|e| e.id.0).collect()
 }
 
 // --- connections and sites -------------------------------------------------------------------
@@ -262,16 +218,10 @@ pub async fn connection_upsert_get_and_list(store: Arc<dyn Store>) {
     assert!(zeta.id > 0);
     assert_eq!(zeta.name, "zeta");
     assert_eq!(zeta.settings, settings("zeta.onmicrosoft.com"));
-    assert_eq!(
-        zeta.default_organizer.as_deref(),
-        Some("organizer@zeta.example")
-    );
+    assert_eq!(zeta.default_organizer.as_deref(), Some("organizer@zeta.example"));
     assert_eq!(zeta.max_threads, 4);
     assert_eq!(store.connection(zeta.id).await.unwrap(), Some(zeta.clone()));
-    assert_eq!(
-        store.connection_by_name("zeta").await.unwrap(),
-        Some(zeta.clone())
-    );
+    assert_eq!(store.connection_by_name("zeta").await.unwrap(), Some(zeta.clone()));
 
     // The same name updates the same row.
     let changed = NewConnection {
@@ -285,26 +235,14 @@ pub async fn connection_upsert_get_and_list(store: Arc<dyn Store>) {
     assert_eq!(updated.settings, settings("other-tenant"));
     assert_eq!(updated.default_organizer, None);
     assert_eq!(updated.max_threads, 9);
-    assert_eq!(
-        store.connection(zeta.id).await.unwrap(),
-        Some(updated.clone())
-    );
+    assert_eq!(store.connection(zeta.id).await.unwrap(), Some(updated.clone()));
 
     let alpha = connection(&store, "alpha").await;
     assert_ne!(alpha.id, zeta.id);
-    let names: Vec<String> = store
-        .connections()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|c| c.name)
-        .collect();
+    let names: Vec<String> = store.connections().await.unwrap().into_iter().map(|c| c.name).collect();
     assert_eq!(names, ["alpha", "zeta"], "connections are listed by name");
 
-    assert_eq!(
-        store.connection(alpha.id + zeta.id + 1000).await.unwrap(),
-        None
-    );
+    assert_eq!(store.connection(alpha.id + zeta.id + 1000).await.unwrap(), None);
     assert_eq!(store.connection_by_name("nobody").await.unwrap(), None);
 }
 
@@ -325,53 +263,22 @@ pub async fn connection_delete_cascades(store: Arc<dyn Store>) {
     stray.site_id = Some(site.id);
     let bob = store.upsert_calendar(stray).await.unwrap();
 
-    let local = store
-        .create_local_event(anna.id, &id("local-1"), &data("Class", at(9, 0), at(10, 0)))
-        .await
-        .unwrap();
+    let local = store.create_local_event(anna.id, &id("local-1"), &data("Class", at(9, 0), at(10, 0))).await.unwrap();
     pushed(&store, &anna, &local, "AAMk-local-1").await;
-    pulled(
-        &store,
-        &room,
-        "pulled-1",
-        data("Meeting", at(11, 0), at(12, 0)),
-        "AAMk-pulled-1",
-    )
-    .await;
-    store
-        .commit(room.id, &[], &CursorUpdate::Set(Cursor("delta-1".into())))
-        .await
-        .unwrap();
-    let bobs = store
-        .create_local_event(bob.id, &id("bob-1"), &data("1:1", at(9, 0), at(10, 0)))
-        .await
-        .unwrap();
+    pulled(&store, &room, "pulled-1", data("Meeting", at(11, 0), at(12, 0)), "AAMk-pulled-1").await;
+    store.commit(room.id, &[], &CursorUpdate::Set(Cursor("delta-1".into()))).await.unwrap();
+    let bobs = store.create_local_event(bob.id, &id("bob-1"), &data("1:1", at(9, 0), at(10, 0))).await.unwrap();
     pushed(&store, &bob, &bobs, "AAMk-bob-1").await;
-    store
-        .commit(bob.id, &[], &CursorUpdate::Set(Cursor("delta-bob".into())))
-        .await
-        .unwrap();
+    store.commit(bob.id, &[], &CursorUpdate::Set(Cursor("delta-bob".into()))).await.unwrap();
 
     store.delete_connection(doomed.id).await.unwrap();
 
     assert_eq!(store.connection(doomed.id).await.unwrap(), None);
     assert_eq!(store.connection_by_name("doomed").await.unwrap(), None);
-    let sites: Vec<String> = store
-        .sites()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|s| s.name)
-        .collect();
+    let sites: Vec<String> = store.sites().await.unwrap().into_iter().map(|s| s.name).collect();
     assert_eq!(sites, ["Kept HQ"]);
     assert_eq!(store.calendar(room.id).await.unwrap(), None);
-    assert_eq!(
-        store
-            .calendar_by_email("anna@doomed.example")
-            .await
-            .unwrap(),
-        None
-    );
+    assert_eq!(store.calendar_by_email("anna@doomed.example").await.unwrap(), None);
     assert_eq!(store.event(&id("local-1")).await.unwrap(), None);
     assert_eq!(store.event(&id("pulled-1")).await.unwrap(), None);
     assert_eq!(store.remote_id(&id("local-1")).await.unwrap(), None);
@@ -380,21 +287,11 @@ pub async fn connection_delete_cascades(store: Arc<dyn Store>) {
 
     // The other connection keeps everything; its calendar merely leaves the deleted site.
     assert_eq!(store.connection(kept.id).await.unwrap(), Some(kept.clone()));
-    let bob_now = store
-        .calendar(bob.id)
-        .await
-        .unwrap()
-        .expect("the other connection's calendar stays");
+    let bob_now = store.calendar(bob.id).await.unwrap().expect("the other connection's calendar stays");
     assert_eq!(bob_now.site_id, None);
     assert_eq!(store.event(&id("bob-1")).await.unwrap(), Some(bobs));
-    assert_eq!(
-        store.remote_id(&id("bob-1")).await.unwrap().as_deref(),
-        Some("AAMk-bob-1")
-    );
-    assert_eq!(
-        store.cursor(bob.id).await.unwrap(),
-        Some(Cursor("delta-bob".into()))
-    );
+    assert_eq!(store.remote_id(&id("bob-1")).await.unwrap().as_deref(), Some("AAMk-bob-1"));
+    assert_eq!(store.cursor(bob.id).await.unwrap(), Some(Cursor("delta-bob".into())));
     assert_eq!(store.calendars(None).await.unwrap(), vec![bob_now]);
     assert_eq!(store.sites().await.unwrap(), vec![kept_site]);
 
@@ -402,14 +299,8 @@ pub async fn connection_delete_cascades(store: Arc<dyn Store>) {
     let again = connection(&store, "doomed").await;
     let anna_again = calendar(&store, "anna@doomed.example", &again).await;
     assert_eq!(anna_again.link, LinkState::Unverified);
-    let recreated = store
-        .create_local_event(
-            anna_again.id,
-            &id("local-1"),
-            &data("Other", at(13, 0), at(14, 0)),
-        )
-        .await
-        .unwrap();
+    let recreated =
+        store.create_local_event(anna_again.id, &id("local-1"), &data("Other", at(13, 0), at(14, 0))).await.unwrap();
     assert_eq!(recreated.version, 1);
 
     expect_not_found(store.delete_connection(doomed.id).await);
@@ -420,21 +311,14 @@ pub async fn site_upsert_moves_between_connections(store: Arc<dyn Store>) {
     let a = connection(&store, "a").await;
     let b = connection(&store, "b").await;
     let zurich = store.upsert_site("Zurich", a.id).await.unwrap();
-    assert_eq!(
-        (zurich.name.as_str(), zurich.connection_id),
-        ("Zurich", a.id)
-    );
+    assert_eq!((zurich.name.as_str(), zurich.connection_id), ("Zurich", a.id));
     let berlin = store.upsert_site("Berlin", a.id).await.unwrap();
     assert_ne!(berlin.id, zurich.id);
 
     let moved = store.upsert_site("Zurich", b.id).await.unwrap();
     assert_eq!(moved.id, zurich.id, "an upsert by name keeps the id");
     assert_eq!(moved.connection_id, b.id);
-    assert_eq!(
-        store.sites().await.unwrap(),
-        vec![berlin, moved],
-        "sites are listed by name"
-    );
+    assert_eq!(store.sites().await.unwrap(), vec![berlin, moved], "sites are listed by name");
 
     expect_not_found(store.upsert_site("Paris", a.id + b.id + 1000).await);
     assert_eq!(store.sites().await.unwrap().len(), 2);
@@ -457,34 +341,19 @@ pub async fn calendar_upsert_lower_cases_and_keeps_link_state(store: Arc<dyn Sto
     assert!(cal.busy_only);
     assert_eq!(cal.link, LinkState::Unverified);
     assert_eq!(store.calendar(cal.id).await.unwrap(), Some(cal.clone()));
-    assert_eq!(
-        store.calendar_by_email("ROOM.1@contoso.com").await.unwrap(),
-        Some(cal.clone())
-    );
+    assert_eq!(store.calendar_by_email("ROOM.1@contoso.com").await.unwrap(), Some(cal.clone()));
 
-    store
-        .set_link_state(cal.id, &LinkState::Verified)
-        .await
-        .unwrap();
+    store.set_link_state(cal.id, &LinkState::Verified).await.unwrap();
     room.email = "room.1@CONTOSO.com".into();
     room.display_name = "Room One".into();
     room.busy_only = false;
     let same = store.upsert_calendar(room.clone()).await.unwrap();
-    assert_eq!(
-        same.id, cal.id,
-        "the same address in another case is the same link"
-    );
+    assert_eq!(same.id, cal.id, "the same address in another case is the same link");
     assert_eq!(same.display_name, "Room One");
     assert!(!same.busy_only);
-    assert_eq!(
-        same.link,
-        LinkState::Verified,
-        "the link state survives an update on the same connection"
-    );
+    assert_eq!(same.link, LinkState::Verified, "the link state survives an update on the same connection");
 
-    let failed = LinkState::Failed {
-        error: "mailbox not found; check the address".into(),
-    };
+    let failed = LinkState::Failed { error: "mailbox not found; check the address".into() };
     store.set_link_state(cal.id, &failed).await.unwrap();
     assert_eq!(store.calendar(cal.id).await.unwrap().unwrap().link, failed);
 
@@ -494,53 +363,23 @@ pub async fn calendar_upsert_lower_cases_and_keeps_link_state(store: Arc<dyn Sto
     assert_eq!(moved.id, cal.id);
     assert_eq!(moved.connection_id, b.id);
     assert_eq!(moved.site_id, None);
-    assert_eq!(
-        moved.link,
-        LinkState::Unverified,
-        "a new connection must verify the link again"
-    );
+    assert_eq!(moved.link, LinkState::Unverified, "a new connection must verify the link again");
 
     let zed = calendar(&store, "Zed@Contoso.com", &a).await;
     let bert = calendar(&store, "bert@contoso.com", &a).await;
-    let all: Vec<String> = store
-        .calendars(None)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|c| c.email)
-        .collect();
-    assert_eq!(
-        all,
-        ["bert@contoso.com", "room.1@contoso.com", "zed@contoso.com"],
-        "ordered by address"
-    );
+    let all: Vec<String> = store.calendars(None).await.unwrap().into_iter().map(|c| c.email).collect();
+    assert_eq!(all, ["bert@contoso.com", "room.1@contoso.com", "zed@contoso.com"], "ordered by address");
     assert_eq!(store.calendars(Some(a.id)).await.unwrap(), vec![bert, zed]);
     assert_eq!(store.calendars(Some(b.id)).await.unwrap(), vec![moved]);
 
+    expect_not_found(store.set_link_state(cal.id + 1000, &LinkState::Verified).await);
     expect_not_found(
-        store
-            .set_link_state(cal.id + 1000, &LinkState::Verified)
-            .await,
-    );
-    expect_not_found(
-        store
-            .upsert_calendar(new_calendar(
-                "x@contoso.com",
-                &Connection {
-                    id: a.id + b.id + 1000,
-                    ..a.clone()
-                },
-            ))
-            .await,
+        store.upsert_calendar(new_calendar("x@contoso.com", &Connection { id: a.id + b.id + 1000, ..a.clone() })).await,
     );
     let mut bad_site = new_calendar("y@contoso.com", &a);
     bad_site.site_id = Some(site.id + 1000);
     expect_not_found(store.upsert_calendar(bad_site).await);
-    assert_eq!(
-        store.calendars(None).await.unwrap().len(),
-        3,
-        "failed upserts leave nothing behind"
-    );
+    assert_eq!(store.calendars(None).await.unwrap().len(), 3, "failed upserts leave nothing behind");
 }
 
 // --- local events ----------------------------------------------------------------------------
@@ -551,58 +390,25 @@ pub async fn local_event_create_is_idempotent(store: Arc<dyn Store>) {
     let (c, cal) = setup(&store).await;
     let other = calendar(&store, "bob@contoso.example", &c).await;
     let d = data("Class", at(9, 0), at(10, 0));
-    let ev = store
-        .create_local_event(cal.id, &id("e1"), &d)
-        .await
-        .unwrap();
+    let ev = store.create_local_event(cal.id, &id("e1"), &d).await.unwrap();
     assert_eq!(
         ev,
-        Event {
-            id: id("e1"),
-            calendar_id: cal.id,
-            origin: Origin::Local,
-            data: d.clone(),
-            version: 1,
-            deleted: false
-        }
+        Event { id: id("e1"), calendar_id: cal.id, origin: Origin::Local, data: d.clone(), version: 1, deleted: false }
     );
     assert_eq!(store.event(&id("e1")).await.unwrap(), Some(ev.clone()));
 
-    let retry = store
-        .create_local_event(cal.id, &id("e1"), &d)
-        .await
-        .unwrap();
+    let retry = store.create_local_event(cal.id, &id("e1"), &d).await.unwrap();
     assert_eq!(retry, ev, "a retry returns the existing event");
-    assert_eq!(
-        ids_in_range(&store, &cal, at(0, 0), at(23, 0)).await,
-        ["e1"],
-        "a retry creates nothing"
-    );
+    assert_eq!(ids_in_range(&store, &cal, at(0, 0), at(23, 0)).await, ["e1"], "a retry creates nothing");
 
     let mut changed = d.clone();
     changed.subject = "Another class".into();
-    expect_conflict(
-        store.create_local_event(cal.id, &id("e1"), &changed).await,
-        &["e1"],
-    );
-    expect_conflict(
-        store.create_local_event(other.id, &id("e1"), &d).await,
-        &["e1"],
-    );
-    assert_eq!(
-        store.event(&id("e1")).await.unwrap(),
-        Some(ev),
-        "a refused create changes nothing"
-    );
-    assert!(ids_in_range(&store, &other, at(0, 0), at(23, 0))
-        .await
-        .is_empty());
+    expect_conflict(store.create_local_event(cal.id, &id("e1"), &changed).await, &["e1"]);
+    expect_conflict(store.create_local_event(other.id, &id("e1"), &d).await, &["e1"]);
+    assert_eq!(store.event(&id("e1")).await.unwrap(), Some(ev), "a refused create changes nothing");
+    assert!(ids_in_range(&store, &other, at(0, 0), at(23, 0)).await.is_empty());
 
-    expect_not_found(
-        store
-            .create_local_event(cal.id + other.id + 1000, &id("e2"), &d)
-            .await,
-    );
+    expect_not_found(store.create_local_event(cal.id + other.id + 1000, &id("e2"), &d).await);
     assert_eq!(store.event(&id("e2")).await.unwrap(), None);
 }
 
@@ -610,70 +416,32 @@ pub async fn local_event_create_is_idempotent(store: Arc<dyn Store>) {
 /// tombstones.
 pub async fn local_event_update_checks_origin_and_version(store: Arc<dyn Store>) {
     let (_, cal) = setup(&store).await;
-    store
-        .create_local_event(cal.id, &id("e1"), &data("Class", at(9, 0), at(10, 0)))
-        .await
-        .unwrap();
+    store.create_local_event(cal.id, &id("e1"), &data("Class", at(9, 0), at(10, 0))).await.unwrap();
 
     let v2 = data("Class (moved)", at(10, 0), at(11, 0));
-    let ev = store
-        .update_local_event(&id("e1"), &v2, Some(1))
-        .await
-        .unwrap();
-    assert_eq!(
-        (ev.version, &ev.data, ev.origin, ev.deleted),
-        (2, &v2, Origin::Local, false)
-    );
+    let ev = store.update_local_event(&id("e1"), &v2, Some(1)).await.unwrap();
+    assert_eq!((ev.version, &ev.data, ev.origin, ev.deleted), (2, &v2, Origin::Local, false));
     assert_eq!(store.event(&id("e1")).await.unwrap(), Some(ev.clone()));
 
     let stale = data("Lost update", at(12, 0), at(13, 0));
-    expect_conflict(
-        store.update_local_event(&id("e1"), &stale, Some(1)).await,
-        &["e1", "1", "2"],
-    );
-    assert_eq!(
-        store.event(&id("e1")).await.unwrap(),
-        Some(ev),
-        "a refused update changes nothing"
-    );
+    expect_conflict(store.update_local_event(&id("e1"), &stale, Some(1)).await, &["e1", "1", "2"]);
+    assert_eq!(store.event(&id("e1")).await.unwrap(), Some(ev), "a refused update changes nothing");
 
     let v3 = data("Class (again)", at(14, 0), at(15, 0));
-    let ev = store
-        .update_local_event(&id("e1"), &v3, None)
-        .await
-        .unwrap();
+    let ev = store.update_local_event(&id("e1"), &v3, None).await.unwrap();
     assert_eq!(ev.version, 3);
-    assert_eq!(
-        ids_in_range(&store, &cal, at(14, 0), at(15, 0)).await,
-        ["e1"],
-        "the range index follows the update"
-    );
-    assert!(ids_in_range(&store, &cal, at(9, 0), at(11, 0))
-        .await
-        .is_empty());
+    assert_eq!(ids_in_range(&store, &cal, at(14, 0), at(15, 0)).await, ["e1"], "the range index follows the update");
+    assert!(ids_in_range(&store, &cal, at(9, 0), at(11, 0)).await.is_empty());
 
-    let from_exchange = pulled(
-        &store,
-        &cal,
-        "x1",
-        data("Outlook meeting", at(9, 0), at(10, 0)),
-        "AAMk-x1",
-    )
-    .await;
-    expect_conflict(
-        store.update_local_event(&id("x1"), &v2, None).await,
-        &["read-only", "Exchange"],
-    );
+    let from_exchange = pulled(&store, &cal, "x1", data("Outlook meeting", at(9, 0), at(10, 0)), "AAMk-x1").await;
+    expect_conflict(store.update_local_event(&id("x1"), &v2, None).await, &["read-only", "Exchange"]);
     assert_eq!(store.event(&id("x1")).await.unwrap(), Some(from_exchange));
 
     expect_not_found(store.update_local_event(&id("missing"), &v2, None).await);
 
     pushed(&store, &cal, &ev, "AAMk-e1").await;
     store.delete_local_event(&id("e1")).await.unwrap();
-    expect_conflict(
-        store.update_local_event(&id("e1"), &v2, None).await,
-        &["e1", "deleted"],
-    );
+    expect_conflict(store.update_local_event(&id("e1"), &v2, None).await, &["e1", "deleted"]);
 }
 
 /// Deleting a local event always leaves a tombstone (version bumped) for the push: even one
@@ -681,71 +449,30 @@ pub async fn local_event_update_checks_origin_and_version(store: Arc<dyn Store>)
 /// Tombstones are not live. Exchange events are read-only.
 pub async fn local_event_delete_tombstone_or_removal(store: Arc<dyn Store>) {
     let (_, cal) = setup(&store).await;
-    store
-        .create_local_event(
-            cal.id,
-            &id("never-pushed"),
-            &data("Draft", at(9, 0), at(10, 0)),
-        )
-        .await
-        .unwrap();
+    store.create_local_event(cal.id, &id("never-pushed"), &data("Draft", at(9, 0), at(10, 0))).await.unwrap();
     store.delete_local_event(&id("never-pushed")).await.unwrap();
     let t = store.event(&id("never-pushed")).await.unwrap().expect("a tombstone, even without a sync record");
     assert!(t.deleted);
     assert_eq!(t.version, 2);
-    assert!(
-        store.events_in_range(cal.id, at(0, 0), at(23, 0)).await.unwrap().is_empty(),
-        "tombstones are not live"
-    );
+    assert!(store.events_in_range(cal.id, at(0, 0), at(23, 0)).await.unwrap().is_empty(), "tombstones are not live");
 
-    let synced = store
-        .create_local_event(cal.id, &id("synced"), &data("Class", at(9, 0), at(10, 0)))
-        .await
-        .unwrap();
+    let synced = store.create_local_event(cal.id, &id("synced"), &data("Class", at(9, 0), at(10, 0))).await.unwrap();
     pushed(&store, &cal, &synced, "AAMk-synced").await;
     store.delete_local_event(&id("synced")).await.unwrap();
-    let tombstone = store
-        .event(&id("synced"))
-        .await
-        .unwrap()
-        .expect("a tombstone stays until the deletion is pushed");
+    let tombstone = store.event(&id("synced")).await.unwrap().expect("a tombstone stays until the deletion is pushed");
     assert!(tombstone.deleted);
     assert_eq!(tombstone.version, 2);
     assert_eq!(tombstone.data, synced.data);
-    store
-        .delete_local_event(&id("synced"))
-        .await
-        .expect("deleting a tombstone again is a no-op");
-    assert_eq!(
-        store.event(&id("synced")).await.unwrap(),
-        Some(tombstone.clone())
-    );
-    assert_eq!(
-        store.remote_id(&id("synced")).await.unwrap().as_deref(),
-        Some("AAMk-synced")
-    );
-    assert!(
-        ids_in_range(&store, &cal, at(0, 0), at(23, 0))
-            .await
-            .is_empty(),
-        "tombstones are not live"
-    );
+    store.delete_local_event(&id("synced")).await.expect("deleting a tombstone again is a no-op");
+    assert_eq!(store.event(&id("synced")).await.unwrap(), Some(tombstone.clone()));
+    assert_eq!(store.remote_id(&id("synced")).await.unwrap().as_deref(), Some("AAMk-synced"));
+    assert!(ids_in_range(&store, &cal, at(0, 0), at(23, 0)).await.is_empty(), "tombstones are not live");
     let snap = store.snapshot(cal.id).await.unwrap();
     assert_eq!(snap.events.get(&id("synced")), Some(&tombstone));
     assert!(snap.records.contains_key(&id("synced")));
 
-    let pulled_event = pulled(
-        &store,
-        &cal,
-        "x1",
-        data("Outlook meeting", at(11, 0), at(12, 0)),
-        "AAMk-x1",
-    )
-    .await;
-    expect_conflict(
-        store.delete_local_event(&id("x1")).await,
-        &["read-only", "Exchange"],
-    );
+    let pulled_event = pulled(&store, &cal, "x1", data("Outlook meeting", at(11, 0), at(12, 0)), "AAMk-x1").await;
+    expect_conflict(store.delete_local_event(&id("x1")).await, &["read-only", "Exchange"]);
     assert_eq!(store.event(&id("x1")).await.unwrap(), Some(pulled_event));
 
     expect_not_found(store.delete_local_event(&id("missing")).await);
@@ -758,12 +485,7 @@ pub async fn events_in_range_overlap_and_order(store: Arc<dyn Store>) {
     let other = calendar(&store, "bob@contoso.example", &c).await;
     let create = |cal_id, name: &'static str, start, end| {
         let store = store.clone();
-        async move {
-            store
-                .create_local_event(cal_id, &id(name), &data(name, start, end))
-                .await
-                .unwrap()
-        }
+        async move { store.create_local_event(cal_id, &id(name), &data(name, start, end)).await.unwrap() }
     };
     create(cal.id, "ends-at-from", at(8, 0), at(9, 0)).await;
     create(cal.id, "b-inside", at(9, 0), at(10, 0)).await;
@@ -775,76 +497,28 @@ pub async fn events_in_range_overlap_and_order(store: Arc<dyn Store>) {
     let gone = create(cal.id, "tombstone", at(9, 0), at(10, 0)).await;
     pushed(&store, &cal, &gone, "AAMk-t").await;
     store.delete_local_event(&id("tombstone")).await.unwrap();
-    pulled(
-        &store,
-        &cal,
-        "from-exchange",
-        data("x", at(9, 15), at(9, 20)),
-        "AAMk-x",
-    )
-    .await;
+    pulled(&store, &cal, "from-exchange", data("x", at(9, 15), at(9, 20)), "AAMk-x").await;
 
     assert_eq!(
         ids_in_range(&store, &cal, at(9, 0), at(10, 0)).await,
-        [
-            "spans",
-            "a-inside",
-            "b-inside",
-            "from-exchange",
-            "late-start"
-        ],
+        ["spans", "a-inside", "b-inside", "from-exchange", "late-start"],
         "half-open overlap, ordered by start then id, Exchange events included"
     );
-    assert_eq!(
-        ids_in_range(&store, &cal, at(11, 30), at(13, 0)).await,
-        ["spans"]
-    );
-    assert!(ids_in_range(&store, &cal, at(13, 0), at(14, 0))
-        .await
-        .is_empty());
-    assert!(
-        ids_in_range(&store, &cal, at(10, 0), at(9, 0))
-            .await
-            .is_empty(),
-        "an inverted range is empty"
-    );
-    assert!(
-        ids_in_range(&store, &cal, at(9, 10), at(9, 10))
-            .await
-            .is_empty(),
-        "an empty range is empty"
-    );
-    assert_eq!(
-        ids_in_range(&store, &other, at(0, 0), at(23, 0)).await,
-        ["other-calendar"]
-    );
+    assert_eq!(ids_in_range(&store, &cal, at(11, 30), at(13, 0)).await, ["spans"]);
+    assert!(ids_in_range(&store, &cal, at(13, 0), at(14, 0)).await.is_empty());
+    assert!(ids_in_range(&store, &cal, at(10, 0), at(9, 0)).await.is_empty(), "an inverted range is empty");
+    assert!(ids_in_range(&store, &cal, at(9, 10), at(9, 10)).await.is_empty(), "an empty range is empty");
+    assert_eq!(ids_in_range(&store, &other, at(0, 0), at(23, 0)).await, ["other-calendar"]);
 
     // Sub-second precision: boundaries are exact, not rounded.
     let start = at(20, 0) + Duration::nanoseconds(250_000_500);
     create(cal.id, "precise", start, start + Duration::minutes(5)).await;
-    assert!(
-        ids_in_range(&store, &cal, at(19, 0), start)
-            .await
-            .is_empty(),
-        "an event starting at `to` is outside"
-    );
-    assert_eq!(
-        ids_in_range(&store, &cal, at(19, 0), start + Duration::nanoseconds(1)).await,
-        ["precise"]
-    );
+    assert!(ids_in_range(&store, &cal, at(19, 0), start).await.is_empty(), "an event starting at `to` is outside");
+    assert_eq!(ids_in_range(&store, &cal, at(19, 0), start + Duration::nanoseconds(1)).await, ["precise"]);
     let end = start + Duration::minutes(5);
-    assert!(
-        ids_in_range(&store, &cal, end, at(21, 0)).await.is_empty(),
-        "an event ending at `from` is outside"
-    );
-    assert_eq!(
-        ids_in_range(&store, &cal, end - Duration::nanoseconds(1), at(21, 0)).await,
-        ["precise"]
-    );
-    let events = store
-        .events_in_range(cal.id, at(19, 0), at(21, 0))
-        .await
-        .unwrap();
+    assert!(ids_in_range(&store, &cal, end, at(21, 0)).await.is_empty(), "an event ending at `from` is outside");
+    assert_eq!(ids_in_range(&store, &cal, end - Duration::nanoseconds(1), at(21, 0)).await, ["precise"]);
+    let events = store.events_in_range(cal.id, at(19, 0), at(21, 0)).await.unwrap();
     assert_eq!(events[0].data.start, start, "instants round-trip exactly");
 }
 
@@ -856,131 +530,39 @@ pub async fn commit_put_event_versions(store: Arc<dyn Store>) {
     let (c, cal) = setup(&store).await;
     let keep = CursorUpdate::Keep;
     let v1 = exchange_event(&cal, "x1", data("Meeting", at(9, 0), at(10, 0)), 1);
-    assert_eq!(
-        store
-            .commit(cal.id, &[Write::PutEvent(v1.clone())], &keep)
-            .await
-            .unwrap(),
-        stats(1, 0, 0)
-    );
+    assert_eq!(store.commit(cal.id, &[Write::PutEvent(v1.clone())], &keep).await.unwrap(), stats(1, 0, 0));
     assert_eq!(store.event(&id("x1")).await.unwrap(), Some(v1.clone()));
 
-    let v2 = Event {
-        version: 2,
-        data: data("Meeting (moved)", at(11, 0), at(12, 0)),
-        ..v1.clone()
-    };
-    assert_eq!(
-        store
-            .commit(cal.id, &[Write::PutEvent(v2.clone())], &keep)
-            .await
-            .unwrap(),
-        stats(1, 0, 0)
-    );
+    let v2 = Event { version: 2, data: data("Meeting (moved)", at(11, 0), at(12, 0)), ..v1.clone() };
+    assert_eq!(store.commit(cal.id, &[Write::PutEvent(v2.clone())], &keep).await.unwrap(), stats(1, 0, 0));
     assert_eq!(store.event(&id("x1")).await.unwrap(), Some(v2.clone()));
-    assert_eq!(
-        ids_in_range(&store, &cal, at(11, 0), at(12, 0)).await,
-        ["x1"]
-    );
+    assert_eq!(ids_in_range(&store, &cal, at(11, 0), at(12, 0)).await, ["x1"]);
 
-    assert_eq!(
-        store
-            .commit(cal.id, &[Write::PutEvent(v2.clone())], &keep)
-            .await
-            .unwrap(),
-        stats(0, 0, 0)
-    );
+    assert_eq!(store.commit(cal.id, &[Write::PutEvent(v2.clone())], &keep).await.unwrap(), stats(0, 0, 0));
 
-    let same_version = Event {
-        data: data("Other", at(9, 0), at(10, 0)),
-        ..v2.clone()
-    };
-    expect_conflict(
-        store
-            .commit(cal.id, &[Write::PutEvent(same_version)], &keep)
-            .await,
-        &["x1", "2"],
-    );
-    expect_conflict(
-        store
-            .commit(cal.id, &[Write::PutEvent(v1.clone())], &keep)
-            .await,
-        &["x1", "1", "2"],
-    );
+    let same_version = Event { data: data("Other", at(9, 0), at(10, 0)), ..v2.clone() };
+    expect_conflict(store.commit(cal.id, &[Write::PutEvent(same_version)], &keep).await, &["x1", "2"]);
+    expect_conflict(store.commit(cal.id, &[Write::PutEvent(v1.clone())], &keep).await, &["x1", "1", "2"]);
     assert_eq!(store.event(&id("x1")).await.unwrap(), Some(v2.clone()));
 
     // A commit's writes stay inside its calendar.
     let other = calendar(&store, "bob@contoso.example", &c).await;
     let foreign = exchange_event(&other, "y1", data("Elsewhere", at(9, 0), at(10, 0)), 1);
-    expect_conflict(
-        store
-            .commit(cal.id, &[Write::PutEvent(foreign)], &keep)
-            .await,
-        &["y1"],
-    );
-    let moved = Event {
-        calendar_id: other.id,
-        version: 3,
-        ..v2.clone()
-    };
-    expect_conflict(
-        store
-            .commit(other.id, &[Write::PutEvent(moved)], &keep)
-            .await,
-        &["x1"],
-    );
+    expect_conflict(store.commit(cal.id, &[Write::PutEvent(foreign)], &keep).await, &["y1"]);
+    let moved = Event { calendar_id: other.id, version: 3, ..v2.clone() };
+    expect_conflict(store.commit(other.id, &[Write::PutEvent(moved)], &keep).await, &["x1"]);
     assert_eq!(store.event(&id("y1")).await.unwrap(), None);
     assert_eq!(store.event(&id("x1")).await.unwrap(), Some(v2.clone()));
 
-    store
-        .commit(
-            cal.id,
-            &[Write::PutRecord(record(&cal, &v2, "AAMk-x1", "ck-2"))],
-            &keep,
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        store
-            .commit(other.id, &[Write::RemoveEvent(id("x1"))], &keep)
-            .await
-            .unwrap(),
-        stats(0, 0, 0)
-    );
-    assert!(
-        store.event(&id("x1")).await.unwrap().is_some(),
-        "a commit cannot remove another calendar's event"
-    );
-    assert_eq!(
-        store
-            .commit(cal.id, &[Write::RemoveEvent(id("x1"))], &keep)
-            .await
-            .unwrap(),
-        stats(1, 1, 0)
-    );
+    store.commit(cal.id, &[Write::PutRecord(record(&cal, &v2, "AAMk-x1", "ck-2"))], &keep).await.unwrap();
+    assert_eq!(store.commit(other.id, &[Write::RemoveEvent(id("x1"))], &keep).await.unwrap(), stats(0, 0, 0));
+    assert!(store.event(&id("x1")).await.unwrap().is_some(), "a commit cannot remove another calendar's event");
+    assert_eq!(store.commit(cal.id, &[Write::RemoveEvent(id("x1"))], &keep).await.unwrap(), stats(1, 1, 0));
     assert_eq!(store.event(&id("x1")).await.unwrap(), None);
-    assert_eq!(
-        store.remote_id(&id("x1")).await.unwrap(),
-        None,
-        "the record goes with the event"
-    );
-    assert_eq!(
-        store
-            .commit(cal.id, &[Write::RemoveEvent(id("x1"))], &keep)
-            .await
-            .unwrap(),
-        stats(0, 0, 0)
-    );
+    assert_eq!(store.remote_id(&id("x1")).await.unwrap(), None, "the record goes with the event");
+    assert_eq!(store.commit(cal.id, &[Write::RemoveEvent(id("x1"))], &keep).await.unwrap(), stats(0, 0, 0));
 
-    expect_not_found(
-        store
-            .commit(
-                cal.id + other.id + 1000,
-                &[],
-                &CursorUpdate::Set(Cursor("c".into())),
-            )
-            .await,
-    );
+    expect_not_found(store.commit(cal.id + other.id + 1000, &[], &CursorUpdate::Set(Cursor("c".into()))).await);
 }
 
 /// `PutRecord` upserts by local id; one remote item links to one event per calendar;
@@ -988,132 +570,45 @@ pub async fn commit_put_event_versions(store: Arc<dyn Store>) {
 pub async fn commit_records_and_remote_ids(store: Arc<dyn Store>) {
     let (_, cal) = setup(&store).await;
     let keep = CursorUpdate::Keep;
-    let a = store
-        .create_local_event(cal.id, &id("a"), &data("A", at(9, 0), at(10, 0)))
-        .await
-        .unwrap();
-    let b = store
-        .create_local_event(cal.id, &id("b"), &data("B", at(11, 0), at(12, 0)))
-        .await
-        .unwrap();
+    let a = store.create_local_event(cal.id, &id("a"), &data("A", at(9, 0), at(10, 0))).await.unwrap();
+    let b = store.create_local_event(cal.id, &id("b"), &data("B", at(11, 0), at(12, 0))).await.unwrap();
     assert_eq!(store.remote_id(&id("a")).await.unwrap(), None);
 
     let rec_a = record(&cal, &a, "AAMk-a", "ck-1");
-    assert_eq!(
-        store
-            .commit(cal.id, &[Write::PutRecord(rec_a.clone())], &keep)
-            .await
-            .unwrap(),
-        stats(0, 1, 0)
-    );
-    assert_eq!(
-        store.remote_id(&id("a")).await.unwrap().as_deref(),
-        Some("AAMk-a")
-    );
-    assert_eq!(
-        store.snapshot(cal.id).await.unwrap().records.get(&id("a")),
-        Some(&rec_a)
-    );
+    assert_eq!(store.commit(cal.id, &[Write::PutRecord(rec_a.clone())], &keep).await.unwrap(), stats(0, 1, 0));
+    assert_eq!(store.remote_id(&id("a")).await.unwrap().as_deref(), Some("AAMk-a"));
+    assert_eq!(store.snapshot(cal.id).await.unwrap().records.get(&id("a")), Some(&rec_a));
 
-    let rec_a2 = SyncRecord {
-        remote_version: "ck-2".into(),
-        local_version: 7,
-        ..rec_a.clone()
-    };
-    assert_eq!(
-        store
-            .commit(cal.id, &[Write::PutRecord(rec_a2.clone())], &keep)
-            .await
-            .unwrap(),
-        stats(0, 1, 0)
-    );
-    assert_eq!(
-        store.snapshot(cal.id).await.unwrap().records.get(&id("a")),
-        Some(&rec_a2)
-    );
+    let rec_a2 = SyncRecord { remote_version: "ck-2".into(), local_version: 7, ..rec_a.clone() };
+    assert_eq!(store.commit(cal.id, &[Write::PutRecord(rec_a2.clone())], &keep).await.unwrap(), stats(0, 1, 0));
+    assert_eq!(store.snapshot(cal.id).await.unwrap().records.get(&id("a")), Some(&rec_a2));
 
     let steal = record(&cal, &b, "AAMk-a", "ck-1");
-    expect_conflict(
-        store
-            .commit(cal.id, &[Write::PutRecord(steal)], &keep)
-            .await,
-        &["AAMk-a"],
-    );
+    expect_conflict(store.commit(cal.id, &[Write::PutRecord(steal)], &keep).await, &["AAMk-a"]);
     assert_eq!(store.remote_id(&id("b")).await.unwrap(), None);
 
     // Re-pointing a record at another remote item frees the old one.
-    let rec_a3 = SyncRecord {
-        remote_id: "AAMk-a-new".into(),
-        ..rec_a2.clone()
-    };
+    let rec_a3 = SyncRecord { remote_id: "AAMk-a-new".into(), ..rec_a2.clone() };
     let rec_b = record(&cal, &b, "AAMk-a", "ck-9");
-    let stats_ = store
-        .commit(
-            cal.id,
-            &[Write::PutRecord(rec_a3), Write::PutRecord(rec_b)],
-            &keep,
-        )
-        .await
-        .unwrap();
+    let stats_ = store.commit(cal.id, &[Write::PutRecord(rec_a3), Write::PutRecord(rec_b)], &keep).await.unwrap();
     assert_eq!(stats_, stats(0, 2, 0));
-    assert_eq!(
-        store.remote_id(&id("a")).await.unwrap().as_deref(),
-        Some("AAMk-a-new")
-    );
-    assert_eq!(
-        store.remote_id(&id("b")).await.unwrap().as_deref(),
-        Some("AAMk-a")
-    );
+    assert_eq!(store.remote_id(&id("a")).await.unwrap().as_deref(), Some("AAMk-a-new"));
+    assert_eq!(store.remote_id(&id("b")).await.unwrap().as_deref(), Some("AAMk-a"));
 
-    assert_eq!(
-        store
-            .commit(cal.id, &[Write::RemoveRecord(id("a"))], &keep)
-            .await
-            .unwrap(),
-        stats(0, 1, 0)
-    );
+    assert_eq!(store.commit(cal.id, &[Write::RemoveRecord(id("a"))], &keep).await.unwrap(), stats(0, 1, 0));
     assert_eq!(store.remote_id(&id("a")).await.unwrap(), None);
-    assert!(
-        store.event(&id("a")).await.unwrap().is_some(),
-        "RemoveRecord keeps the event"
-    );
-    assert_eq!(
-        store
-            .commit(cal.id, &[Write::RemoveRecord(id("a"))], &keep)
-            .await
-            .unwrap(),
-        stats(0, 0, 0)
-    );
+    assert!(store.event(&id("a")).await.unwrap().is_some(), "RemoveRecord keeps the event");
+    assert_eq!(store.commit(cal.id, &[Write::RemoveRecord(id("a"))], &keep).await.unwrap(), stats(0, 0, 0));
 }
 
 /// A commit is one transaction: a failing write rolls back the writes before it and the
 /// cursor.
 pub async fn commit_is_all_or_nothing(store: Arc<dyn Store>) {
     let (_, cal) = setup(&store).await;
-    store
-        .commit(cal.id, &[], &CursorUpdate::Set(Cursor("page-1".into())))
-        .await
-        .unwrap();
-    let settled = pulled(
-        &store,
-        &cal,
-        "settled",
-        data("Settled", at(8, 0), at(9, 0)),
-        "AAMk-settled",
-    )
-    .await;
-    let bumped = Event {
-        version: 5,
-        ..settled.clone()
-    };
-    store
-        .commit(
-            cal.id,
-            &[Write::PutEvent(bumped.clone())],
-            &CursorUpdate::Keep,
-        )
-        .await
-        .unwrap();
+    store.commit(cal.id, &[], &CursorUpdate::Set(Cursor("page-1".into()))).await.unwrap();
+    let settled = pulled(&store, &cal, "settled", data("Settled", at(8, 0), at(9, 0)), "AAMk-settled").await;
+    let bumped = Event { version: 5, ..settled.clone() };
+    store.commit(cal.id, &[Write::PutEvent(bumped.clone())], &CursorUpdate::Keep).await.unwrap();
 
     let fresh = exchange_event(&cal, "fresh", data("Fresh", at(10, 0), at(11, 0)), 1);
     let writes = [
@@ -1121,54 +616,22 @@ pub async fn commit_is_all_or_nothing(store: Arc<dyn Store>) {
         Write::PutRecord(record(&cal, &fresh, "AAMk-fresh", "ck-1")),
         Write::RemoveRecord(id("settled")),
         // Stale: the store has version 5.
-        Write::PutEvent(Event {
-            version: 3,
-            data: data("Stale", at(8, 0), at(9, 0)),
-            ..settled.clone()
-        }),
+        Write::PutEvent(Event { version: 3, data: data("Stale", at(8, 0), at(9, 0)), ..settled.clone() }),
     ];
-    let message = expect_conflict(
-        store
-            .commit(cal.id, &writes, &CursorUpdate::Set(Cursor("page-2".into())))
-            .await,
-        &["settled"],
-    );
-    assert!(
-        message.contains('5') && message.contains('3'),
-        "the conflict names both versions: {message}"
-    );
+    let message =
+        expect_conflict(store.commit(cal.id, &writes, &CursorUpdate::Set(Cursor("page-2".into()))).await, &["settled"]);
+    assert!(message.contains('5') && message.contains('3'), "the conflict names both versions: {message}");
 
-    assert_eq!(
-        store.event(&id("fresh")).await.unwrap(),
-        None,
-        "earlier writes are rolled back"
-    );
+    assert_eq!(store.event(&id("fresh")).await.unwrap(), None, "earlier writes are rolled back");
     assert_eq!(store.remote_id(&id("fresh")).await.unwrap(), None);
-    assert_eq!(
-        store.remote_id(&id("settled")).await.unwrap().as_deref(),
-        Some("AAMk-settled")
-    );
+    assert_eq!(store.remote_id(&id("settled")).await.unwrap().as_deref(), Some("AAMk-settled"));
     assert_eq!(store.event(&id("settled")).await.unwrap(), Some(bumped));
-    assert_eq!(
-        store.cursor(cal.id).await.unwrap(),
-        Some(Cursor("page-1".into())),
-        "the cursor is rolled back"
-    );
+    assert_eq!(store.cursor(cal.id).await.unwrap(), Some(Cursor("page-1".into())), "the cursor is rolled back");
 
     // The store is still usable, and the same page without the stale write goes through.
-    let stats_ = store
-        .commit(
-            cal.id,
-            &writes[..3],
-            &CursorUpdate::Set(Cursor("page-2".into())),
-        )
-        .await
-        .unwrap();
+    let stats_ = store.commit(cal.id, &writes[..3], &CursorUpdate::Set(Cursor("page-2".into()))).await.unwrap();
     assert_eq!(stats_, stats(1, 2, 1));
-    assert_eq!(
-        store.cursor(cal.id).await.unwrap(),
-        Some(Cursor("page-2".into()))
-    );
+    assert_eq!(store.cursor(cal.id).await.unwrap(), Some(Cursor("page-2".into())));
     assert_eq!(store.event(&id("fresh")).await.unwrap(), Some(fresh));
 }
 
@@ -1184,36 +647,21 @@ pub async fn commit_identical_recommit_writes_nothing(store: Arc<dyn Store>) {
         Write::PutRecord(record(&cal, &b, "AAMk-b", "ck-1")),
     ];
     let cursor = CursorUpdate::Set(Cursor("delta-1".into()));
-    assert_eq!(
-        store.commit(cal.id, &writes, &cursor).await.unwrap(),
-        stats(2, 2, 1)
-    );
+    assert_eq!(store.commit(cal.id, &writes, &cursor).await.unwrap(), stats(2, 2, 1));
     let before = store.snapshot(cal.id).await.unwrap();
 
     let again = store.commit(cal.id, &writes, &cursor).await.unwrap();
     assert_eq!(again, stats(0, 0, 0));
     assert_eq!(again.total(), 0, "an idle sync reports zero writes");
-    assert_eq!(
-        store
-            .commit(cal.id, &[], &CursorUpdate::Keep)
-            .await
-            .unwrap()
-            .total(),
-        0
-    );
+    assert_eq!(store.commit(cal.id, &[], &CursorUpdate::Keep).await.unwrap().total(), 0);
     let after = store.snapshot(cal.id).await.unwrap();
     assert_eq!(after.events, before.events);
     assert_eq!(after.records, before.records);
 
     // One field of one record differs: exactly one row changes.
-    let changed = vec![Write::PutRecord(SyncRecord {
-        remote_version: "ck-2".into(),
-        ..record(&cal, &a, "AAMk-a", "ck-1")
-    })];
-    assert_eq!(
-        store.commit(cal.id, &changed, &cursor).await.unwrap(),
-        stats(0, 1, 0)
-    );
+    let changed =
+        vec![Write::PutRecord(SyncRecord { remote_version: "ck-2".into(), ..record(&cal, &a, "AAMk-a", "ck-1") })];
+    assert_eq!(store.commit(cal.id, &changed, &cursor).await.unwrap(), stats(0, 1, 0));
 }
 
 /// A snapshot holds every event of the calendar (tombstones too) and its sync records, and
@@ -1224,32 +672,12 @@ pub async fn snapshot_contents(store: Arc<dyn Store>) {
     let empty = store.snapshot(cal.id).await.unwrap();
     assert!(empty.events.is_empty() && empty.records.is_empty() && empty.by_remote.is_empty());
 
-    let unsynced = store
-        .create_local_event(cal.id, &id("unsynced"), &data("U", at(9, 0), at(10, 0)))
-        .await
-        .unwrap();
-    let gone = store
-        .create_local_event(cal.id, &id("gone"), &data("G", at(10, 0), at(11, 0)))
-        .await
-        .unwrap();
+    let unsynced = store.create_local_event(cal.id, &id("unsynced"), &data("U", at(9, 0), at(10, 0))).await.unwrap();
+    let gone = store.create_local_event(cal.id, &id("gone"), &data("G", at(10, 0), at(11, 0))).await.unwrap();
     pushed(&store, &cal, &gone, "AAMk-gone").await;
     store.delete_local_event(&id("gone")).await.unwrap();
-    let pulled_event = pulled(
-        &store,
-        &cal,
-        "pulled",
-        data("P", at(12, 0), at(13, 0)),
-        "AAMk-pulled",
-    )
-    .await;
-    pulled(
-        &store,
-        &other,
-        "elsewhere",
-        data("E", at(12, 0), at(13, 0)),
-        "AAMk-elsewhere",
-    )
-    .await;
+    let pulled_event = pulled(&store, &cal, "pulled", data("P", at(12, 0), at(13, 0)), "AAMk-pulled").await;
+    pulled(&store, &other, "elsewhere", data("E", at(12, 0), at(13, 0)), "AAMk-elsewhere").await;
 
     let snap = store.snapshot(cal.id).await.unwrap();
     let mut ids: Vec<&str> = snap.events.keys().map(|k| k.as_str()).collect();
@@ -1261,10 +689,7 @@ pub async fn snapshot_contents(store: Arc<dyn Store>) {
     let mut records: Vec<&str> = snap.records.keys().map(|k| k.as_str()).collect();
     records.sort();
     assert_eq!(records, ["gone", "pulled"]);
-    assert_eq!(
-        snap.records[&id("pulled")],
-        record(&cal, &pulled_event, "AAMk-pulled", "ck-1")
-    );
+    assert_eq!(snap.records[&id("pulled")], record(&cal, &pulled_event, "AAMk-pulled", "ck-1"));
     assert_eq!(snap.by_remote.get("AAMk-gone"), Some(&id("gone")));
     assert_eq!(snap.by_remote.get("AAMk-pulled"), Some(&id("pulled")));
     assert_eq!(snap.by_remote.get("AAMk-elsewhere"), None);
@@ -1279,57 +704,17 @@ pub async fn cursor_set_keep_clear(store: Arc<dyn Store>) {
     let set = |s: &str| CursorUpdate::Set(Cursor(s.into()));
     assert_eq!(store.cursor(cal.id).await.unwrap(), None);
 
-    assert_eq!(
-        store.commit(cal.id, &[], &set("c1")).await.unwrap(),
-        stats(0, 0, 1)
-    );
-    assert_eq!(
-        store.cursor(cal.id).await.unwrap(),
-        Some(Cursor("c1".into()))
-    );
-    assert_eq!(
-        store.commit(cal.id, &[], &set("c1")).await.unwrap(),
-        stats(0, 0, 0)
-    );
-    assert_eq!(
-        store
-            .commit(cal.id, &[], &CursorUpdate::Keep)
-            .await
-            .unwrap(),
-        stats(0, 0, 0)
-    );
-    assert_eq!(
-        store.cursor(cal.id).await.unwrap(),
-        Some(Cursor("c1".into()))
-    );
-    assert_eq!(
-        store.cursor(other.id).await.unwrap(),
-        None,
-        "cursors are per calendar"
-    );
+    assert_eq!(store.commit(cal.id, &[], &set("c1")).await.unwrap(), stats(0, 0, 1));
+    assert_eq!(store.cursor(cal.id).await.unwrap(), Some(Cursor("c1".into())));
+    assert_eq!(store.commit(cal.id, &[], &set("c1")).await.unwrap(), stats(0, 0, 0));
+    assert_eq!(store.commit(cal.id, &[], &CursorUpdate::Keep).await.unwrap(), stats(0, 0, 0));
+    assert_eq!(store.cursor(cal.id).await.unwrap(), Some(Cursor("c1".into())));
+    assert_eq!(store.cursor(other.id).await.unwrap(), None, "cursors are per calendar");
 
-    assert_eq!(
-        store.commit(cal.id, &[], &set("c2")).await.unwrap(),
-        stats(0, 0, 1)
-    );
-    assert_eq!(
-        store.cursor(cal.id).await.unwrap(),
-        Some(Cursor("c2".into()))
-    );
+    assert_eq!(store.commit(cal.id, &[], &set("c2")).await.unwrap(), stats(0, 0, 1));
+    assert_eq!(store.cursor(cal.id).await.unwrap(), Some(Cursor("c2".into())));
 
-    assert_eq!(
-        store
-            .commit(cal.id, &[], &CursorUpdate::Clear)
-            .await
-            .unwrap(),
-        stats(0, 0, 1)
-    );
+    assert_eq!(store.commit(cal.id, &[], &CursorUpdate::Clear).await.unwrap(), stats(0, 0, 1));
     assert_eq!(store.cursor(cal.id).await.unwrap(), None);
-    assert_eq!(
-        store
-            .commit(cal.id, &[], &CursorUpdate::Clear)
-            .await
-            .unwrap(),
-        stats(0, 0, 0)
-    );
+    assert_eq!(store.commit(cal.id, &[], &CursorUpdate::Clear).await.unwrap(), stats(0, 0, 0));
 }

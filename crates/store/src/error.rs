@@ -20,10 +20,9 @@ pub(crate) fn classify(e: sqlx::Error, what: String) -> StoreError {
         sqlx::Error::Database(d) if d.is_unique_violation() => {
             StoreError::Conflict(format!("{what}: a row with the same key already exists ({})", d.message()))
         }
-        sqlx::Error::Database(d) if d.is_foreign_key_violation() => StoreError::Conflict(format!(
-            "{what}: it refers to a row that does not exist ({})",
-            d.message()
-        )),
+        sqlx::Error::Database(d) if d.is_foreign_key_violation() => {
+            StoreError::Conflict(format!("{what}: it refers to a row that does not exist ({})", d.message()))
+        }
         sqlx::Error::Database(d) if is_busy(d.code().as_deref()) => StoreError::Database(format!(
             "{what}: the SQLite database stayed locked by another writer past the busy timeout ({e}); \
              check that no other process holds a long write transaction on the file"
@@ -39,15 +38,12 @@ pub(crate) fn classify(e: sqlx::Error, what: String) -> StoreError {
 
 /// SQLITE_BUSY (5) and its extended codes (`5 | n << 8`).
 fn is_busy(code: Option<&str>) -> bool {
-    code.and_then(|c| c.parse::<i32>().ok())
-        .is_some_and(|c| c & 0xff == 5)
+    code.and_then(|c| c.parse::<i32>().ok()).is_some_and(|c| c & 0xff == 5)
 }
 
 /// A row whose stored JSON cannot be read back.
 pub(crate) fn corrupt(what: String, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Database(format!(
-        "{what} is unreadable in the database ({e}); was it written by a newer calbridge?"
-    ))
+    StoreError::Database(format!("{what} is unreadable in the database ({e}); was it written by a newer calbridge?"))
 }
 
 #[cfg(test)]

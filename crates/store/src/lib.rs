@@ -97,17 +97,11 @@ pub async fn open_store(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     }
     // Name only the scheme: a URL may carry a password.
     match scheme(trimmed) {
-        Some(s) if s.eq_ignore_ascii_case("postgres") || s.eq_ignore_ascii_case("postgresql") => {
-            Err(StoreError::Database(
-                "PostgreSQL support arrives with the scale work; use a sqlite: URL for now".into(),
-            ))
-        }
-        Some(s) => Err(StoreError::Database(format!(
-            "unsupported database URL scheme `{s}:`; use {ACCEPTED}"
-        ))),
-        None if trimmed.is_empty() => Err(StoreError::Database(format!(
-            "no database URL given; use {ACCEPTED}"
-        ))),
+        Some(s) if s.eq_ignore_ascii_case("postgres") || s.eq_ignore_ascii_case("postgresql") => Err(
+            StoreError::Database("PostgreSQL support arrives with the scale work; use a sqlite: URL for now".into()),
+        ),
+        Some(s) => Err(StoreError::Database(format!("unsupported database URL scheme `{s}:`; use {ACCEPTED}"))),
+        None if trimmed.is_empty() => Err(StoreError::Database(format!("no database URL given; use {ACCEPTED}"))),
         None => Ok(Arc::new(SqliteStore::open(trimmed).await?)),
     }
 }
@@ -118,9 +112,7 @@ fn scheme(s: &str) -> Option<&str> {
     let (name, _) = s.split_once(':')?;
     let valid = name.len() >= 2
         && name.starts_with(|c: char| c.is_ascii_alphabetic())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
     valid.then_some(name)
 }
 

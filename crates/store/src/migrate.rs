@@ -15,8 +15,7 @@ use sqlx::error::BoxDynError;
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 
 /// Every migration: version, description, SQL. Append only; never edit an applied one.
-pub(crate) const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "initial", include_str!("../migrations/0001_initial.sql"))];
+pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "initial", include_str!("../migrations/0001_initial.sql"))];
 
 /// The schema version this build writes: the highest migration version.
 pub const SCHEMA_VERSION: i64 = 1;
@@ -25,9 +24,7 @@ pub const SCHEMA_VERSION: i64 = 1;
 struct Embedded;
 
 impl<'s> MigrationSource<'s> for Embedded {
-    fn resolve(
-        self,
-    ) -> Pin<Box<dyn Future<Output = Result<Vec<Migration>, BoxDynError>> + Send + 's>> {
+    fn resolve(self) -> Pin<Box<dyn Future<Output = Result<Vec<Migration>, BoxDynError>> + Send + 's>> {
         Box::pin(async {
             Ok(MIGRATIONS
                 .iter()
@@ -57,10 +54,7 @@ mod tests {
     #[test]
     fn versions_increase_and_schema_version_is_the_last() {
         let versions: Vec<i64> = MIGRATIONS.iter().map(|m| m.0).collect();
-        assert!(
-            versions.windows(2).all(|w| w[0] < w[1]),
-            "versions must increase: {versions:?}"
-        );
+        assert!(versions.windows(2).all(|w| w[0] < w[1]), "versions must increase: {versions:?}");
         assert_eq!(versions.last().copied(), Some(SCHEMA_VERSION));
     }
 }

@@ -7,16 +7,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use calbridge_core::hash::ContentHash;
 use calbridge_core::model::{
-    Calendar, CalendarId, CalendarKind, Connection, ConnectionId, ConnectionSettings, Event,
-    EventData, EventId, LinkState, Origin, Site,
+    Calendar, CalendarId, CalendarKind, Connection, ConnectionId, ConnectionSettings, Event, EventData, EventId,
+    LinkState, Origin, Site,
 };
 use calbridge_core::store::{NewCalendar, NewConnection, Store, StoreError, WriteStats};
 use calbridge_core::sync::{Cursor, CursorUpdate, Snapshot, SyncRecord, Write};
 use chrono::{DateTime, Utc};
 use sqlx::migrate::MigrateError;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{Row, Sqlite, SqlitePool, Transaction};
 
 use crate::error::{corrupt, Context};
@@ -31,11 +29,9 @@ const FILE_POOL_SIZE: u32 = 4;
 type Tx = Transaction<'static, Sqlite>;
 
 const CONNECTION_COLUMNS: &str = "id, name, settings, default_organizer, max_threads";
-const CALENDAR_COLUMNS: &str =
-    "id, email, kind, display_name, connection_id, site_id, busy_only, link_state";
+const CALENDAR_COLUMNS: &str = "id, email, kind, display_name, connection_id, site_id, busy_only, link_state";
 const EVENT_COLUMNS: &str = "id, calendar_id, origin, data, version, deleted";
-const RECORD_COLUMNS: &str =
-    "local_id, calendar_id, remote_id, remote_version, remote_hash, local_version, local_hash";
+const RECORD_COLUMNS: &str = "local_id, calendar_id, remote_id, remote_version, remote_hash, local_version, local_hash";
 
 /// The [`Store`] on SQLite. Cheap to share behind an `Arc`; all methods take `&self`.
 #[derive(Clone)]
@@ -47,9 +43,7 @@ pub struct SqliteStore {
 
 impl fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SqliteStore")
-            .field("location", &self.location)
-            .finish_non_exhaustive()
+        f.debug_struct("SqliteStore").field("location", &self.location).finish_non_exhaustive()
     }
 }
 
@@ -69,28 +63,18 @@ fn parse_target(url_or_path: &str) -> Result<(Target, SqliteConnectOptions), Sto
     }
     if let Some(rest) = trimmed.strip_prefix("sqlite:") {
         let rest_path = rest.strip_prefix("//").unwrap_or(rest);
-        let memory = rest_path == ":memory:"
-            || rest_path.starts_with(":memory:?")
-            || rest_path.contains("mode=memory");
+        let memory = rest_path == ":memory:" || rest_path.starts_with(":memory:?") || rest_path.contains("mode=memory");
         if !memory && rest_path.split('?').next().unwrap_or("").is_empty() {
             return Err(StoreError::Database(format!(
                 "the SQLite URL `{trimmed}` names no file: use sqlite://PATH (e.g. sqlite://calbridge.db) or sqlite::memory:"
             )));
         }
-        let options = SqliteConnectOptions::from_str(trimmed).map_err(|e| {
-            StoreError::Database(format!("the SQLite URL `{trimmed}` is not valid: {e}"))
-        })?;
-        let target = if memory {
-            Target::Memory
-        } else {
-            Target::File(options.get_filename().display().to_string())
-        };
+        let options = SqliteConnectOptions::from_str(trimmed)
+            .map_err(|e| StoreError::Database(format!("the SQLite URL `{trimmed}` is not valid: {e}")))?;
+        let target = if memory { Target::Memory } else { Target::File(options.get_filename().display().to_string()) };
         Ok((target, options))
     } else {
-        Ok((
-            Target::File(trimmed.to_string()),
-            SqliteConnectOptions::new().filename(trimmed),
-        ))
+        Ok((Target::File(trimmed.to_string()), SqliteConnectOptions::new().filename(trimmed)))
     }
 }
 
@@ -100,26 +84,17 @@ impl SqliteStore {
     /// database, gone when the store is dropped).
     pub async fn open(url_or_path: &str) -> Result<Self, StoreError> {
         let (target, options) = parse_target(url_or_path)?;
-        let options = options
-            .create_if_missing(true)
-            .foreign_keys(true)
-            .busy_timeout(BUSY_TIMEOUT);
+        let options = options.create_if_missing(true).foreign_keys(true).busy_timeout(BUSY_TIMEOUT);
         let (options, pool_options, location) = match target {
             // One connection, never recycled: an in-memory database lives exactly as long as its
             // only connection.
             Target::Memory => (
                 options,
-                SqlitePoolOptions::new()
-                    .max_connections(1)
-                    .min_connections(1)
-                    .idle_timeout(None)
-                    .max_lifetime(None),
+                SqlitePoolOptions::new().max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None),
                 "the in-memory SQLite database".to_string(),
             ),
             Target::File(path) => (
-                options
-                    .journal_mode(SqliteJournalMode::Wal)
-                    .synchronous(SqliteSynchronous::Normal),
+                options.journal_mode(SqliteJournalMode::Wal).synchronous(SqliteSynchronous::Normal),
                 SqlitePoolOptions::new().max_connections(FILE_POOL_SIZE),
                 format!("the SQLite database at {path}"),
             ),
@@ -135,9 +110,9 @@ impl SqliteStore {
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
-        let migrator = migrate::migrator().await.map_err(|e| {
-            StoreError::Database(format!("could not load the embedded migrations: {e}"))
-        })?;
+        let migrator = migrate::migrator()
+            .await
+            .map_err(|e| StoreError::Database(format!("could not load the embedded migrations: {e}")))?;
         migrator.run(&self.pool).await.map_err(|e| match e {
             MigrateError::VersionMissing(v) => StoreError::Database(format!(
                 "{} has schema migration {v}, which this calbridge does not know: it was written by a \
@@ -155,12 +130,10 @@ impl SqliteStore {
 
     /// The highest schema migration applied to the database.
     pub async fn schema_version(&self) -> Result<i64, StoreError> {
-        let row = sqlx::query(
-            "SELECT COALESCE(MAX(version), 0) AS v FROM _sqlx_migrations WHERE success",
-        )
-        .fetch_one(&self.pool)
-        .await
-        .context(|| format!("could not read the schema version of {}", self.location))?;
+        let row = sqlx::query("SELECT COALESCE(MAX(version), 0) AS v FROM _sqlx_migrations WHERE success")
+            .fetch_one(&self.pool)
+            .await
+            .context(|| format!("could not read the schema version of {}", self.location))?;
         Ok(row.get("v"))
     }
 
@@ -187,24 +160,16 @@ impl SqliteStore {
     /// transaction that reads before it writes can wait for the lock (busy timeout) instead of
     /// failing when it upgrades.
     async fn write_tx(&self, what: &str) -> Result<Tx, StoreError> {
-        self.pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .context(|| format!("could not start a transaction to {what}"))
+        self.pool.begin_with("BEGIN IMMEDIATE").await.context(|| format!("could not start a transaction to {what}"))
     }
 
     async fn read_tx(&self, what: &str) -> Result<Tx, StoreError> {
-        self.pool
-            .begin()
-            .await
-            .context(|| format!("could not start a transaction to {what}"))
+        self.pool.begin().await.context(|| format!("could not start a transaction to {what}"))
     }
 }
 
 async fn commit_tx(tx: Tx, what: &str) -> Result<(), StoreError> {
-    tx.commit()
-        .await
-        .context(|| format!("could not commit the transaction to {what}"))
+    tx.commit().await.context(|| format!("could not commit the transaction to {what}"))
 }
 
 // --- row mapping ---------------------------------------------------------------------------
@@ -221,8 +186,8 @@ fn to_json<T: serde::Serialize>(value: &T) -> String {
 fn connection_from_row(row: &SqliteRow) -> Result<Connection, StoreError> {
     let id: i64 = row.get("id");
     let settings: String = row.get("settings");
-    let settings: ConnectionSettings = serde_json::from_str(&settings)
-        .map_err(|e| corrupt(format!("the settings of connection {id}"), e))?;
+    let settings: ConnectionSettings =
+        serde_json::from_str(&settings).map_err(|e| corrupt(format!("the settings of connection {id}"), e))?;
     let max_threads: i64 = row.get("max_threads");
     Ok(Connection {
         id,
@@ -235,11 +200,7 @@ fn connection_from_row(row: &SqliteRow) -> Result<Connection, StoreError> {
 }
 
 fn site_from_row(row: &SqliteRow) -> Site {
-    Site {
-        id: row.get("id"),
-        name: row.get("name"),
-        connection_id: row.get("connection_id"),
-    }
+    Site { id: row.get("id"), name: row.get("name"), connection_id: row.get("connection_id") }
 }
 
 fn calendar_from_row(row: &SqliteRow) -> Result<Calendar, StoreError> {
@@ -249,18 +210,13 @@ fn calendar_from_row(row: &SqliteRow) -> Result<Calendar, StoreError> {
     Ok(Calendar {
         id,
         email: row.get("email"),
-        kind: CalendarKind::parse(&kind).ok_or_else(|| {
-            corrupt(
-                format!("the kind `{kind}` of calendar {id}"),
-                "unknown kind",
-            )
-        })?,
+        kind: CalendarKind::parse(&kind)
+            .ok_or_else(|| corrupt(format!("the kind `{kind}` of calendar {id}"), "unknown kind"))?,
         display_name: row.get("display_name"),
         connection_id: row.get("connection_id"),
         site_id: row.get("site_id"),
         busy_only: row.get("busy_only"),
-        link: serde_json::from_str(&link)
-            .map_err(|e| corrupt(format!("the link state of calendar {id}"), e))?,
+        link: serde_json::from_str(&link).map_err(|e| corrupt(format!("the link state of calendar {id}"), e))?,
     })
 }
 
@@ -270,14 +226,9 @@ fn event_from_row(row: &SqliteRow) -> Result<Event, StoreError> {
     let data: String = row.get("data");
     Ok(Event {
         calendar_id: row.get("calendar_id"),
-        origin: Origin::parse(&origin).ok_or_else(|| {
-            corrupt(
-                format!("the origin `{origin}` of event {id}"),
-                "unknown origin",
-            )
-        })?,
-        data: serde_json::from_str(&data)
-            .map_err(|e| corrupt(format!("the content of event {id}"), e))?,
+        origin: Origin::parse(&origin)
+            .ok_or_else(|| corrupt(format!("the origin `{origin}` of event {id}"), "unknown origin"))?,
+        data: serde_json::from_str(&data).map_err(|e| corrupt(format!("the content of event {id}"), e))?,
         version: row.get("version"),
         deleted: row.get("deleted"),
         id: EventId(id),
@@ -308,13 +259,11 @@ async fn event_in(tx: &mut Tx, id: &EventId) -> Result<Option<Event>, StoreError
 }
 
 async fn record_in(tx: &mut Tx, local_id: &EventId) -> Result<Option<SyncRecord>, StoreError> {
-    let row = sqlx::query(&format!(
-        "SELECT {RECORD_COLUMNS} FROM sync_records WHERE local_id = ?"
-    ))
-    .bind(local_id.as_str())
-    .fetch_optional(&mut **tx)
-    .await
-    .context(|| format!("could not read the sync record of event {local_id}"))?;
+    let row = sqlx::query(&format!("SELECT {RECORD_COLUMNS} FROM sync_records WHERE local_id = ?"))
+        .bind(local_id.as_str())
+        .fetch_optional(&mut **tx)
+        .await
+        .context(|| format!("could not read the sync record of event {local_id}"))?;
     Ok(row.as_ref().map(record_from_row))
 }
 
@@ -326,9 +275,7 @@ async fn require_calendar(tx: &mut Tx, id: CalendarId) -> Result<(), StoreError>
         .context(|| format!("could not look up calendar {id}"))?;
     match found {
         Some(_) => Ok(()),
-        None => Err(StoreError::NotFound {
-            what: format!("calendar {id}"),
-        }),
+        None => Err(StoreError::NotFound { what: format!("calendar {id}") }),
     }
 }
 
@@ -340,9 +287,7 @@ async fn require_connection(tx: &mut Tx, id: ConnectionId) -> Result<(), StoreEr
         .context(|| format!("could not look up connection {id}"))?;
     match found {
         Some(_) => Ok(()),
-        None => Err(StoreError::NotFound {
-            what: format!("connection {id}"),
-        }),
+        None => Err(StoreError::NotFound { what: format!("connection {id}") }),
     }
 }
 
@@ -422,11 +367,7 @@ async fn put_event(tx: &mut Tx, calendar_id: CalendarId, e: &Event) -> Result<u6
     }
 }
 
-async fn remove_event(
-    tx: &mut Tx,
-    calendar_id: CalendarId,
-    id: &EventId,
-) -> Result<(u64, u64), StoreError> {
+async fn remove_event(tx: &mut Tx, calendar_id: CalendarId, id: &EventId) -> Result<(u64, u64), StoreError> {
     let events = sqlx::query("DELETE FROM events WHERE id = ? AND calendar_id = ?")
         .bind(id.as_str())
         .bind(calendar_id)
@@ -438,27 +379,17 @@ async fn remove_event(
     Ok((events, records))
 }
 
-async fn remove_record(
-    tx: &mut Tx,
-    calendar_id: CalendarId,
-    local_id: &EventId,
-) -> Result<u64, StoreError> {
-    Ok(
-        sqlx::query("DELETE FROM sync_records WHERE local_id = ? AND calendar_id = ?")
-            .bind(local_id.as_str())
-            .bind(calendar_id)
-            .execute(&mut **tx)
-            .await
-            .context(|| format!("could not delete the sync record of event {local_id}"))?
-            .rows_affected(),
-    )
+async fn remove_record(tx: &mut Tx, calendar_id: CalendarId, local_id: &EventId) -> Result<u64, StoreError> {
+    Ok(sqlx::query("DELETE FROM sync_records WHERE local_id = ? AND calendar_id = ?")
+        .bind(local_id.as_str())
+        .bind(calendar_id)
+        .execute(&mut **tx)
+        .await
+        .context(|| format!("could not delete the sync record of event {local_id}"))?
+        .rows_affected())
 }
 
-async fn put_record(
-    tx: &mut Tx,
-    calendar_id: CalendarId,
-    r: &SyncRecord,
-) -> Result<u64, StoreError> {
+async fn put_record(tx: &mut Tx, calendar_id: CalendarId, r: &SyncRecord) -> Result<u64, StoreError> {
     if r.calendar_id != calendar_id {
         return Err(StoreError::Conflict(format!(
             "a commit for calendar {calendar_id} tried to write the sync record of event {} of calendar {}",
@@ -476,13 +407,14 @@ async fn put_record(
         }
         _ => {}
     }
-    let other = sqlx::query("SELECT local_id FROM sync_records WHERE calendar_id = ? AND remote_id = ? AND local_id <> ?")
-        .bind(calendar_id)
-        .bind(&r.remote_id)
-        .bind(r.local_id.as_str())
-        .fetch_optional(&mut **tx)
-        .await
-        .context(|| format!("could not look up remote item {} of calendar {calendar_id}", r.remote_id))?;
+    let other =
+        sqlx::query("SELECT local_id FROM sync_records WHERE calendar_id = ? AND remote_id = ? AND local_id <> ?")
+            .bind(calendar_id)
+            .bind(&r.remote_id)
+            .bind(r.local_id.as_str())
+            .fetch_optional(&mut **tx)
+            .await
+            .context(|| format!("could not look up remote item {} of calendar {calendar_id}", r.remote_id))?;
     if let Some(other) = other {
         let other: String = other.get("local_id");
         return Err(StoreError::Conflict(format!(
@@ -512,21 +444,16 @@ async fn put_record(
     Ok(1)
 }
 
-async fn update_cursor(
-    tx: &mut Tx,
-    calendar_id: CalendarId,
-    update: &CursorUpdate,
-) -> Result<u64, StoreError> {
+async fn update_cursor(tx: &mut Tx, calendar_id: CalendarId, update: &CursorUpdate) -> Result<u64, StoreError> {
     match update {
         CursorUpdate::Keep => Ok(0),
         CursorUpdate::Set(Cursor(cursor)) => {
-            let stored: Option<String> =
-                sqlx::query("SELECT cursor FROM cursors WHERE calendar_id = ?")
-                    .bind(calendar_id)
-                    .fetch_optional(&mut **tx)
-                    .await
-                    .context(|| format!("could not read the cursor of calendar {calendar_id}"))?
-                    .map(|row| row.get("cursor"));
+            let stored: Option<String> = sqlx::query("SELECT cursor FROM cursors WHERE calendar_id = ?")
+                .bind(calendar_id)
+                .fetch_optional(&mut **tx)
+                .await
+                .context(|| format!("could not read the cursor of calendar {calendar_id}"))?
+                .map(|row| row.get("cursor"));
             if stored.as_deref() == Some(cursor.as_str()) {
                 return Ok(0);
             }
@@ -581,34 +508,28 @@ impl Store for SqliteStore {
     }
 
     async fn connection(&self, id: ConnectionId) -> Result<Option<Connection>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {CONNECTION_COLUMNS} FROM connections WHERE id = ?"
-        ))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await
-        .context(|| format!("could not read connection {id}"))?;
+        let row = sqlx::query(&format!("SELECT {CONNECTION_COLUMNS} FROM connections WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .context(|| format!("could not read connection {id}"))?;
         row.as_ref().map(connection_from_row).transpose()
     }
 
     async fn connection_by_name(&self, name: &str) -> Result<Option<Connection>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {CONNECTION_COLUMNS} FROM connections WHERE name = ?"
-        ))
-        .bind(name.trim())
-        .fetch_optional(&self.pool)
-        .await
-        .context(|| format!("could not read connection `{name}`"))?;
+        let row = sqlx::query(&format!("SELECT {CONNECTION_COLUMNS} FROM connections WHERE name = ?"))
+            .bind(name.trim())
+            .fetch_optional(&self.pool)
+            .await
+            .context(|| format!("could not read connection `{name}`"))?;
         row.as_ref().map(connection_from_row).transpose()
     }
 
     async fn connections(&self) -> Result<Vec<Connection>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {CONNECTION_COLUMNS} FROM connections ORDER BY name"
-        ))
-        .fetch_all(&self.pool)
-        .await
-        .context(|| "could not list connections".into())?;
+        let rows = sqlx::query(&format!("SELECT {CONNECTION_COLUMNS} FROM connections ORDER BY name"))
+            .fetch_all(&self.pool)
+            .await
+            .context(|| "could not list connections".into())?;
         rows.iter().map(connection_from_row).collect()
     }
 
@@ -636,11 +557,7 @@ impl Store for SqliteStore {
 
     // --- sites -------------------------------------------------------------------------
 
-    async fn upsert_site(
-        &self,
-        name: &str,
-        connection_id: ConnectionId,
-    ) -> Result<Site, StoreError> {
+    async fn upsert_site(&self, name: &str, connection_id: ConnectionId) -> Result<Site, StoreError> {
         let name = name.trim();
         if name.is_empty() {
             return Err(StoreError::Conflict("a site needs a name".into()));
@@ -676,9 +593,7 @@ impl Store for SqliteStore {
     async fn upsert_calendar(&self, c: NewCalendar) -> Result<Calendar, StoreError> {
         let email = normalise_email(&c.email);
         if email.is_empty() {
-            return Err(StoreError::Conflict(
-                "a calendar link needs the mailbox's e-mail address".into(),
-            ));
+            return Err(StoreError::Conflict("a calendar link needs the mailbox's e-mail address".into()));
         }
         let what = format!("link calendar {email}");
         let mut tx = self.write_tx(&what).await?;
@@ -690,9 +605,7 @@ impl Store for SqliteStore {
                 .await
                 .context(|| format!("could not look up site {site}"))?;
             if found.is_none() {
-                return Err(StoreError::NotFound {
-                    what: format!("site {site}"),
-                });
+                return Err(StoreError::NotFound { what: format!("site {site}") });
             }
         }
         let row = sqlx::query(&format!(
@@ -721,46 +634,37 @@ impl Store for SqliteStore {
     }
 
     async fn calendar(&self, id: CalendarId) -> Result<Option<Calendar>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {CALENDAR_COLUMNS} FROM calendars WHERE id = ?"
-        ))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await
-        .context(|| format!("could not read calendar {id}"))?;
+        let row = sqlx::query(&format!("SELECT {CALENDAR_COLUMNS} FROM calendars WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .context(|| format!("could not read calendar {id}"))?;
         row.as_ref().map(calendar_from_row).transpose()
     }
 
     async fn calendar_by_email(&self, email: &str) -> Result<Option<Calendar>, StoreError> {
         let email = normalise_email(email);
-        let row = sqlx::query(&format!(
-            "SELECT {CALENDAR_COLUMNS} FROM calendars WHERE email = ?"
-        ))
-        .bind(&email)
-        .fetch_optional(&self.pool)
-        .await
-        .context(|| format!("could not read calendar {email}"))?;
+        let row = sqlx::query(&format!("SELECT {CALENDAR_COLUMNS} FROM calendars WHERE email = ?"))
+            .bind(&email)
+            .fetch_optional(&self.pool)
+            .await
+            .context(|| format!("could not read calendar {email}"))?;
         row.as_ref().map(calendar_from_row).transpose()
     }
 
-    async fn calendars(
-        &self,
-        connection: Option<ConnectionId>,
-    ) -> Result<Vec<Calendar>, StoreError> {
+    async fn calendars(&self, connection: Option<ConnectionId>) -> Result<Vec<Calendar>, StoreError> {
         let rows = match connection {
-            Some(id) => sqlx::query(&format!(
-                "SELECT {CALENDAR_COLUMNS} FROM calendars WHERE connection_id = ? ORDER BY email"
-            ))
-            .bind(id)
-            .fetch_all(&self.pool)
-            .await
-            .context(|| format!("could not list the calendars of connection {id}"))?,
-            None => sqlx::query(&format!(
-                "SELECT {CALENDAR_COLUMNS} FROM calendars ORDER BY email"
-            ))
-            .fetch_all(&self.pool)
-            .await
-            .context(|| "could not list calendars".into())?,
+            Some(id) => {
+                sqlx::query(&format!("SELECT {CALENDAR_COLUMNS} FROM calendars WHERE connection_id = ? ORDER BY email"))
+                    .bind(id)
+                    .fetch_all(&self.pool)
+                    .await
+                    .context(|| format!("could not list the calendars of connection {id}"))?
+            }
+            None => sqlx::query(&format!("SELECT {CALENDAR_COLUMNS} FROM calendars ORDER BY email"))
+                .fetch_all(&self.pool)
+                .await
+                .context(|| "could not list calendars".into())?,
         };
         rows.iter().map(calendar_from_row).collect()
     }
@@ -774,9 +678,7 @@ impl Store for SqliteStore {
             .context(|| format!("could not save the link state of calendar {id}"))?
             .rows_affected();
         if changed == 0 {
-            return Err(StoreError::NotFound {
-                what: format!("calendar {id}"),
-            });
+            return Err(StoreError::NotFound { what: format!("calendar {id}") });
         }
         Ok(())
     }
@@ -831,9 +733,7 @@ impl Store for SqliteStore {
         let what = format!("update event {id}");
         let mut tx = self.write_tx(&what).await?;
         let Some(stored) = event_in(&mut tx, id).await? else {
-            return Err(StoreError::NotFound {
-                what: format!("event {id}"),
-            });
+            return Err(StoreError::NotFound { what: format!("event {id}") });
         };
         if stored.origin == Origin::Exchange {
             return Err(read_only(id));
@@ -852,11 +752,7 @@ impl Store for SqliteStore {
                 )));
             }
         }
-        let event = Event {
-            data: data.clone(),
-            version: stored.version + 1,
-            ..stored
-        };
+        let event = Event { data: data.clone(), version: stored.version + 1, ..stored };
         replace_event(&mut tx, &event).await?;
         commit_tx(tx, &what).await?;
         Ok(event)
@@ -866,9 +762,7 @@ impl Store for SqliteStore {
         let what = format!("delete event {id}");
         let mut tx = self.write_tx(&what).await?;
         let Some(stored) = event_in(&mut tx, id).await? else {
-            return Err(StoreError::NotFound {
-                what: format!("event {id}"),
-            });
+            return Err(StoreError::NotFound { what: format!("event {id}") });
         };
         if stored.origin == Origin::Exchange {
             return Err(read_only(id));
@@ -879,11 +773,7 @@ impl Store for SqliteStore {
         // Always a tombstone: even without a sync record the create may have reached
         // Exchange with its confirmation lost; the next pull links it and the push deletes it
         // (or, when Exchange never had it, the push drops the tombstone).
-        let tombstone = Event {
-            deleted: true,
-            version: stored.version + 1,
-            ..stored
-        };
+        let tombstone = Event { deleted: true, version: stored.version + 1, ..stored };
         replace_event(&mut tx, &tombstone).await?;
         commit_tx(tx, &what).await
     }
@@ -918,20 +808,13 @@ impl Store for SqliteStore {
         .bind(micros(from))
         .fetch_all(&self.pool)
         .await
-        .context(|| {
-            format!("could not read the events of calendar {calendar_id} from {from} to {to}")
-        })?;
+        .context(|| format!("could not read the events of calendar {calendar_id} from {from} to {to}"))?;
         let mut events = rows
             .iter()
             .map(event_from_row)
             .filter(|e| e.as_ref().map_or(true, |e| e.data.overlaps(from, to)))
             .collect::<Result<Vec<_>, _>>()?;
-        events.sort_by(|a, b| {
-            a.data
-                .start
-                .cmp(&b.data.start)
-                .then_with(|| a.id.cmp(&b.id))
-        });
+        events.sort_by(|a, b| a.data.start.cmp(&b.data.start).then_with(|| a.id.cmp(&b.id)));
         Ok(events)
     }
 
@@ -951,26 +834,22 @@ impl Store for SqliteStore {
         // One read transaction: events and records from the same moment.
         let mut tx = self.read_tx(&what).await?;
         require_calendar(&mut tx, calendar_id).await?;
-        let events = sqlx::query(&format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE calendar_id = ?"
-        ))
-        .bind(calendar_id)
-        .fetch_all(&mut *tx)
-        .await
-        .context(|| format!("could not {what}"))?
-        .iter()
-        .map(event_from_row)
-        .collect::<Result<Vec<_>, _>>()?;
-        let records = sqlx::query(&format!(
-            "SELECT {RECORD_COLUMNS} FROM sync_records WHERE calendar_id = ?"
-        ))
-        .bind(calendar_id)
-        .fetch_all(&mut *tx)
-        .await
-        .context(|| format!("could not {what}"))?
-        .iter()
-        .map(record_from_row)
-        .collect();
+        let events = sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE calendar_id = ?"))
+            .bind(calendar_id)
+            .fetch_all(&mut *tx)
+            .await
+            .context(|| format!("could not {what}"))?
+            .iter()
+            .map(event_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let records = sqlx::query(&format!("SELECT {RECORD_COLUMNS} FROM sync_records WHERE calendar_id = ?"))
+            .bind(calendar_id)
+            .fetch_all(&mut *tx)
+            .await
+            .context(|| format!("could not {what}"))?
+            .iter()
+            .map(record_from_row)
+            .collect();
         commit_tx(tx, &what).await?;
         Ok(Snapshot::new(events, records))
     }
@@ -1004,9 +883,7 @@ impl Store for SqliteStore {
                     stats.records += records;
                 }
                 Write::PutRecord(r) => stats.records += put_record(&mut tx, calendar_id, r).await?,
-                Write::RemoveRecord(id) => {
-                    stats.records += remove_record(&mut tx, calendar_id, id).await?
-                }
+                Write::RemoveRecord(id) => stats.records += remove_record(&mut tx, calendar_id, id).await?,
             }
         }
         stats.cursors += update_cursor(&mut tx, calendar_id, cursor).await?;
@@ -1023,22 +900,10 @@ mod tests {
     fn urls_and_paths_are_parsed() {
         assert_eq!(parse_target("sqlite::memory:").unwrap().0, Target::Memory);
         assert_eq!(parse_target("sqlite://:memory:").unwrap().0, Target::Memory);
-        assert_eq!(
-            parse_target("sqlite://data/cb.db").unwrap().0,
-            Target::File("data/cb.db".into())
-        );
-        assert_eq!(
-            parse_target("sqlite:cb.db").unwrap().0,
-            Target::File("cb.db".into())
-        );
-        assert_eq!(
-            parse_target("sqlite:///var/lib/cb.db").unwrap().0,
-            Target::File("/var/lib/cb.db".into())
-        );
-        assert_eq!(
-            parse_target("/var/lib/cb.db").unwrap().0,
-            Target::File("/var/lib/cb.db".into())
-        );
+        assert_eq!(parse_target("sqlite://data/cb.db").unwrap().0, Target::File("data/cb.db".into()));
+        assert_eq!(parse_target("sqlite:cb.db").unwrap().0, Target::File("cb.db".into()));
+        assert_eq!(parse_target("sqlite:///var/lib/cb.db").unwrap().0, Target::File("/var/lib/cb.db".into()));
+        assert_eq!(parse_target("/var/lib/cb.db").unwrap().0, Target::File("/var/lib/cb.db".into()));
         for bad in ["", "  ", "sqlite://", "sqlite:"] {
             let err = parse_target(bad).unwrap_err().to_string();
             assert!(err.contains("sqlite://"), "{bad:?}: {err}");

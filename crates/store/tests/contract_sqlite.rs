@@ -5,9 +5,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
-use calbridge_core::model::{
-    CalendarKind, ConnectionSettings, EventData, EventId, GraphSettings, LinkState,
-};
+use calbridge_core::model::{CalendarKind, ConnectionSettings, EventData, EventId, GraphSettings, LinkState};
 use calbridge_core::store::{NewCalendar, NewConnection, Store, StoreError};
 use calbridge_core::sync::{Cursor, CursorUpdate};
 use calbridge_store::migrate::SCHEMA_VERSION;
@@ -21,14 +19,8 @@ impl TempDir {
     fn new(label: &str) -> Self {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let dir = std::env::temp_dir().join(format!(
-            "calbridge-store-{label}-{}-{n}-{nanos}",
-            std::process::id()
-        ));
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+        let dir = std::env::temp_dir().join(format!("calbridge-store-{label}-{}-{n}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         TempDir(dir)
     }
@@ -51,11 +43,7 @@ async fn sqlite_file_meets_the_store_contract() {
         let path = dir.file(&format!("case-{}.db", next.fetch_add(1, Ordering::Relaxed)));
         async move {
             let url = format!("sqlite://{}", path.display());
-            Arc::new(
-                SqliteStore::open(&url)
-                    .await
-                    .expect("open a fresh SQLite file"),
-            ) as Arc<dyn Store>
+            Arc::new(SqliteStore::open(&url).await.expect("open a fresh SQLite file")) as Arc<dyn Store>
         }
     })
     .await;
@@ -64,11 +52,7 @@ async fn sqlite_file_meets_the_store_contract() {
 #[tokio::test]
 async fn sqlite_in_memory_meets_the_store_contract() {
     contract::run_all(|| async {
-        Arc::new(
-            SqliteStore::open("sqlite::memory:")
-                .await
-                .expect("open an in-memory store"),
-        ) as Arc<dyn Store>
+        Arc::new(SqliteStore::open("sqlite::memory:").await.expect("open an in-memory store")) as Arc<dyn Store>
     })
     .await;
 }
@@ -103,20 +87,11 @@ async fn seed(store: &dyn Store) -> (i64, EventData) {
         })
         .await
         .unwrap();
-    store
-        .set_link_state(cal.id, &LinkState::Verified)
-        .await
-        .unwrap();
+    store.set_link_state(cal.id, &LinkState::Verified).await.unwrap();
     let start = Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap();
     let data = EventData::new("Class", start, start + chrono::Duration::hours(1));
-    store
-        .create_local_event(cal.id, &EventId::new("e1"), &data)
-        .await
-        .unwrap();
-    store
-        .commit(cal.id, &[], &CursorUpdate::Set(Cursor("delta-1".into())))
-        .await
-        .unwrap();
+    store.create_local_event(cal.id, &EventId::new("e1"), &data).await.unwrap();
+    store.commit(cal.id, &[], &CursorUpdate::Set(Cursor("delta-1".into()))).await.unwrap();
     (cal.id, data)
 }
 
@@ -137,49 +112,21 @@ async fn a_reopened_file_keeps_its_data_and_migrates_once() {
     {
         use sqlx::Connection;
         let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
-            .fetch_one(&mut conn)
-            .await
-            .unwrap();
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&mut conn).await.unwrap();
         assert_eq!(mode, "wal", "file databases run in WAL mode");
         conn.close().await.unwrap();
     }
 
-    for form in [
-        url.clone(),
-        format!("sqlite:{}", path.display()),
-        path.display().to_string(),
-    ] {
-        let store = SqliteStore::open(&form)
-            .await
-            .unwrap_or_else(|e| panic!("re-open {form}: {e}"));
-        assert_eq!(
-            store.schema_version().await.unwrap(),
-            SCHEMA_VERSION,
-            "{form}"
-        );
-        assert_eq!(
-            store.applied_migrations().await.unwrap(),
-            migrations,
-            "{form}: no migration ran twice"
-        );
-        let cal = store
-            .calendar(cal_id)
-            .await
-            .unwrap()
-            .expect("the calendar survives a re-open");
+    for form in [url.clone(), format!("sqlite:{}", path.display()), path.display().to_string()] {
+        let store = SqliteStore::open(&form).await.unwrap_or_else(|e| panic!("re-open {form}: {e}"));
+        assert_eq!(store.schema_version().await.unwrap(), SCHEMA_VERSION, "{form}");
+        assert_eq!(store.applied_migrations().await.unwrap(), migrations, "{form}: no migration ran twice");
+        let cal = store.calendar(cal_id).await.unwrap().expect("the calendar survives a re-open");
         assert_eq!(cal.email, "anna@contoso.com");
         assert_eq!(cal.link, LinkState::Verified);
-        let ev = store
-            .event(&EventId::new("e1"))
-            .await
-            .unwrap()
-            .expect("the event survives a re-open");
+        let ev = store.event(&EventId::new("e1")).await.unwrap().expect("the event survives a re-open");
         assert_eq!(ev.data, data);
-        assert_eq!(
-            store.cursor(cal_id).await.unwrap(),
-            Some(Cursor("delta-1".into()))
-        );
+        assert_eq!(store.cursor(cal_id).await.unwrap(), Some(Cursor("delta-1".into())));
         assert_eq!(store.connections().await.unwrap().len(), 1);
         store.close().await;
     }
@@ -224,42 +171,19 @@ async fn open_store_picks_the_backend_from_the_url() {
         dir.file("c.db").display().to_string(),
         "sqlite::memory:".to_string(),
     ] {
-        let store = open_store(&url)
-            .await
-            .unwrap_or_else(|e| panic!("open_store({url}): {e}"));
+        let store = open_store(&url).await.unwrap_or_else(|e| panic!("open_store({url}): {e}"));
         assert!(store.connections().await.unwrap().is_empty(), "{url}");
     }
     assert!(dir.file("a.db").exists() && dir.file("b.db").exists() && dir.file("c.db").exists());
 
-    let err = open_store("postgres://calbridge:s3cret@db.internal/calbridge")
-        .await
-        .err()
-        .expect("refused");
+    let err = open_store("postgres://calbridge:s3cret@db.internal/calbridge").await.err().expect("refused");
     let m = err.to_string();
-    assert!(
-        m.contains("PostgreSQL support arrives with the scale work") && m.contains("sqlite:"),
-        "{m}"
-    );
-    assert!(
-        !m.contains("s3cret"),
-        "the password must not leak into the message: {m}"
-    );
-    assert!(open_store("postgresql://h/db")
-        .await
-        .err()
-        .unwrap()
-        .to_string()
-        .contains("PostgreSQL"));
+    assert!(m.contains("PostgreSQL support arrives with the scale work") && m.contains("sqlite:"), "{m}");
+    assert!(!m.contains("s3cret"), "the password must not leak into the message: {m}");
+    assert!(open_store("postgresql://h/db").await.err().unwrap().to_string().contains("PostgreSQL"));
 
-    let m = open_store("mysql://root:pw@h/db")
-        .await
-        .err()
-        .expect("refused")
-        .to_string();
-    assert!(
-        m.contains("mysql:") && m.contains("sqlite://PATH") && m.contains("sqlite::memory:"),
-        "{m}"
-    );
+    let m = open_store("mysql://root:pw@h/db").await.err().expect("refused").to_string();
+    assert!(m.contains("mysql:") && m.contains("sqlite://PATH") && m.contains("sqlite::memory:"), "{m}");
     assert!(!m.contains("pw@"), "{m}");
     let m = open_store("  ").await.err().expect("refused").to_string();
     assert!(m.contains("sqlite://PATH"), "{m}");
@@ -273,10 +197,7 @@ async fn a_missing_directory_is_reported_with_the_fix() {
         Err(StoreError::Database(m)) => {
             assert!(m.contains("could not open the SQLite database at"), "{m}");
             assert!(m.contains(&path.display().to_string()), "{m}");
-            assert!(
-                m.contains("check that the directory exists and is writable"),
-                "{m}"
-            );
+            assert!(m.contains("check that the directory exists and is writable"), "{m}");
         }
         other => panic!("expected a database error, got {other:?}"),
     }
@@ -288,10 +209,7 @@ async fn in_memory_stores_are_private_and_survive_idle_time() {
     let b = SqliteStore::open("sqlite::memory:").await.unwrap();
     seed(&a).await;
     assert_eq!(a.connections().await.unwrap().len(), 1);
-    assert!(
-        b.connections().await.unwrap().is_empty(),
-        "each in-memory store is its own database"
-    );
+    assert!(b.connections().await.unwrap().is_empty(), "each in-memory store is its own database");
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     assert_eq!(a.connections().await.unwrap().len(), 1);
 }
@@ -299,11 +217,8 @@ async fn in_memory_stores_are_private_and_survive_idle_time() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_writers_on_one_file_all_succeed() {
     let dir = TempDir::new("concurrent");
-    let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open(&format!("sqlite://{}", dir.file("c.db").display()))
-            .await
-            .unwrap(),
-    );
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(&format!("sqlite://{}", dir.file("c.db").display())).await.unwrap());
     let (cal_id, data) = seed(store.as_ref()).await;
     let mut tasks = Vec::new();
     for t in 0..8 {
@@ -324,9 +239,5 @@ async fn concurrent_writers_on_one_file_all_succeed() {
     }
     let snap = store.snapshot(cal_id).await.unwrap();
     assert_eq!(snap.events.len(), 1 + 8 * 10);
-    assert!(snap
-        .events
-        .values()
-        .filter(|e| e.id.as_str() != "e1")
-        .all(|e| e.version == 2));
+    assert!(snap.events.values().filter(|e| e.id.as_str() != "e1").all(|e| e.version == 2));
 }

@@ -80,7 +80,12 @@ fn both_sides_changed_host_application_wins_for_its_own_events() {
     ev.data.subject = "local edit".into();
     ev.version = 2;
     let snap = Snapshot::new(vec![ev], vec![rec]);
-    let plan = plan_pull(&snap, &[RemoteChange::Upsert(item("R1", "v2", data("outlook edit", 1), None))], &window(), INSTALLATION);
+    let plan = plan_pull(
+        &snap,
+        &[RemoteChange::Upsert(item("R1", "v2", data("outlook edit", 1), None))],
+        &window(),
+        INSTALLATION,
+    );
     let [Action::Refresh { .. }] = plan.actions.as_slice() else { panic!("{plan}") };
     let mut snap2 = snap.clone();
     snap2.apply(&local_writes(&plan.actions[0], &snap, CAL, &mut || unreachable!()));
@@ -105,9 +110,17 @@ fn removed_deletes_locally_and_unknown_removed_is_ignored() {
 
 #[test]
 fn our_own_create_with_a_lost_confirmation_is_linked_not_duplicated() {
-    let ev = Event { id: EventId::new("L1"), calendar_id: CAL, origin: Origin::Local, data: data("a", 1), version: 1, deleted: false };
+    let ev = Event {
+        id: EventId::new("L1"),
+        calendar_id: CAL,
+        origin: Origin::Local,
+        data: data("a", 1),
+        version: 1,
+        deleted: false,
+    };
     let snap = Snapshot::new(vec![ev], vec![]);
-    let plan = plan_pull(&snap, &[RemoteChange::Upsert(item("R1", "v1", data("a", 1), Some("L1")))], &window(), INSTALLATION);
+    let plan =
+        plan_pull(&snap, &[RemoteChange::Upsert(item("R1", "v1", data("a", 1), Some("L1")))], &window(), INSTALLATION);
     assert!(matches!(plan.actions.as_slice(), [Action::Link { .. }]), "{plan}");
     // Another installation's tag is just an Exchange event.
     let mut other = item("R2", "v1", data("b", 1), Some("L1"));
@@ -123,8 +136,22 @@ fn push_plans_create_update_delete_and_forget() {
     changed.version = 2;
     let (mut gone, rec3) = synced("L3", Origin::Local, "R3", "v1", data("c", 3));
     gone.deleted = true;
-    let new = Event { id: EventId::new("L1"), calendar_id: CAL, origin: Origin::Local, data: data("a", 1), version: 1, deleted: false };
-    let never = Event { id: EventId::new("L4"), calendar_id: CAL, origin: Origin::Local, data: data("d", 4), version: 2, deleted: true };
+    let new = Event {
+        id: EventId::new("L1"),
+        calendar_id: CAL,
+        origin: Origin::Local,
+        data: data("a", 1),
+        version: 1,
+        deleted: false,
+    };
+    let never = Event {
+        id: EventId::new("L4"),
+        calendar_id: CAL,
+        origin: Origin::Local,
+        data: data("d", 4),
+        version: 2,
+        deleted: true,
+    };
     let (pulled, rec5) = synced("L5", Origin::Exchange, "R5", "v1", data("e", 5));
     let snap = Snapshot::new(vec![new, changed, gone, never, pulled], vec![rec, rec3, rec5]);
     let plan = plan_push(&snap);
@@ -165,7 +192,12 @@ fn full_relisting_deletes_only_what_is_missing_and_guard_pauses_mass_deletion() 
 
 #[test]
 fn plans_print_one_line_per_action() {
-    let plan = plan_pull(&Snapshot::default(), &[RemoteChange::Upsert(item("R1", "v1", data("Team sync", 1), None))], &window(), INSTALLATION);
+    let plan = plan_pull(
+        &Snapshot::default(),
+        &[RemoteChange::Upsert(item("R1", "v1", data("Team sync", 1), None))],
+        &window(),
+        INSTALLATION,
+    );
     let text = plan.to_string();
     assert!(text.starts_with("pull   create  R1"), "{text}");
     assert!(text.contains("\"Team sync\""), "{text}");
@@ -286,7 +318,9 @@ enum Op {
     RemoteDelete(u8),
     ExpireCursor,
     /// A sync; `lose` makes the n-th push confirmation of this sync get lost (0: none).
-    Sync { lose: u8 },
+    Sync {
+        lose: u8,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -371,7 +405,8 @@ impl World {
         }
         if full {
             let plan = plan_reconcile(&self.snap, &seen, &window());
-            let writes: Vec<Write> = plan.actions.iter().flat_map(|a| local_writes(a, &self.snap, CAL, &mut || unreachable!())).collect();
+            let writes: Vec<Write> =
+                plan.actions.iter().flat_map(|a| local_writes(a, &self.snap, CAL, &mut || unreachable!())).collect();
             self.commit(writes);
         }
     }
@@ -409,7 +444,11 @@ impl World {
                 continue;
             }
             let writes = confirm(a, &self.snap, CAL, confirmed.as_ref());
-            let writes = if matches!(a, Action::Forget { .. }) { local_writes(a, &self.snap, CAL, &mut || unreachable!()) } else { writes };
+            let writes = if matches!(a, Action::Forget { .. }) {
+                local_writes(a, &self.snap, CAL, &mut || unreachable!())
+            } else {
+                writes
+            };
             self.commit(writes);
         }
     }
@@ -432,7 +471,13 @@ impl World {
     }
 
     fn known_remote_ids(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.snap.records.values().map(|r| r.remote_id.clone()).filter(|r| self.remote.items.contains_key(r)).collect();
+        let mut v: Vec<String> = self
+            .snap
+            .records
+            .values()
+            .map(|r| r.remote_id.clone())
+            .filter(|r| self.remote.items.contains_key(r))
+            .collect();
         v.sort();
         v
     }
@@ -456,7 +501,17 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
             Op::LocalCreate(s) => {
                 let id = w.new_id();
                 let d = data(&format!("local {s}"), (s % 40) as i64);
-                w.snap.events.insert(id.clone(), Event { id: id.clone(), calendar_id: CAL, origin: Origin::Local, data: d, version: 1, deleted: false });
+                w.snap.events.insert(
+                    id.clone(),
+                    Event {
+                        id: id.clone(),
+                        calendar_id: CAL,
+                        origin: Origin::Local,
+                        data: d,
+                        version: 1,
+                        deleted: false,
+                    },
+                );
                 alive_local.insert(id);
             }
             Op::LocalUpdate(n, s) => {

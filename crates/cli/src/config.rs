@@ -1,0 +1,455 @@
+//! Configuration: a TOML file plus environment variables, validated once, with errors that
+//! name the key and the fix. The README's configuration reference documents every key.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+
+use calbridge_core::model::{CalendarKind, ConnectionSettings, GraphSettings, Secret};
+use calbridge_core::planner::DeleteGuard;
+use calbridge_core::policy::FreeBusyPolicy;
+
+pub const DEFAULT_CONFIG: &str = "calbridge.toml";
+pub const DEFAULT_STORE: &str = "sqlite://calbridge.db";
+pub const DEFAULT_AUTHORITY: &str = "https://login.microsoftonline.com";
+pub const DEFAULT_GRAPH: &str = "https://graph.microsoft.com";
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    installation_id: Option<String>,
+    store: Option<String>,
+    #[serde(default)]
+    sync: RawSync,
+    #[serde(default)]
+    connections: Vec<RawConnection>,
+    #[serde(default)]
+    sites: Vec<RawSite>,
+    #[serde(default)]
+    calendars: Vec<RawCalendar>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSync {
+    window_past_days: Option<u32>,
+    window_future_days: Option<u32>,
+    working_elsewhere_blocks: Option<bool>,
+    delete_guard_min: Option<usize>,
+    delete_guard_fraction: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConnection {
+    name: String,
+    kind: String,
+    tenant_id: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    client_secret_env: Option<String>,
+    authority_url: Option<String>,
+    graph_url: Option<String>,
+    default_organizer: Option<String>,
+    max_threads: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSite {
+    name: String,
+    connection: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCalendar {
+    email: String,
+    kind: String,
+    name: Option<String>,
+    site: Option<String>,
+    connection: Option<String>,
+    #[serde(default)]
+    busy_only: bool,
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub installation_id: String,
+    pub store: String,
+    pub sync: SyncConfig,
+    pub connections: Vec<ConnectionConfig>,
+    pub sites: Vec<SiteConfig>,
+    pub calendars: Vec<CalendarConfig>,
+    /// Where it was read from, if from a file.
+    pub source: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SyncConfig {
+    pub window_past_days: u32,
+    pub window_future_days: u32,
+    pub policy: FreeBusyPolicy,
+    pub delete_guard: DeleteGuard,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConnectionConfig {
+    pub name: String,
+    pub settings: ConnectionSettings,
+    pub secret: Secret,
+    pub default_organizer: Option<String>,
+    pub max_threads: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct SiteConfig {
+    pub name: String,
+    pub connection: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct CalendarConfig {
+    pub email: String,
+    pub kind: CalendarKind,
+    pub name: String,
+    pub site: Option<String>,
+    pub connection: String,
+    pub busy_only: bool,
+}
+
+/// Reads the environment through a function, so tests need not touch the process's.
+pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+pub fn process_env(key: &str) -> Option<String> {
+    std::env::var(key).ok().filter(|v| !v.is_empty())
+}
+
+impl Config {
+    /// Loads `path` (or `CALBRIDGE_CONFIG`, or `./calbridge.toml` if it exists; otherwise an
+    /// empty configuration), then applies the environment.
+    pub fn load(path: Option<&Path>, env: Env) -> Result<Config> {
+        let chosen: Option<PathBuf> = match path {
+            Some(p) => Some(p.to_path_buf()),
+            None => match env("CALBRIDGE_CONFIG") {
+                Some(p) => Some(PathBuf::from(p)),
+                None => Some(PathBuf::from(DEFAULT_CONFIG)).filter(|p| p.exists()),
+            },
+        };
+        let (text, source) = match &chosen {
+            Some(p) => (
+                std::fs::read_to_string(p).with_context(|| {
+                    format!(
+                        "cannot read the configuration file {}: check the path (--config or CALBRIDGE_CONFIG)",
+                        p.display()
+                    )
+                })?,
+                Some(p.clone()),
+            ),
+            None => (String::new(), None),
+        };
+        let mut cfg = Config::parse(&text, env)?;
+        cfg.source = source;
+        Ok(cfg)
+    }
+
+    /// Parses and validates configuration text, then applies the environment.
+    pub fn parse(text: &str, env: Env) -> Result<Config> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            anyhow::anyhow!(
+                "configuration error: {}\nFix: see the configuration reference in the README for the accepted keys and their types",
+                e.to_string().trim_end()
+            )
+        })?;
+        let installation_id =
+            env("CALBRIDGE_INSTALLATION_ID").or(raw.installation_id).unwrap_or_else(|| "calbridge".into());
+        if installation_id.is_empty() || installation_id.contains(':') || installation_id.len() > 64 {
+            bail!(
+                "configuration error at installation_id: {installation_id:?} is not usable. \
+                 Fix: use 1-64 characters without ':' (it tags every event calbridge creates in Exchange)"
+            );
+        }
+        let store = env("CALBRIDGE_STORE").or(raw.store).unwrap_or_else(|| DEFAULT_STORE.into());
+        let sync = SyncConfig {
+            window_past_days: raw.sync.window_past_days.unwrap_or(30),
+            window_future_days: raw.sync.window_future_days.unwrap_or(365),
+            policy: FreeBusyPolicy { working_elsewhere_blocks: raw.sync.working_elsewhere_blocks.unwrap_or(false) },
+            delete_guard: DeleteGuard {
+                min_count: raw.sync.delete_guard_min.unwrap_or(20),
+                max_fraction: raw.sync.delete_guard_fraction.unwrap_or(0.5),
+            },
+        };
+        if sync.window_future_days == 0 || sync.window_future_days > 3650 {
+            bail!(
+                "configuration error at sync.window_future_days: {} is out of range. Fix: use 1 to 3650 (default 365)",
+                sync.window_future_days
+            );
+        }
+        if sync.window_past_days > 3650 {
+            bail!(
+                "configuration error at sync.window_past_days: {} is out of range. Fix: use 0 to 3650 (default 30)",
+                sync.window_past_days
+            );
+        }
+        if !(0.0..=1.0).contains(&sync.delete_guard.max_fraction) {
+            bail!(
+                "configuration error at sync.delete_guard_fraction: {} is not a fraction. Fix: use a number from 0.0 to 1.0 (default 0.5)",
+                sync.delete_guard.max_fraction
+            );
+        }
+
+        let mut names = HashSet::new();
+        let mut connections = Vec::new();
+        for (i, c) in raw.connections.into_iter().enumerate() {
+            let at = |key: &str| format!("connections[{i}] ({}).{key}", c.name);
+            if c.name.trim().is_empty() {
+                bail!("configuration error at connections[{i}].name: empty. Fix: give every connection a unique name");
+            }
+            if !names.insert(c.name.clone()) {
+                bail!("configuration error at connections[{i}].name: {:?} is used twice. Fix: connection names must be unique", c.name);
+            }
+            if c.kind != "graph" {
+                bail!(
+                    "configuration error at {}: {:?} is not a known kind. Fix: use kind = \"graph\" (Exchange Online over Microsoft Graph); \
+                     EWS connections come with the on-premises connector",
+                    at("kind"),
+                    c.kind
+                );
+            }
+            let need = |v: Option<String>, key: &str, example: &str| -> Result<String> {
+                match v.filter(|s| !s.trim().is_empty()) {
+                    Some(s) => Ok(s),
+                    None => {
+                        bail!("configuration error at {}: missing. Fix: set it, for example {key} = {example}", at(key))
+                    }
+                }
+            };
+            let tenant_id =
+                need(c.tenant_id, "tenant_id", "\"contoso.onmicrosoft.com\" (the directory id or a verified domain)")?;
+            let client_id = need(
+                c.client_id,
+                "client_id",
+                "\"00000000-0000-0000-0000-000000000000\" (the app registration's Application (client) ID)",
+            )?;
+            let env_key = c.client_secret_env.clone().unwrap_or_else(|| secret_env_name(&c.name));
+            let secret = match (env(&env_key), c.client_secret) {
+                (Some(v), _) => v,
+                (None, Some(v)) if !v.is_empty() => v,
+                _ => bail!(
+                    "configuration error at {}: no client secret. Fix: set the environment variable {env_key}, \
+                     or client_secret in the file (keep the file private)",
+                    at("client_secret")
+                ),
+            };
+            let url = |v: Option<String>, key: &str, default: &str| -> Result<String> {
+                let u = v.unwrap_or_else(|| default.into()).trim_end_matches('/').to_string();
+                if !(u.starts_with("https://") || u.starts_with("http://")) {
+                    bail!(
+                        "configuration error at {}: {u:?} is not a URL. Fix: use an https:// URL (default {default})",
+                        at(key)
+                    );
+                }
+                Ok(u)
+            };
+            let max_threads = c.max_threads.unwrap_or(4);
+            if max_threads == 0 || max_threads > 64 {
+                bail!(
+                    "configuration error at {}: {max_threads} is out of range. Fix: use 1 to 64 (default 4)",
+                    at("max_threads")
+                );
+            }
+            connections.push(ConnectionConfig {
+                settings: ConnectionSettings::Graph(GraphSettings {
+                    tenant_id,
+                    client_id,
+                    authority_url: url(c.authority_url, "authority_url", DEFAULT_AUTHORITY)?,
+                    graph_url: url(c.graph_url, "graph_url", DEFAULT_GRAPH)?,
+                }),
+                name: c.name,
+                secret: Secret::new(secret),
+                default_organizer: c.default_organizer.map(|s| s.to_ascii_lowercase()),
+                max_threads,
+            });
+        }
+
+        let mut sites = Vec::new();
+        for (i, s) in raw.sites.into_iter().enumerate() {
+            if !names.contains(&s.connection) {
+                bail!(
+                    "configuration error at sites[{i}] ({}).connection: no connection named {:?}. Fix: use one of: {}",
+                    s.name,
+                    s.connection,
+                    list(&names)
+                );
+            }
+            sites.push(SiteConfig { name: s.name, connection: s.connection });
+        }
+
+        let mut emails = HashSet::new();
+        let mut calendars = Vec::new();
+        for (i, c) in raw.calendars.into_iter().enumerate() {
+            let email = c.email.trim().to_ascii_lowercase();
+            let at = |key: &str| format!("calendars[{i}] ({email}).{key}");
+            if !email.contains('@') || email.starts_with('@') || email.ends_with('@') {
+                bail!("configuration error at calendars[{i}].email: {:?} is not an e-mail address. Fix: use the mailbox's primary SMTP address", c.email);
+            }
+            if !emails.insert(email.clone()) {
+                bail!("configuration error at {}: linked twice. Fix: list each mailbox once", at("email"));
+            }
+            let Some(kind) = CalendarKind::parse(&c.kind) else {
+                bail!(
+                    "configuration error at {}: {:?} is not a kind. Fix: use \"person\", \"room\" or \"equipment\"",
+                    at("kind"),
+                    c.kind
+                );
+            };
+            let connection = match (&c.site, &c.connection) {
+                (Some(site), conn) => {
+                    let Some(s) = sites.iter().find(|s| &s.name == site) else {
+                        bail!("configuration error at {}: no site named {site:?}. Fix: add it under [[sites]] or correct the name", at("site"));
+                    };
+                    if let Some(conn) = conn {
+                        if conn != &s.connection {
+                            bail!(
+                                "configuration error at {}: {conn:?} differs from the site's connection {:?}. Fix: a calendar in a site uses the site's connection; remove `connection`",
+                                at("connection"),
+                                s.connection
+                            );
+                        }
+                    }
+                    s.connection.clone()
+                }
+                (None, Some(conn)) => {
+                    if !names.contains(conn) {
+                        bail!("configuration error at {}: no connection named {conn:?}. Fix: use one of: {}", at("connection"), list(&names));
+                    }
+                    conn.clone()
+                }
+                (None, None) => bail!(
+                    "configuration error at calendars[{i}] ({email}): no site and no connection. Fix: set site = \"...\" or connection = \"...\""
+                ),
+            };
+            calendars.push(CalendarConfig {
+                name: c.name.unwrap_or_else(|| email.clone()),
+                email,
+                kind,
+                site: c.site,
+                connection,
+                busy_only: c.busy_only,
+            });
+        }
+        Ok(Config { installation_id, store, sync, connections, sites, calendars, source: None })
+    }
+}
+
+/// `CALBRIDGE_<NAME>_CLIENT_SECRET`, the name upper-cased with non-alphanumerics as `_`.
+pub fn secret_env_name(connection: &str) -> String {
+    let name: String =
+        connection.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
+    format!("CALBRIDGE_{name}_CLIENT_SECRET")
+}
+
+fn list(names: &HashSet<String>) -> String {
+    let mut v: Vec<&String> = names.iter().collect();
+    v.sort();
+    if v.is_empty() {
+        "(none configured)".into()
+    } else {
+        v.into_iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    const GOOD: &str = r#"
+installation_id = "acme-lms"
+store = "sqlite://x.db"
+[sync]
+window_past_days = 7
+[[connections]]
+name = "contoso"
+kind = "graph"
+tenant_id = "contoso.example"
+client_id = "11111111-2222-3333-4444-555555555555"
+client_secret = "s3cret"
+default_organizer = "Scheduler@Contoso.example"
+[[sites]]
+name = "North"
+connection = "contoso"
+[[calendars]]
+email = "Room1@Contoso.example"
+kind = "room"
+site = "North"
+[[calendars]]
+email = "ann@contoso.example"
+kind = "person"
+connection = "contoso"
+busy_only = true
+"#;
+
+    #[test]
+    fn a_good_file_parses_with_defaults_and_normalised_addresses() {
+        let c = Config::parse(GOOD, &no_env).unwrap();
+        assert_eq!(c.installation_id, "acme-lms");
+        assert_eq!(c.sync.window_past_days, 7);
+        assert_eq!(c.sync.window_future_days, 365);
+        assert_eq!(c.calendars[0].email, "room1@contoso.example");
+        assert_eq!(c.calendars[0].connection, "contoso");
+        assert_eq!(c.connections[0].default_organizer.as_deref(), Some("scheduler@contoso.example"));
+        let ConnectionSettings::Graph(g) = &c.connections[0].settings;
+        assert_eq!(g.authority_url, DEFAULT_AUTHORITY);
+        assert_eq!(c.connections[0].secret.expose(), "s3cret");
+        assert!(!format!("{:?}", c).contains("s3cret"), "secrets must not appear in Debug output");
+    }
+
+    #[test]
+    fn environment_overrides_store_and_secret() {
+        let env = |k: &str| match k {
+            "CALBRIDGE_STORE" => Some("sqlite://other.db".to_string()),
+            "CALBRIDGE_CONTOSO_CLIENT_SECRET" => Some("from-env".to_string()),
+            _ => None,
+        };
+        let c = Config::parse(GOOD, &env).unwrap();
+        assert_eq!(c.store, "sqlite://other.db");
+        assert_eq!(c.connections[0].secret.expose(), "from-env");
+    }
+
+    #[test]
+    fn errors_name_the_key_and_the_fix() {
+        let bad = GOOD.replace("tenant_id = \"contoso.example\"\n", "");
+        let e = Config::parse(&bad, &no_env).unwrap_err().to_string();
+        assert!(e.contains("connections[0] (contoso).tenant_id") && e.contains("Fix:"), "{e}");
+
+        let bad = GOOD.replace("kind = \"room\"", "kind = \"hall\"");
+        let e = Config::parse(&bad, &no_env).unwrap_err().to_string();
+        assert!(e.contains("calendars[0] (room1@contoso.example).kind") && e.contains("\"room\""), "{e}");
+
+        let bad = GOOD.replace("client_secret = \"s3cret\"\n", "");
+        let e = Config::parse(&bad, &no_env).unwrap_err().to_string();
+        assert!(e.contains("CALBRIDGE_CONTOSO_CLIENT_SECRET"), "{e}");
+
+        let bad = GOOD.replace("[sync]", "[sync]\nwindow_futur_days = 3");
+        let e = Config::parse(&bad, &no_env).unwrap_err().to_string();
+        assert!(e.contains("window_futur_days"), "{e}");
+
+        let bad = GOOD.replace("site = \"North\"", "site = \"South\"");
+        let e = Config::parse(&bad, &no_env).unwrap_err().to_string();
+        assert!(e.contains("no site named \"South\""), "{e}");
+    }
+
+    #[test]
+    fn secrets_never_appear_in_errors() {
+        let bad = GOOD.replace("kind = \"graph\"", "kind = \"grpah\"");
+        let e = Config::parse(&bad, &no_env).unwrap_err().to_string();
+        assert!(!e.contains("s3cret"), "{e}");
+    }
+}

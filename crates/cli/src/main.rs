@@ -1,0 +1,79 @@
+//! # calbridge — the binary and composition root
+//!
+//! The only crate that sees every other: it reads the configuration, opens the store, builds
+//! a protocol adapter per connection, hands both to the engine, and prints what happened.
+//!
+//! Commands: `demo` (the simulator, a sample organisation, a full sync and a booking, in one
+//! go), `sim` (the Exchange simulator on its own), `sync` (apply the configuration's links and
+//! sync), `events` (read a calendar from the store).
+
+mod app;
+mod config;
+mod demo;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "calbridge",
+    version,
+    about = "Keeps business applications' calendars in sync with Microsoft Exchange"
+)]
+struct Cli {
+    /// Configuration file (default: $CALBRIDGE_CONFIG, else ./calbridge.toml if present).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Log filter, e.g. `info` or `calbridge_engine=debug` (also $CALBRIDGE_LOG).
+    #[arg(long, global = true, value_name = "FILTER")]
+    log: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the whole product on a simulated Exchange: sample organisation, sync, a booking.
+    Demo(demo::DemoArgs),
+    /// Run the Exchange simulator alone, for building against calbridge offline.
+    Sim(app::SimArgs),
+    /// Link the configured mailboxes and sync them with Exchange.
+    Sync(app::SyncArgs),
+    /// List a calendar's events from the store.
+    Events(app::EventsArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log.as_deref());
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let result: Result<()> = runtime.block_on(async move {
+        match cli.command {
+            Command::Demo(a) => demo::run(a).await,
+            Command::Sim(a) => app::sim(a).await,
+            Command::Sync(a) => app::sync(cli.config.as_deref(), a).await,
+            Command::Events(a) => app::events(cli.config.as_deref(), a).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(filter: Option<&str>) {
+    let filter = filter
+        .map(str::to_string)
+        .or_else(|| std::env::var("CALBRIDGE_LOG").ok())
+        .unwrap_or_else(|| "warn,sqlx=error".to_string());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}

@@ -1,0 +1,626 @@
+//! [`GraphClient`]: sends [`GraphRequest`]s to Microsoft Graph for one connection.
+//!
+//! Every request carries the bearer token (from the shared [`TokenProvider`] cache) and a
+//! fresh `client-request-id`. Per attempt:
+//! - `429`/`503`: wait `Retry-After` (seconds or an HTTP date; without it 1, 2, 4, 8 … s) and
+//!   try again, up to `max_attempts` and `max_retry_wait` in total; then the error surfaces
+//!   (classified `Throttled`, carrying the last `Retry-After`).
+//! - `401`: the token is dropped from the cache and the request sent once more with a new one.
+//! - no answer (connect, timeout, reset): tried again only when safe — idempotent requests up
+//!   to `max_attempts`, a create with a `transactionId` once, any request that provably never
+//!   left (connect failure); never a PATCH or a plain POST that may have been processed.
+//! - the body breaking off: `GraphError::Body` (transient), not retried here.
+//!
+//! At most `mailbox_concurrency` (default 4, Graph's documented budget) requests per mailbox
+//! are in flight at once: a tokio semaphore per mailbox; the permit is released while waiting
+//! to retry. Redirects are not followed, and every URL (also a nextLink or a saved cursor)
+//! must have `graph_url`'s scheme, host and port, so the token never goes anywhere else.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use calbridge_core::{GraphSettings, Secret};
+use chrono::{DateTime, Utc};
+use reqwest::header::HeaderMap;
+use tokio::sync::Semaphore;
+use url::Url;
+
+use crate::auth::{Clock, SystemClock, TokenProvider};
+use crate::endpoints::{
+    self, calendar_get_schedule, calendar_list, calendar_view, calendar_view_delta, event_create, event_delete,
+    event_get, event_update, snippet, user_get, GraphRequest, TransportRetry,
+};
+use crate::error::GraphError;
+use crate::types::{self, ODataError};
+
+/// Tuning of a [`GraphClient`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GraphOptions {
+    /// Attempts per request, the first included, when throttled or (if safe) unanswered.
+    pub max_attempts: u32,
+    /// The most a request waits in total for throttling or backoff before the error surfaces.
+    pub max_retry_wait: Duration,
+    /// Requests in flight per mailbox (Graph allows 4).
+    pub mailbox_concurrency: usize,
+    /// `Prefer: odata.maxpagesize` of delta pages, and `$top` of calendarView pages.
+    pub page_size: u32,
+    /// Timeout of one HTTP request, connect to last byte.
+    pub request_timeout: Duration,
+    /// This installation's id (sent in the `User-Agent`, so a tenant admin can tell
+    /// installations apart).
+    pub installation_id: String,
+}
+
+impl Default for GraphOptions {
+    fn default() -> Self {
+        GraphOptions {
+            max_attempts: 5,
+            max_retry_wait: Duration::from_secs(120),
+            mailbox_concurrency: 4,
+            page_size: 100,
+            request_timeout: Duration::from_secs(60),
+            installation_id: String::new(),
+        }
+    }
+}
+
+/// An answer Graph gave with a 2xx status.
+#[derive(Clone, Debug)]
+pub struct GraphResponse {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+/// A Microsoft Graph client for one connection. Cheap to clone; clones share the token
+/// cache, the per-mailbox limits and the request counter.
+#[derive(Clone)]
+pub struct GraphClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    settings: GraphSettings,
+    base: Url,
+    options: GraphOptions,
+    auth: TokenProvider,
+    clock: Arc<dyn Clock>,
+    secret: Secret,
+    requests: AtomicU64,
+    mailboxes: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+impl fmt::Debug for GraphClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GraphClient")
+            .field("graph_url", &self.inner.base.as_str())
+            .field("tenant_id", &self.inner.settings.tenant_id)
+            .field("client_id", &self.inner.settings.client_id)
+            .field("options", &self.inner.options)
+            .field("requests", &self.requests())
+            .finish()
+    }
+}
+
+fn parse_base(key: &str, value: &str) -> Result<Url, GraphError> {
+    let url = Url::parse(value.trim()).map_err(|e| GraphError::Config {
+        message: format!("{key} {value:?} is not a URL ({e}). Fix: use e.g. https://graph.microsoft.com"),
+    })?;
+    if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
+        return Err(GraphError::Config {
+            message: format!("{key} {value:?} is not an http(s) URL. Fix: use e.g. https://graph.microsoft.com"),
+        });
+    }
+    Ok(url)
+}
+
+impl GraphClient {
+    /// A client for one connection, on the system clock.
+    pub fn new(settings: &GraphSettings, secret: Secret, options: GraphOptions) -> Result<GraphClient, GraphError> {
+        Self::with_clock(settings, secret, options, Arc::new(SystemClock))
+    }
+
+    /// A client whose token lifetimes and `Retry-After` dates are read against `clock`.
+    pub fn with_clock(
+        settings: &GraphSettings,
+        secret: Secret,
+        options: GraphOptions,
+        clock: Arc<dyn Clock>,
+    ) -> Result<GraphClient, GraphError> {
+        let need = |key: &str, v: &str, fix: &str| {
+            if v.trim().is_empty() {
+                Err(GraphError::Config { message: format!("{key} is empty. Fix: {fix}") })
+            } else {
+                Ok(())
+            }
+        };
+        need(
+            "tenant_id",
+            &settings.tenant_id,
+            "use the Directory (tenant) ID from the app registration's Overview page",
+        )?;
+        need(
+            "client_id",
+            &settings.client_id,
+            "use the Application (client) ID from the app registration's Overview page",
+        )?;
+        if secret.is_empty() {
+            return Err(GraphError::Config {
+                message: "the client secret is empty. Fix: paste the secret's Value from the app registration's \
+                          Certificates & secrets page"
+                    .into(),
+            });
+        }
+        let authority = parse_base("authority_url", &settings.authority_url)?;
+        let base = parse_base("graph_url", &settings.graph_url)?;
+        if options.max_attempts == 0 || options.mailbox_concurrency == 0 || options.page_size == 0 {
+            return Err(GraphError::Config {
+                message: "max_attempts, mailbox_concurrency and page_size must be at least 1".into(),
+            });
+        }
+        let user_agent = if options.installation_id.is_empty() {
+            format!("calbridge/{}", env!("CARGO_PKG_VERSION"))
+        } else {
+            format!("calbridge/{} (installation {})", env!("CARGO_PKG_VERSION"), options.installation_id)
+        };
+        let http = reqwest::Client::builder()
+            .timeout(options.request_timeout)
+            .connect_timeout(options.request_timeout.min(Duration::from_secs(15)))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(user_agent)
+            .build()
+            .map_err(|e| GraphError::Config { message: format!("cannot set up the HTTP client: {e}") })?;
+        let auth = TokenProvider::new(
+            http.clone(),
+            authority,
+            settings.tenant_id.trim(),
+            settings.client_id.trim(),
+            secret.clone(),
+            endpoints::token::scope_for(&base),
+            clock.clone(),
+        );
+        Ok(GraphClient {
+            inner: Arc::new(Inner {
+                http,
+                settings: settings.clone(),
+                base,
+                options,
+                auth,
+                clock,
+                secret,
+                requests: AtomicU64::new(0),
+                mailboxes: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// Requests sent to Graph so far (every attempt; token requests not included).
+    pub fn requests(&self) -> u64 {
+        self.inner.requests.load(Ordering::Relaxed)
+    }
+
+    /// Token requests sent to the identity platform so far.
+    pub fn token_requests(&self) -> u64 {
+        self.inner.auth.fetches()
+    }
+
+    pub fn settings(&self) -> &GraphSettings {
+        &self.inner.settings
+    }
+
+    pub fn options(&self) -> &GraphOptions {
+        &self.inner.options
+    }
+
+    /// The parsed `graph_url`.
+    pub fn graph_url(&self) -> &Url {
+        &self.inner.base
+    }
+
+    /// Gets an access token (from the cache or the identity platform): the first step of a
+    /// connection test.
+    pub async fn authenticate(&self) -> Result<(), GraphError> {
+        self.inner.auth.token().await.map(|_| ())
+    }
+
+    fn semaphore(&self, mailbox: &str) -> Arc<Semaphore> {
+        let mut map = self.inner.mailboxes.lock().expect("mailbox limits lock");
+        map.entry(mailbox.to_ascii_lowercase())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.inner.options.mailbox_concurrency)))
+            .clone()
+    }
+
+    fn redact(&self, e: GraphError, token: Option<&str>) -> GraphError {
+        let mut secrets = vec![self.inner.secret.expose()];
+        if let Some(t) = token {
+            secrets.push(t);
+        }
+        e.redacted(&secrets)
+    }
+
+    /// Sends `req` on behalf of `mailbox` with retries as described in the module docs; a
+    /// non-2xx answer becomes [`GraphError::Api`].
+    pub async fn send(&self, mailbox: &str, req: &GraphRequest) -> Result<GraphResponse, GraphError> {
+        endpoints::check_same_origin(req.operation, &self.inner.base, req.url.as_str())?;
+        let opts = &self.inner.options;
+        let semaphore = self.semaphore(mailbox);
+        let mut attempt: u32 = 0;
+        let mut waited = Duration::ZERO;
+        let mut reauthenticated = false;
+        let mut transport_retries: u32 = 0;
+        loop {
+            attempt += 1;
+            let token = self.inner.auth.token().await?;
+            let request_id = uuid::Uuid::new_v4().to_string();
+            let outcome = {
+                let _permit = semaphore.acquire().await.expect("mailbox semaphores are never closed");
+                self.inner.requests.fetch_add(1, Ordering::Relaxed);
+                attempt_once(&self.inner.http, req, Some(token.expose()), Some(&request_id)).await
+            };
+            let (status, headers, body) = match outcome {
+                Ok(answer) => answer,
+                Err(failure) => {
+                    let error = self.redact(failure.error, Some(token.expose()));
+                    let allowed = failure.never_sent
+                        || match req.retry {
+                            TransportRetry::Idempotent => true,
+                            TransportRetry::Once => transport_retries == 0,
+                            TransportRetry::Never => false,
+                        };
+                    let wait = backoff(attempt);
+                    if failure.body_error
+                        || !allowed
+                        || attempt >= opts.max_attempts
+                        || waited + wait > opts.max_retry_wait
+                    {
+                        return Err(error);
+                    }
+                    tracing::debug!(operation = req.operation, attempt, "no answer ({error}); retrying in {wait:?}");
+                    transport_retries += 1;
+                    waited += wait;
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+            };
+            if (200..300).contains(&status) {
+                return Ok(GraphResponse { status, headers, body });
+            }
+            let error = self.redact(
+                api_error(req.operation, status, &headers, &body, self.inner.clock.now()),
+                Some(token.expose()),
+            );
+            match status {
+                401 if !reauthenticated => {
+                    tracing::debug!(operation = req.operation, "Graph rejected the access token; fetching a new one");
+                    reauthenticated = true;
+                    attempt -= 1;
+                    self.inner.auth.invalidate(&token).await;
+                    continue;
+                }
+                429 | 503 => {
+                    let retry_after = match &error {
+                        GraphError::Api { retry_after, .. } => *retry_after,
+                        _ => None,
+                    };
+                    let wait = retry_after.unwrap_or_else(|| backoff(attempt));
+                    if attempt >= opts.max_attempts || waited + wait > opts.max_retry_wait {
+                        tracing::info!(
+                            operation = req.operation,
+                            attempt,
+                            "throttled; giving up after {waited:?} of waiting"
+                        );
+                        return Err(error);
+                    }
+                    tracing::debug!(operation = req.operation, attempt, "throttled (HTTP {status}); waiting {wait:?}");
+                    waited += wait;
+                    tokio::time::sleep(wait).await;
+                }
+                _ => return Err(error),
+            }
+        }
+    }
+
+    /// `GET /users/{email}`.
+    pub async fn user(&self, email: &str) -> Result<types::User, GraphError> {
+        let r = self.send(email, &user_get::request(&self.inner.base, email)).await?;
+        user_get::parse(&r.body)
+    }
+
+    /// `GET /users/{email}/calendars`, all pages.
+    pub async fn calendars(&self, email: &str) -> Result<Vec<types::Calendar>, GraphError> {
+        let mut req = calendar_list::request(&self.inner.base, email);
+        let mut all = Vec::new();
+        loop {
+            let page = calendar_list::parse(&self.send(email, &req).await?.body)?;
+            all.extend(page.value);
+            match page.next_link {
+                Some(next) => {
+                    req = calendar_list::request_next(endpoints::check_same_origin(
+                        "list calendars",
+                        &self.inner.base,
+                        &next,
+                    )?)
+                }
+                None => return Ok(all),
+            }
+        }
+    }
+
+    /// `GET /users/{email}/events/{id}` with the provenance property.
+    pub async fn get_event(&self, email: &str, id: &str) -> Result<types::Event, GraphError> {
+        let r = self.send(email, &event_get::request(&self.inner.base, email, id)).await?;
+        event_get::parse(&r.body)
+    }
+
+    /// `POST /users/{email}/calendar/events`.
+    pub async fn create_event(&self, email: &str, event: &types::Event) -> Result<types::Event, GraphError> {
+        let r = self.send(email, &event_create::request(&self.inner.base, email, event)).await?;
+        event_create::parse(&r.body)
+    }
+
+    /// `PATCH /users/{email}/events/{id}` with `If-Match: if_match`.
+    pub async fn update_event(
+        &self,
+        email: &str,
+        id: &str,
+        if_match: &str,
+        event: &types::Event,
+    ) -> Result<types::Event, GraphError> {
+        let r = self.send(email, &event_update::request(&self.inner.base, email, id, if_match, event)).await?;
+        event_update::parse(&r.body)
+    }
+
+    /// `DELETE /users/{email}/events/{id}`.
+    pub async fn delete_event(&self, email: &str, id: &str) -> Result<(), GraphError> {
+        let r = self.send(email, &event_delete::request(&self.inner.base, email, id)).await?;
+        event_delete::parse(r.status)
+    }
+
+    /// `GET /users/{email}/calendarView` over `[start, end)`, all pages.
+    pub async fn calendar_view(
+        &self,
+        email: &str,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<Vec<types::Event>, GraphError> {
+        let mut req = calendar_view::request(&self.inner.base, email, start, end, self.inner.options.page_size);
+        let mut all = Vec::new();
+        loop {
+            let page = calendar_view::parse(&self.send(email, &req).await?.body)?;
+            all.extend(page.value);
+            match page.next_link {
+                Some(next) => {
+                    req = calendar_view::request_next(endpoints::check_same_origin(
+                        "list calendarView",
+                        &self.inner.base,
+                        &next,
+                    )?)
+                }
+                None => return Ok(all),
+            }
+        }
+    }
+
+    /// One page of `calendarView/delta`: the first of a round over `[start, end)` without a
+    /// link, else the page at `link` (a saved nextLink or deltaLink).
+    pub async fn delta(
+        &self,
+        email: &str,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        link: Option<&str>,
+    ) -> Result<calendar_view_delta::DeltaPage, GraphError> {
+        let size = self.inner.options.page_size;
+        let req = match link {
+            None => calendar_view_delta::request_initial(&self.inner.base, email, start, end, size),
+            Some(link) => calendar_view_delta::request_link(&self.inner.base, link, size)?,
+        };
+        let r = self.send(email, &req).await?;
+        calendar_view_delta::parse(&self.inner.base, &r.body)
+    }
+
+    /// `POST /users/{email}/calendar/getSchedule`: free/busy of `schedules` over
+    /// `[start, end)`, in `interval_minutes` slots, answered in UTC.
+    pub async fn get_schedule(
+        &self,
+        email: &str,
+        schedules: &[String],
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        interval_minutes: u32,
+    ) -> Result<Vec<types::ScheduleInformation>, GraphError> {
+        let req = calendar_get_schedule::request(&self.inner.base, email, schedules, start, end, interval_minutes);
+        let r = self.send(email, &req).await?;
+        calendar_get_schedule::parse(&r.body)
+    }
+}
+
+/// Backoff without `Retry-After`: 1, 2, 4, 8, 16, 32, 32 … seconds.
+pub fn backoff(attempt: u32) -> Duration {
+    Duration::from_secs(1u64 << attempt.saturating_sub(1).min(5))
+}
+
+/// `Retry-After`: delay-seconds or an HTTP date (relative to `now`; a past date is 0).
+pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
+    let v = value.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    if let Ok(secs) = v.parse::<f64>() {
+        if secs.is_finite() && secs >= 0.0 {
+            return Some(Duration::from_secs_f64(secs));
+        }
+    }
+    let at = DateTime::parse_from_rfc2822(v).ok()?.with_timezone(&Utc);
+    Some((at - now).to_std().unwrap_or(Duration::ZERO))
+}
+
+/// A non-2xx answer as [`GraphError::Api`].
+pub(crate) fn api_error(
+    operation: &'static str,
+    status: u16,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> GraphError {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let (code, message) = match serde_json::from_slice::<ODataError>(body) {
+        Ok(e) => ((!e.error.code.is_empty()).then_some(e.error.code), e.error.message),
+        Err(_) if body.is_empty() => (None, reason(status).to_string()),
+        Err(_) => (None, snippet(body)),
+    };
+    GraphError::Api {
+        operation,
+        status,
+        code,
+        message,
+        retry_after: header("retry-after").and_then(|v| parse_retry_after(&v, now)),
+        request_id: header("request-id").or_else(|| header("client-request-id")),
+    }
+}
+
+fn reason(status: u16) -> &'static str {
+    reqwest::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("no reason given")
+}
+
+/// Why one attempt got no usable answer.
+pub(crate) struct Failure {
+    pub error: GraphError,
+    /// The request provably never left (connect failure): safe to retry any request.
+    pub never_sent: bool,
+    /// The answer started but its body broke off.
+    pub body_error: bool,
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let s_msg = s.to_string();
+        if !msg.contains(&s_msg) {
+            msg.push_str(": ");
+            msg.push_str(&s_msg);
+        }
+        source = s.source();
+    }
+    msg
+}
+
+/// Sends `req` once and reads the whole answer.
+pub(crate) async fn attempt_once(
+    http: &reqwest::Client,
+    req: &GraphRequest,
+    bearer: Option<&str>,
+    request_id: Option<&str>,
+) -> Result<(u16, HeaderMap, Vec<u8>), Failure> {
+    let mut b = http.request(req.method.clone(), req.url.clone()).header("Accept", "application/json");
+    for (name, value) in &req.headers {
+        b = b.header(*name, value.as_str());
+    }
+    if let Some(token) = bearer {
+        b = b.bearer_auth(token);
+    }
+    if let Some(id) = request_id {
+        b = b.header("client-request-id", id);
+    }
+    if let Some(body) = &req.body {
+        b = b.body(body.clone());
+    }
+    let resp = b.send().await.map_err(|e| Failure {
+        never_sent: e.is_connect(),
+        body_error: false,
+        error: GraphError::Transport {
+            operation: req.operation,
+            url: without_query(&req.url),
+            message: error_chain(&e),
+        },
+    })?;
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp.bytes().await.map_err(|e| Failure {
+        never_sent: false,
+        body_error: true,
+        error: GraphError::Body { operation: req.operation, message: error_chain(&e) },
+    })?;
+    Ok((status, headers, body.to_vec()))
+}
+
+/// [`attempt_once`], for callers that do not retry (the token request).
+pub(crate) async fn execute(
+    http: &reqwest::Client,
+    req: &GraphRequest,
+    bearer: Option<&str>,
+) -> Result<(u16, HeaderMap, Vec<u8>), GraphError> {
+    attempt_once(http, req, bearer, None).await.map_err(|f| f.error)
+}
+
+/// A URL for messages: state tokens in the query are long and say nothing to a person.
+fn without_query(url: &Url) -> String {
+    let mut u = url.clone();
+    u.set_query(None);
+    u.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn retry_after_seconds_or_http_date() {
+        let now = Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap();
+        assert_eq!(parse_retry_after("7", now), Some(Duration::from_secs(7)));
+        assert_eq!(parse_retry_after(" 0 ", now), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("Sun, 01 Mar 2026 12:00:30 GMT", now), Some(Duration::from_secs(30)));
+        assert_eq!(parse_retry_after("Sun, 01 Mar 2026 11:00:00 GMT", now), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn backoff_steps() {
+        let steps: Vec<u64> = (1..=8).map(|a| backoff(a).as_secs()).collect();
+        assert_eq!(steps, vec![1, 2, 4, 8, 16, 32, 32, 32]);
+    }
+
+    #[test]
+    fn api_errors_carry_code_message_retry_after_and_request_id() {
+        let mut h = HeaderMap::new();
+        h.insert("retry-after", "3".parse().unwrap());
+        h.insert("request-id", "rid-1".parse().unwrap());
+        let body = br#"{"error":{"code":"ApplicationThrottled","message":"Application is over its MailboxConcurrency limit."}}"#;
+        let e = api_error("get event", 429, &h, body, Utc::now());
+        assert_eq!(
+            e,
+            GraphError::Api {
+                operation: "get event",
+                status: 429,
+                code: Some("ApplicationThrottled".into()),
+                message: "Application is over its MailboxConcurrency limit.".into(),
+                retry_after: Some(Duration::from_secs(3)),
+                request_id: Some("rid-1".into()),
+            }
+        );
+        let e = api_error("get event", 502, &HeaderMap::new(), b"", Utc::now());
+        assert!(e.to_string().contains("HTTP 502: Bad Gateway"), "{e}");
+    }
+
+    #[test]
+    fn settings_are_validated_with_the_fix() {
+        let mut s = GraphSettings {
+            tenant_id: "t".into(),
+            client_id: "c".into(),
+            authority_url: "https://login.microsoftonline.com".into(),
+            graph_url: "https://graph.microsoft.com".into(),
+        };
+        assert!(GraphClient::new(&s, Secret::new("x"), GraphOptions::default()).is_ok());
+        let e = GraphClient::new(&s, Secret::new(""), GraphOptions::default()).unwrap_err();
+        assert!(e.to_string().contains("client secret is empty"), "{e}");
+        s.graph_url = "graph.microsoft.com".into();
+        let e = GraphClient::new(&s, Secret::new("x"), GraphOptions::default()).unwrap_err();
+        assert!(e.to_string().contains("graph_url"), "{e}");
+    }
+}

@@ -1,0 +1,721 @@
+//! The only bridge between Graph's wire types ([`crate::types`]) and calbridge's domain
+//! ([`calbridge_core`]).
+//!
+//! Reading (`types::Event` → [`RemoteItem`] / [`EventData`]):
+//! - `start`/`end` are `dateTimeTimeZone`s: a local `dateTime` (`2026-11-23T09:00:00.0000000`)
+//!   in `timeZone`. The client asks for UTC, but any IANA or Windows zone is resolved. An
+//!   all-day event's days are floating: Graph writes them as midnight in whatever zone it was
+//!   asked for, so they are placed at midnight in the event's own zone (`originalStartTimeZone`).
+//! - `originalStartTimeZone` → `time_zone`; `showAs`, `sensitivity`, attendees' `type` and
+//!   `status.response` map to the core enums, unknown strings to a default (never a panic);
+//!   `type` + `seriesMasterId` + `originalStart` → [`Series`].
+//! - `body.content` as text (an HTML body, when Graph ignored the text preference, is reduced
+//!   to its text); `location.displayName`; `@odata.etag` (else `W/"changeKey"`) → version.
+//! - provenance: the `singleValueExtendedProperties` entry with id
+//!   [`PROVENANCE_PROPERTY_ID`], or else `transactionId` if it decodes, because delta
+//!   responses do not expand extended properties and calbridge writes the tag into both.
+//!
+//! Writing ([`EventData`] + [`Provenance`] → `types::Event`): UTC `dateTime`s with
+//! `timeZone: "UTC"` (all-day events: midnight dates in the event's zone, as Graph requires),
+//! subject, text body, location, attendees, `showAs`, `sensitivity`, `isAllDay`, and for a
+//! create the provenance as `transactionId` and as the extended property.
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Timelike, Utc};
+use chrono_tz::Tz;
+
+use calbridge_core::model::{
+    Attendee, AttendeeRole, EventData, Person, ResponseStatus, Sensitivity, Series, SeriesKind, ShowAs,
+};
+use calbridge_core::sync::{Confirmed, Provenance, RemoteChange, RemoteItem};
+
+use crate::types::{self, DateTimeTimeZone, PROVENANCE_PROPERTY_ID};
+use crate::zones;
+
+/// Why a wire event could not become a domain value.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConvertError {
+    #[error("the event has no id")]
+    MissingId,
+    #[error("the event {id:?} has no {field}")]
+    MissingField { id: String, field: &'static str },
+    #[error("{value:?} is not a date-time Graph writes (expected 2026-11-23T09:00:00.0000000)")]
+    BadDateTime { value: String },
+    #[error("the time zone {0:?} is unknown (neither IANA nor a Windows zone name)")]
+    UnknownTimeZone(String),
+}
+
+/// A delta item: `@removed` → [`RemoteChange::Removed`], anything else → an upsert.
+pub fn remote_change(ev: &types::Event) -> Result<RemoteChange, ConvertError> {
+    if ev.removed.is_some() {
+        let remote_id = ev.id.clone().filter(|i| !i.is_empty()).ok_or(ConvertError::MissingId)?;
+        return Ok(RemoteChange::Removed { remote_id });
+    }
+    Ok(RemoteChange::Upsert(remote_item(ev)?))
+}
+
+/// An event as Exchange reported it.
+pub fn remote_item(ev: &types::Event) -> Result<RemoteItem, ConvertError> {
+    let remote_id = ev.id.clone().filter(|i| !i.is_empty()).ok_or(ConvertError::MissingId)?;
+    Ok(RemoteItem { version: version(ev), data: event_data(ev)?, provenance: provenance(ev), remote_id })
+}
+
+/// Exchange's confirmation of a create or update. `sent` is what calbridge asked for; it
+/// stands in for the content only if the answer's content cannot be read.
+pub fn confirmed(ev: &types::Event, sent: &EventData) -> Result<Confirmed, ConvertError> {
+    let remote_id = ev.id.clone().filter(|i| !i.is_empty()).ok_or(ConvertError::MissingId)?;
+    let data = match event_data(ev) {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!(event = %remote_id, "the confirmed event could not be read ({e}); keeping what was sent");
+            sent.clone()
+        }
+    };
+    Ok(Confirmed { remote_id, version: version(ev), data })
+}
+
+/// `@odata.etag`, else `W/"{changeKey}"`, else empty.
+pub fn version(ev: &types::Event) -> String {
+    if let Some(e) = ev.odata_etag.as_ref().filter(|e| !e.is_empty()) {
+        return e.clone();
+    }
+    match ev.change_key.as_ref().filter(|c| !c.is_empty()) {
+        Some(ck) => format!("W/\"{ck}\""),
+        None => String::new(),
+    }
+}
+
+/// calbridge's tag: the extended property, or else a `transactionId` that decodes.
+pub fn provenance(ev: &types::Event) -> Option<Provenance> {
+    let from_property = ev
+        .single_value_extended_properties
+        .iter()
+        .flatten()
+        .find(|p| p.id.eq_ignore_ascii_case(PROVENANCE_PROPERTY_ID))
+        .and_then(|p| p.value.as_deref())
+        .and_then(Provenance::decode);
+    from_property.or_else(|| ev.transaction_id.as_deref().and_then(Provenance::decode))
+}
+
+/// The content of a wire event.
+pub fn event_data(ev: &types::Event) -> Result<EventData, ConvertError> {
+    let id = ev.id.clone().unwrap_or_default();
+    let start = ev.start.as_ref().ok_or_else(|| ConvertError::MissingField { id: id.clone(), field: "start" })?;
+    let end = ev.end.as_ref().ok_or_else(|| ConvertError::MissingField { id: id.clone(), field: "end" })?;
+    let all_day = ev.is_all_day.unwrap_or(false);
+    let time_zone = ev
+        .original_start_time_zone
+        .clone()
+        .filter(|z| !z.trim().is_empty())
+        .or_else(|| start.time_zone.clone().filter(|z| !z.trim().is_empty()))
+        .unwrap_or_else(|| "UTC".to_string());
+    let (start_utc, end_utc) = if all_day {
+        (all_day_bound(start, &time_zone)?, all_day_bound(end, &time_zone)?)
+    } else {
+        (to_utc(start)?, to_utc(end)?)
+    };
+    let body = match &ev.body {
+        Some(b) => {
+            let content = b.content.as_deref().unwrap_or("");
+            if b.content_type.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("html")) {
+                html_to_text(content)
+            } else {
+                normalize_text(content)
+            }
+        }
+        None => String::new(),
+    };
+    Ok(EventData {
+        subject: ev.subject.clone().unwrap_or_default(),
+        body,
+        location: ev.location.as_ref().and_then(|l| l.display_name.clone()).unwrap_or_default(),
+        start: start_utc,
+        end: end_utc,
+        time_zone,
+        all_day,
+        show_as: ev.show_as.as_deref().map(show_as).unwrap_or(ShowAs::Busy),
+        sensitivity: ev.sensitivity.as_deref().map(sensitivity).unwrap_or(Sensitivity::Normal),
+        organizer: ev
+            .organizer
+            .as_ref()
+            .and_then(|o| o.email_address.as_ref())
+            .map(|a| Person { email: a.address.clone().unwrap_or_default(), name: a.name.clone().unwrap_or_default() }),
+        attendees: ev.attendees.iter().flatten().filter_map(attendee).collect(),
+        series: series(ev, start_utc),
+        cancelled: ev.is_cancelled.unwrap_or(false),
+    })
+}
+
+fn attendee(a: &types::Attendee) -> Option<Attendee> {
+    let addr = a.email_address.as_ref()?;
+    if addr.address.as_deref().unwrap_or("").is_empty() && addr.name.as_deref().unwrap_or("").is_empty() {
+        return None;
+    }
+    Some(Attendee {
+        email: addr.address.clone().unwrap_or_default(),
+        name: addr.name.clone().unwrap_or_default(),
+        role: a.kind.as_deref().map(attendee_role).unwrap_or(AttendeeRole::Required),
+        response: a.status.as_ref().and_then(|s| s.response.as_deref()).map(response).unwrap_or(ResponseStatus::None),
+    })
+}
+
+fn series(ev: &types::Event, start: DateTime<Utc>) -> Series {
+    let master_id = ev.series_master_id.clone().filter(|m| !m.is_empty());
+    let original_start = ev.original_start.as_deref().and_then(parse_offset_date_time);
+    let kind = match ev.kind.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        Some("seriesmaster") => SeriesKind::Master,
+        Some("occurrence") => SeriesKind::Occurrence,
+        Some("exception") => SeriesKind::Exception,
+        Some("singleinstance") => SeriesKind::Single,
+        _ if master_id.is_some() => SeriesKind::Occurrence,
+        _ => SeriesKind::Single,
+    };
+    match kind {
+        SeriesKind::Single | SeriesKind::Master => Series { kind, master_id: None, original_start: None },
+        // An unmodified occurrence starts where it was meant to.
+        SeriesKind::Occurrence => Series { kind, master_id, original_start: original_start.or(Some(start)) },
+        SeriesKind::Exception => Series { kind, master_id, original_start },
+    }
+}
+
+/// `showAs`; unknown strings → [`ShowAs::Unknown`].
+pub fn show_as(s: &str) -> ShowAs {
+    match s.to_ascii_lowercase().as_str() {
+        "free" => ShowAs::Free,
+        "tentative" => ShowAs::Tentative,
+        "busy" => ShowAs::Busy,
+        "oof" => ShowAs::Oof,
+        "workingelsewhere" => ShowAs::WorkingElsewhere,
+        _ => ShowAs::Unknown,
+    }
+}
+
+pub fn show_as_wire(s: ShowAs) -> &'static str {
+    match s {
+        ShowAs::Free => "free",
+        ShowAs::Tentative => "tentative",
+        ShowAs::Busy => "busy",
+        ShowAs::Oof => "oof",
+        ShowAs::WorkingElsewhere => "workingElsewhere",
+        ShowAs::Unknown => "unknown",
+    }
+}
+
+/// `sensitivity`; unknown strings → [`Sensitivity::Normal`].
+pub fn sensitivity(s: &str) -> Sensitivity {
+    match s.to_ascii_lowercase().as_str() {
+        "personal" => Sensitivity::Personal,
+        "private" => Sensitivity::Private,
+        "confidential" => Sensitivity::Confidential,
+        _ => Sensitivity::Normal,
+    }
+}
+
+pub fn sensitivity_wire(s: Sensitivity) -> &'static str {
+    match s {
+        Sensitivity::Normal => "normal",
+        Sensitivity::Personal => "personal",
+        Sensitivity::Private => "private",
+        Sensitivity::Confidential => "confidential",
+    }
+}
+
+/// Attendee `type`; unknown strings → [`AttendeeRole::Required`].
+pub fn attendee_role(s: &str) -> AttendeeRole {
+    match s.to_ascii_lowercase().as_str() {
+        "optional" => AttendeeRole::Optional,
+        "resource" => AttendeeRole::Resource,
+        _ => AttendeeRole::Required,
+    }
+}
+
+pub fn attendee_role_wire(r: AttendeeRole) -> &'static str {
+    match r {
+        AttendeeRole::Required => "required",
+        AttendeeRole::Optional => "optional",
+        AttendeeRole::Resource => "resource",
+    }
+}
+
+/// `status.response`; unknown or empty strings → [`ResponseStatus::None`].
+pub fn response(s: &str) -> ResponseStatus {
+    match s.to_ascii_lowercase().as_str() {
+        "organizer" => ResponseStatus::Organizer,
+        "tentativelyaccepted" => ResponseStatus::TentativelyAccepted,
+        "accepted" => ResponseStatus::Accepted,
+        "declined" => ResponseStatus::Declined,
+        "notresponded" => ResponseStatus::NotResponded,
+        _ => ResponseStatus::None,
+    }
+}
+
+/// A `dateTime` as Graph writes it: local, no offset, up to 7 fractional digits. An offset or
+/// `Z`, if present, is honoured (and `timeZone` then ignored).
+fn parse_local(value: &str) -> Result<Result<NaiveDateTime, DateTime<Utc>>, ConvertError> {
+    let v = value.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(v) {
+        return Ok(Err(t.with_timezone(&Utc)));
+    }
+    for f in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S%.f"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(v, f) {
+            return Ok(Ok(t));
+        }
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(v, "%Y-%m-%d") {
+        return Ok(Ok(d.and_time(NaiveTime::MIN)));
+    }
+    Err(ConvertError::BadDateTime { value: value.to_string() })
+}
+
+/// A local date-time in a zone, as an instant. A time that occurs twice (clocks going back)
+/// is the earlier; one that does not occur (clocks going forward) is moved past the gap.
+fn localize(tz: Tz, t: NaiveDateTime) -> Option<DateTime<Utc>> {
+    tz.from_local_datetime(&t)
+        .earliest()
+        .or_else(|| tz.from_local_datetime(&(t + chrono::Duration::hours(1))).earliest())
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// A `dateTimeTimeZone` as an instant.
+pub fn to_utc(dt: &DateTimeTimeZone) -> Result<DateTime<Utc>, ConvertError> {
+    match parse_local(&dt.date_time)? {
+        Err(instant) => Ok(instant),
+        Ok(local) => {
+            let zone = dt.time_zone.as_deref().unwrap_or("UTC");
+            let tz = zones::resolve(zone).ok_or_else(|| ConvertError::UnknownTimeZone(zone.to_string()))?;
+            localize(tz, local).ok_or_else(|| ConvertError::BadDateTime { value: dt.date_time.clone() })
+        }
+    }
+}
+
+/// A bound of an all-day event. Graph writes the day as midnight in the zone it was asked
+/// for; the day is placed at midnight in the event's own zone. A value that is not midnight
+/// (a server that converted the instant) is taken as the instant it names.
+fn all_day_bound(dt: &DateTimeTimeZone, event_zone: &str) -> Result<DateTime<Utc>, ConvertError> {
+    match parse_local(&dt.date_time)? {
+        Ok(local) if local.time() == NaiveTime::MIN => {
+            let tz = zones::resolve(event_zone)
+                .or_else(|| dt.time_zone.as_deref().and_then(zones::resolve))
+                .unwrap_or(Tz::UTC);
+            localize(tz, local).ok_or_else(|| ConvertError::BadDateTime { value: dt.date_time.clone() })
+        }
+        _ => to_utc(dt),
+    }
+}
+
+/// A `DateTimeOffset` (`originalStart`, `2019-04-15T20:30:00Z`).
+fn parse_offset_date_time(s: &str) -> Option<DateTime<Utc>> {
+    match parse_local(s).ok()? {
+        Err(instant) => Some(instant),
+        Ok(naive) => Some(naive.and_utc()),
+    }
+}
+
+/// An instant as a UTC `dateTimeTimeZone`.
+pub fn utc_date_time(t: DateTime<Utc>) -> DateTimeTimeZone {
+    DateTimeTimeZone { date_time: t.format("%Y-%m-%dT%H:%M:%S").to_string(), time_zone: Some("UTC".into()) }
+}
+
+/// An all-day bound as Graph requires it: midnight of the day in the event's zone, written
+/// in that zone (UTC if the zone is unknown).
+/// An instant as local time in the event's own zone, so Exchange records the zone the event
+/// was made in (`originalStartTimeZone`); UTC when the zone is unknown.
+fn zoned_date_time(t: DateTime<Utc>, zone: &str) -> DateTimeTimeZone {
+    match zones::resolve(zone) {
+        Some(tz) if !zone.eq_ignore_ascii_case("utc") => DateTimeTimeZone {
+            date_time: t.with_timezone(&tz).naive_local().format("%Y-%m-%dT%H:%M:%S").to_string(),
+            time_zone: Some(zone.to_string()),
+        },
+        _ => utc_date_time(t),
+    }
+}
+
+fn all_day_date_time(t: DateTime<Utc>, zone: &str) -> DateTimeTimeZone {
+    match zones::resolve(zone) {
+        Some(tz) => {
+            let local = t.with_timezone(&tz).naive_local();
+            let day = if local.time() == NaiveTime::MIN || local.hour() < 12 {
+                local.date()
+            } else {
+                // Not midnight: round to the nearest day boundary.
+                local.date().succ_opt().unwrap_or(local.date())
+            };
+            DateTimeTimeZone {
+                date_time: format!("{}T00:00:00", day.format("%Y-%m-%d")),
+                time_zone: Some(zone.to_string()),
+            }
+        }
+        None => DateTimeTimeZone {
+            date_time: format!("{}T00:00:00", t.date_naive().format("%Y-%m-%d")),
+            time_zone: Some("UTC".into()),
+        },
+    }
+}
+
+/// The wire event for an update (`PATCH`): the whole content calbridge owns.
+pub fn to_wire(data: &EventData) -> types::Event {
+    let (start, end) = if data.all_day {
+        (all_day_date_time(data.start, &data.time_zone), all_day_date_time(data.end, &data.time_zone))
+    } else {
+        (zoned_date_time(data.start, &data.time_zone), zoned_date_time(data.end, &data.time_zone))
+    };
+    types::Event {
+        subject: Some(data.subject.clone()),
+        body: Some(types::ItemBody { content_type: Some("text".into()), content: Some(data.body.clone()) }),
+        start: Some(start),
+        end: Some(end),
+        location: Some(types::Location { display_name: Some(data.location.clone()), ..Default::default() }),
+        attendees: Some(
+            data.attendees
+                .iter()
+                .map(|a| types::Attendee {
+                    kind: Some(attendee_role_wire(a.role).into()),
+                    status: None,
+                    email_address: Some(types::EmailAddress {
+                        name: (!a.name.is_empty()).then(|| a.name.clone()),
+                        address: Some(a.email.clone()),
+                    }),
+                })
+                .collect(),
+        ),
+        show_as: Some(show_as_wire(data.show_as).into()),
+        sensitivity: Some(sensitivity_wire(data.sensitivity).into()),
+        is_all_day: Some(data.all_day),
+        ..Default::default()
+    }
+}
+
+/// The wire event for a create (`POST`): [`to_wire`] plus the provenance tag, as
+/// `transactionId` (Graph's idempotency key, and visible in delta) and as the extended
+/// property.
+pub fn to_wire_create(data: &EventData, provenance: &Provenance) -> types::Event {
+    let tag = provenance.encode();
+    types::Event {
+        transaction_id: Some(tag.clone()),
+        single_value_extended_properties: Some(vec![types::SingleValueLegacyExtendedProperty {
+            id: PROVENANCE_PROPERTY_ID.to_string(),
+            value: Some(tag),
+        }]),
+        ..to_wire(data)
+    }
+}
+
+/// A getSchedule item as (start, end, free/busy status).
+pub fn schedule_item(item: &types::ScheduleItem) -> Result<(DateTime<Utc>, DateTime<Utc>, ShowAs), ConvertError> {
+    let missing = |field| ConvertError::MissingField { id: "scheduleItem".into(), field };
+    let start = to_utc(item.start.as_ref().ok_or_else(|| missing("start"))?)?;
+    let end = to_utc(item.end.as_ref().ok_or_else(|| missing("end"))?)?;
+    Ok((start, end, item.status.as_deref().map(show_as).unwrap_or(ShowAs::Busy)))
+}
+
+/// Text: `\r\n` → `\n`, trailing whitespace dropped.
+fn normalize_text(s: &str) -> String {
+    s.replace("\r\n", "\n").trim_end().to_string()
+}
+
+/// The text of an HTML body: `<head>`, `<style>` and `<script>` dropped, tags removed
+/// (block ends and `<br>` become line breaks), common entities decoded, whitespace collapsed.
+pub fn html_to_text(html: &str) -> String {
+    let lower = html.to_ascii_lowercase();
+    let mut out = String::with_capacity(html.len());
+    let mut i = 0;
+    while i < html.len() {
+        let rest = &html[i..];
+        if rest.starts_with('<') {
+            let tag_end = rest.find('>').map(|e| i + e + 1).unwrap_or(html.len());
+            let tag = &lower[i + 1..tag_end.saturating_sub(1).max(i + 1)];
+            let name: String = tag.trim_start_matches('/').chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
+            if !tag.starts_with('/') && matches!(name.as_str(), "head" | "style" | "script") {
+                let close = format!("</{name}");
+                i = match lower[tag_end..].find(&close) {
+                    Some(c) => lower[tag_end + c..].find('>').map(|e| tag_end + c + e + 1).unwrap_or(html.len()),
+                    None => html.len(),
+                };
+                continue;
+            }
+            if matches!(name.as_str(), "br" | "p" | "div" | "tr" | "li" | "h1" | "h2" | "h3" | "h4" | "table") {
+                out.push('\n');
+            }
+            i = tag_end;
+        } else if rest.starts_with('&') {
+            let semi = rest.as_bytes()[..rest.len().min(10)].iter().position(|&b| b == b';');
+            let decoded = semi.and_then(|s| match &rest[1..s] {
+                "nbsp" => Some(' '),
+                "amp" => Some('&'),
+                "lt" => Some('<'),
+                "gt" => Some('>'),
+                "quot" => Some('"'),
+                "apos" | "#39" => Some('\''),
+                e if e.starts_with("#x") => u32::from_str_radix(&e[2..], 16).ok().and_then(char::from_u32),
+                e if e.starts_with('#') => e[1..].parse().ok().and_then(char::from_u32),
+                _ => None,
+            });
+            match (decoded, semi) {
+                (Some(c), Some(s)) => {
+                    out.push(c);
+                    i += s + 1;
+                }
+                _ => {
+                    out.push('&');
+                    i += 1;
+                }
+            }
+        } else {
+            let c = rest.chars().next().expect("not at the end");
+            out.push(c);
+            i += c.len_utf8();
+        }
+    }
+    let mut lines: Vec<String> = Vec::new();
+    for line in out.replace("\r\n", "\n").split('\n') {
+        let collapsed = line.split_whitespace().collect::<Vec<_>>().join(" ");
+        if collapsed.is_empty() && lines.last().is_none_or(|l| l.is_empty()) {
+            continue;
+        }
+        lines.push(collapsed);
+    }
+    while lines.last().is_some_and(|l| l.is_empty()) {
+        lines.pop();
+    }
+    lines.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::example;
+    use calbridge_core::model::EventId;
+
+    fn wire(json: &str) -> types::Event {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn dates_with_seven_fractional_digits_and_any_zone() {
+        let utc = DateTimeTimeZone { date_time: "2026-11-23T09:00:00.0000000".into(), time_zone: Some("UTC".into()) };
+        assert_eq!(to_utc(&utc).unwrap(), Utc.with_ymd_and_hms(2026, 11, 23, 9, 0, 0).unwrap());
+        let berlin = DateTimeTimeZone {
+            date_time: "2026-07-01T09:00:00.0000000".into(),
+            time_zone: Some("Europe/Berlin".into()),
+        };
+        assert_eq!(to_utc(&berlin).unwrap(), Utc.with_ymd_and_hms(2026, 7, 1, 7, 0, 0).unwrap());
+        let pacific = DateTimeTimeZone {
+            date_time: "2017-04-15T11:00:00.0000000".into(),
+            time_zone: Some("Pacific Standard Time".into()),
+        };
+        assert_eq!(to_utc(&pacific).unwrap(), Utc.with_ymd_and_hms(2017, 4, 15, 18, 0, 0).unwrap());
+        let no_fraction = DateTimeTimeZone { date_time: "2026-01-01T00:00:00".into(), time_zone: None };
+        assert_eq!(to_utc(&no_fraction).unwrap(), Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap());
+        let offset = DateTimeTimeZone { date_time: "2026-01-01T10:00:00+02:00".into(), time_zone: Some("x".into()) };
+        assert_eq!(to_utc(&offset).unwrap(), Utc.with_ymd_and_hms(2026, 1, 1, 8, 0, 0).unwrap());
+        // In the spring-forward gap: moved past it. In the autumn overlap: the earlier.
+        let gap = DateTimeTimeZone { date_time: "2026-03-29T02:30:00".into(), time_zone: Some("Europe/Berlin".into()) };
+        assert_eq!(to_utc(&gap).unwrap(), Utc.with_ymd_and_hms(2026, 3, 29, 1, 30, 0).unwrap());
+        let fold =
+            DateTimeTimeZone { date_time: "2026-10-25T02:30:00".into(), time_zone: Some("Europe/Berlin".into()) };
+        assert_eq!(to_utc(&fold).unwrap(), Utc.with_ymd_and_hms(2026, 10, 25, 0, 30, 0).unwrap());
+        let bad = DateTimeTimeZone { date_time: "datetime-value".into(), time_zone: Some("UTC".into()) };
+        assert!(matches!(to_utc(&bad), Err(ConvertError::BadDateTime { .. })));
+        let unknown =
+            DateTimeTimeZone { date_time: "2026-01-01T00:00:00".into(), time_zone: Some("Mars/Olympus".into()) };
+        assert!(matches!(to_utc(&unknown), Err(ConvertError::UnknownTimeZone(_))));
+    }
+
+    #[test]
+    fn enums_never_panic_on_unknown_strings() {
+        assert_eq!(show_as("workingElsewhere"), ShowAs::WorkingElsewhere);
+        assert_eq!(show_as("busyy"), ShowAs::Unknown);
+        assert_eq!(sensitivity("secret"), Sensitivity::Normal);
+        assert_eq!(attendee_role("Required"), AttendeeRole::Required);
+        assert_eq!(attendee_role("chair"), AttendeeRole::Required);
+        assert_eq!(response("tentativelyAccepted"), ResponseStatus::TentativelyAccepted);
+        assert_eq!(response("response-value"), ResponseStatus::None);
+        assert_eq!(response(""), ResponseStatus::None);
+    }
+
+    #[test]
+    fn provenance_from_the_property_or_the_transaction_id() {
+        let with_property = wire(
+            r#"{"id":"A","transactionId":"calbridge:other:x",
+                "singleValueExtendedProperties":[{"id":"String {00020329-0000-0000-c000-000000000046} Name calbridgeProvenance","value":"calbridge:inst-1:ev-1"}]}"#,
+        );
+        assert_eq!(
+            provenance(&with_property),
+            Some(Provenance { installation: "inst-1".into(), local_id: EventId::new("ev-1") })
+        );
+        let from_delta = wire(r#"{"id":"A","transactionId":"calbridge:inst-1:ev-2"}"#);
+        assert_eq!(provenance(&from_delta).unwrap().local_id, EventId::new("ev-2"));
+        let foreign = wire(r#"{"id":"A","transactionId":"7E163156-7762-4BEB-A1C6-729EA81755A7"}"#);
+        assert_eq!(provenance(&foreign), None);
+    }
+
+    #[test]
+    fn version_is_the_etag_or_the_change_key() {
+        assert_eq!(version(&wire(r#"{"@odata.etag":"W/\"abc\"","changeKey":"def"}"#)), "W/\"abc\"");
+        assert_eq!(version(&wire(r#"{"changeKey":"def"}"#)), "W/\"def\"");
+    }
+
+    #[test]
+    fn series_identity() {
+        let occ = wire(
+            r#"{"id":"o1","type":"occurrence","seriesMasterId":"M","start":{"dateTime":"2019-04-08T20:30:00.0000000","timeZone":"UTC"},"end":{"dateTime":"2019-04-08T21:00:00.0000000","timeZone":"UTC"}}"#,
+        );
+        let s = event_data(&occ).unwrap().series;
+        assert_eq!(s.kind, SeriesKind::Occurrence);
+        assert_eq!(s.master_id.as_deref(), Some("M"));
+        assert_eq!(s.original_start, Some(Utc.with_ymd_and_hms(2019, 4, 8, 20, 30, 0).unwrap()));
+        let exc = wire(
+            r#"{"id":"e1","type":"exception","seriesMasterId":"M","originalStart":"2019-04-15T20:30:00Z","start":{"dateTime":"2019-04-16T20:30:00.0000000","timeZone":"UTC"},"end":{"dateTime":"2019-04-16T21:00:00.0000000","timeZone":"UTC"}}"#,
+        );
+        let s = event_data(&exc).unwrap().series;
+        assert_eq!(s.kind, SeriesKind::Exception);
+        assert_eq!(s.original_start, Some(Utc.with_ymd_and_hms(2019, 4, 15, 20, 30, 0).unwrap()));
+    }
+
+    #[test]
+    fn all_day_events_are_days_in_their_own_zone() {
+        // Read with Prefer UTC: midnight "UTC" is the floating day; it is midnight in Berlin.
+        let ev = wire(
+            r#"{"id":"d","isAllDay":true,"originalStartTimeZone":"W. Europe Standard Time",
+                "start":{"dateTime":"2026-07-01T00:00:00.0000000","timeZone":"UTC"},
+                "end":{"dateTime":"2026-07-02T00:00:00.0000000","timeZone":"UTC"}}"#,
+        );
+        let d = event_data(&ev).unwrap();
+        assert!(d.all_day);
+        assert_eq!(d.start, Utc.with_ymd_and_hms(2026, 6, 30, 22, 0, 0).unwrap());
+        assert_eq!(d.end, Utc.with_ymd_and_hms(2026, 7, 1, 22, 0, 0).unwrap());
+        assert_eq!(d.time_zone, "W. Europe Standard Time");
+        // Written back: midnight dates in that zone.
+        let w = to_wire(&d);
+        assert_eq!(
+            w.start,
+            Some(DateTimeTimeZone {
+                date_time: "2026-07-01T00:00:00".into(),
+                time_zone: Some("W. Europe Standard Time".into())
+            })
+        );
+        assert_eq!(w.end.as_ref().unwrap().date_time, "2026-07-02T00:00:00");
+        // Graph echoes the zone it was given as originalStartTimeZone; the days come back.
+        let echoed = types::Event {
+            id: Some("d".into()),
+            original_start_time_zone: Some("W. Europe Standard Time".into()),
+            ..w
+        };
+        let back = event_data(&echoed).unwrap();
+        assert_eq!((back.start, back.end), (d.start, d.end));
+    }
+
+    #[test]
+    fn html_bodies_become_text() {
+        assert_eq!(
+            html_to_text("<html><head><meta http-equiv=\"Content-Type\"><style>p{}</style></head><body>Does late morning work for you?</body></html>"),
+            "Does late morning work for you?"
+        );
+        assert_eq!(
+            html_to_text("<html>\r\n<head>\r\n</head>\r\n<body>\r\nLet's kick-start &amp; plan!<br>Line&nbsp;2\r\n</body>\r\n</html>\r\n"),
+            "Let's kick-start & plan!\nLine 2"
+        );
+        assert_eq!(html_to_text("a &unknown; b & c &#233;"), "a &unknown; b & c é");
+    }
+
+    fn sample() -> EventData {
+        let s = Utc.with_ymd_and_hms(2026, 11, 23, 9, 0, 0).unwrap();
+        let mut d = EventData::new("Class: Rust basics", s, s + chrono::Duration::hours(2));
+        d.body = "Bring a laptop".into();
+        d.location = "Room 101".into();
+        d.time_zone = "Europe/Berlin".into();
+        d.show_as = ShowAs::Tentative;
+        d.sensitivity = Sensitivity::Private;
+        d.attendees = vec![
+            Attendee {
+                email: "ann@contoso.com".into(),
+                name: "Ann".into(),
+                role: AttendeeRole::Required,
+                response: ResponseStatus::None,
+            },
+            Attendee {
+                email: "room101@contoso.com".into(),
+                name: "Room 101".into(),
+                role: AttendeeRole::Resource,
+                response: ResponseStatus::None,
+            },
+        ];
+        d
+    }
+
+    #[test]
+    fn create_body_carries_provenance_twice() {
+        let p = Provenance { installation: "inst-1".into(), local_id: EventId::new("0b6c3d3e") };
+        let w = to_wire_create(&sample(), &p);
+        insta::assert_json_snapshot!("create_body", w);
+        let back = serde_json::to_value(&w).unwrap();
+        assert_eq!(back["transactionId"], "calbridge:inst-1:0b6c3d3e");
+        // Sent in the event's own zone, so Exchange keeps it (09:00 UTC is 10:00 in Berlin).
+        assert_eq!(back["start"], serde_json::json!({"dateTime": "2026-11-23T10:00:00", "timeZone": "Europe/Berlin"}));
+        assert_eq!(back["attendees"][1]["type"], "resource");
+        // Read back as Graph would answer it (plus Graph's own fields), the content survives.
+        let mut answered = w.clone();
+        answered.id = Some("AAMk1".into());
+        answered.odata_etag = Some("W/\"v1\"".into());
+        let item = remote_item(&answered).unwrap();
+        assert_eq!(item.provenance, Some(p));
+        assert_eq!(item.data, sample());
+    }
+
+    #[test]
+    fn documented_create_response_as_core_values() {
+        let Some(doc) = example("user-post-events/01-response.http") else { return };
+        let ev: types::Event = serde_json::from_str(&doc.body).unwrap();
+        let item = remote_item(&ev).unwrap();
+        assert_eq!(item.data.start, Utc.with_ymd_and_hms(2017, 4, 15, 18, 0, 0).unwrap());
+        assert_eq!(item.data.body, "Does late morning work for you?");
+        insta::assert_debug_snapshot!("user_post_events_01_response", item);
+    }
+
+    #[test]
+    fn documented_instances_as_core_values() {
+        let Some(doc) = example("event-list-instances/01-response.http") else { return };
+        let c: types::Collection<types::Event> = serde_json::from_str(&doc.body).unwrap();
+        let items: Vec<RemoteItem> = c.value.iter().map(|e| remote_item(e).unwrap()).collect();
+        insta::assert_json_snapshot!("event_list_instances_01_response", items);
+    }
+
+    #[test]
+    fn documented_delta_round_as_core_values() {
+        let Some(doc) = example("delta-query-events/04-response.http") else { return };
+        let c: types::Collection<types::Event> = serde_json::from_str(&doc.body).unwrap();
+        let changes: Vec<RemoteChange> = c.value.iter().map(|e| remote_change(e).unwrap()).collect();
+        assert!(matches!(&changes[0], RemoteChange::Removed { remote_id } if remote_id.starts_with("AAMkADk0MGFk")));
+        insta::assert_json_snapshot!("delta_query_events_04_response", changes);
+    }
+
+    #[test]
+    fn documented_event_get_as_core_values() {
+        let Some(doc) = example("event-get/02-response.http") else { return };
+        let ev: types::Event = serde_json::from_str(&doc.body).unwrap();
+        let data = event_data(&ev).unwrap();
+        assert!(data.body.starts_with("New Product Regulations Strategy Online Touchpoint Meeting"));
+        assert_eq!(data.attendees.len(), 2);
+        insta::assert_debug_snapshot!("event_get_02_response", data);
+    }
+
+    #[test]
+    fn placeholder_items_are_errors_not_panics() {
+        let Some(doc) = example("event-delta/01-response.http") else { return };
+        let c: types::Collection<types::Event> = serde_json::from_str(&doc.body).unwrap();
+        assert_eq!(remote_change(&c.value[0]), Err(ConvertError::MissingId));
+        let no_dates = wire(r#"{"id":"x"}"#);
+        assert!(matches!(remote_item(&no_dates), Err(ConvertError::MissingField { field: "start", .. })));
+    }
+
+    #[test]
+    fn schedule_items() {
+        let Some(doc) = example("calendar-getschedule/01-response.http") else { return };
+        let c: types::Collection<types::ScheduleInformation> = serde_json::from_str(&doc.body).unwrap();
+        let item = &c.value[0].schedule_items.as_ref().unwrap()[0];
+        let (s, e, st) = schedule_item(item).unwrap();
+        // 12:00-14:00 Pacific Daylight Time on 2019-03-15.
+        assert_eq!(s, Utc.with_ymd_and_hms(2019, 3, 15, 19, 0, 0).unwrap());
+        assert_eq!(e, Utc.with_ymd_and_hms(2019, 3, 15, 21, 0, 0).unwrap());
+        assert_eq!(st, ShowAs::Busy);
+    }
+}

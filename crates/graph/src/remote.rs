@@ -1,0 +1,166 @@
+//! [`GraphRemote`]: calbridge's [`Remote`] seam over Microsoft Graph.
+//!
+//! - `mailbox`: `GET /users/{email}`; if the app may not read the directory (403
+//!   `Authorization_RequestDenied`, it has only Calendars.ReadWrite), the mailbox's calendars
+//!   answer instead.
+//! - `changes`: `calendarView/delta`. Without a cursor a round starts over the window; with
+//!   one, the cursor (a whole `@odata.nextLink` or `@odata.deltaLink`) is fetched as it is.
+//!   `@removed` items become [`RemoteChange::Removed`], the rest upserts; `next` is the
+//!   nextLink (`done = false`) or the deltaLink (`done = true`).
+//! - `fetch`: `GET /users/{email}/events/{id}` each (concurrently, within the mailbox's
+//!   limit), with the provenance property; ids Graph no longer has are left out.
+//! - `push`: create (`POST …/calendar/events`, provenance in `transactionId` and the extended
+//!   property), update (`PATCH` with `If-Match`), delete (`DELETE`; gone already is fine).
+//!
+//! Errors are classified once, by [`GraphError::classify`].
+
+use async_trait::async_trait;
+use tokio::task::JoinSet;
+
+use calbridge_core::remote::{MailboxInfo, Remote, RemoteCalendar, RemoteError};
+use calbridge_core::sync::{ChangePage, Confirmed, Cursor, PushChange, RemoteItem, Window};
+
+use crate::client::GraphClient;
+use crate::convert;
+use crate::endpoints::calendar_view_delta::DeltaNext;
+use crate::error::GraphError;
+
+/// The Graph adapter of one connection.
+#[derive(Clone, Debug)]
+pub struct GraphRemote {
+    client: GraphClient,
+}
+
+impl GraphRemote {
+    pub fn new(client: GraphClient) -> Self {
+        GraphRemote { client }
+    }
+
+    pub fn client(&self) -> &GraphClient {
+        &self.client
+    }
+
+    async fn mailbox_from_calendars(&self, email: &str) -> Result<MailboxInfo, GraphError> {
+        let calendars = self.client.calendars(email).await?;
+        let default = calendars.iter().find(|c| c.is_default_calendar == Some(true)).or(calendars.first());
+        let owner = default.and_then(|c| c.owner.as_ref());
+        Ok(MailboxInfo {
+            email: owner.and_then(|o| o.address.clone()).unwrap_or_else(|| email.to_string()),
+            display_name: owner.and_then(|o| o.name.clone()).unwrap_or_default(),
+        })
+    }
+}
+
+#[async_trait]
+impl Remote for GraphRemote {
+    async fn mailbox(&self, email: &str) -> Result<MailboxInfo, RemoteError> {
+        match self.client.user(email).await {
+            Ok(u) => Ok(MailboxInfo {
+                email: u.mail.or(u.user_principal_name).filter(|m| !m.is_empty()).unwrap_or_else(|| email.to_string()),
+                display_name: u.display_name.unwrap_or_default(),
+            }),
+            Err(e) if e.status() == Some(403) && e.code() == Some("Authorization_RequestDenied") => {
+                tracing::debug!(mailbox = email, "no directory permission; checking the mailbox through its calendars");
+                Ok(self.mailbox_from_calendars(email).await?)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn list_calendars(&self, email: &str) -> Result<Vec<RemoteCalendar>, RemoteError> {
+        let calendars = self.client.calendars(email).await?;
+        Ok(calendars
+            .into_iter()
+            .filter_map(|c| {
+                Some(RemoteCalendar {
+                    id: c.id.filter(|i| !i.is_empty())?,
+                    name: c.name.unwrap_or_default(),
+                    is_default: c.is_default_calendar.unwrap_or(false),
+                })
+            })
+            .collect())
+    }
+
+    async fn changes(&self, email: &str, window: &Window, cursor: Option<&Cursor>) -> Result<ChangePage, RemoteError> {
+        // Cursors are stored relative to the Graph origin (`/v1.0/...?$deltatoken=...`): the
+        // token is only ever sent to the configured `graph_url`, and a cursor survives a change
+        // of host name or port (a proxy, a restarted simulator).
+        let origin = self.client.graph_url().origin().ascii_serialization();
+        let link = cursor.map(|c| if c.0.starts_with('/') { format!("{origin}{}", c.0) } else { c.0.clone() });
+        let page = self.client.delta(email, window.start, window.end, link.as_deref()).await?;
+        let mut changes = Vec::with_capacity(page.events.len());
+        for ev in &page.events {
+            match convert::remote_change(ev) {
+                Ok(c) => changes.push(c),
+                Err(e) => tracing::warn!(mailbox = email, id = ?ev.id, "skipping an event Graph sent: {e}"),
+            }
+        }
+        let relative = |l: String| match l.strip_prefix(&origin) {
+            Some(rest) if rest.starts_with('/') => rest.to_string(),
+            _ => l,
+        };
+        let (next, done) = match page.next {
+            DeltaNext::NextLink(l) => (Cursor(relative(l)), false),
+            DeltaNext::DeltaLink(l) => (Cursor(relative(l)), true),
+        };
+        Ok(ChangePage { changes, next, done })
+    }
+
+    async fn fetch(&self, email: &str, ids: &[String]) -> Result<Vec<RemoteItem>, RemoteError> {
+        let mut tasks = JoinSet::new();
+        for (i, id) in ids.iter().enumerate() {
+            let client = self.client.clone();
+            let (email, id) = (email.to_string(), id.clone());
+            tasks.spawn(async move { (i, client.get_event(&email, &id).await) });
+        }
+        let mut found: Vec<(usize, RemoteItem)> = Vec::new();
+        let mut first_error: Option<RemoteError> = None;
+        while let Some(joined) = tasks.join_next().await {
+            let (i, result) = joined.map_err(|e| RemoteError::Transient(format!("reading an event failed: {e}")))?;
+            match result {
+                Ok(ev) => match convert::remote_item(&ev) {
+                    Ok(item) => found.push((i, item)),
+                    Err(e) => tracing::warn!(mailbox = email, id = %ids[i], "skipping an event Graph sent: {e}"),
+                },
+                Err(e) => match e.classify() {
+                    RemoteError::NotFound(_) => {}
+                    other => {
+                        first_error.get_or_insert(other);
+                    }
+                },
+            }
+        }
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+        found.sort_by_key(|(i, _)| *i);
+        Ok(found.into_iter().map(|(_, item)| item).collect())
+    }
+
+    async fn push(&self, email: &str, change: &PushChange) -> Result<Option<Confirmed>, RemoteError> {
+        let confirm = |ev: crate::types::Event, sent| {
+            convert::confirmed(&ev, sent).map_err(|e| {
+                RemoteError::Permanent(format!("Graph confirmed the change but its answer is unusable: {e}"))
+            })
+        };
+        match change {
+            PushChange::Create { data, provenance } => {
+                let wire = convert::to_wire_create(data, provenance);
+                let ev = self.client.create_event(email, &wire).await?;
+                Ok(Some(confirm(ev, data)?))
+            }
+            PushChange::Update { remote_id, if_match, data } => {
+                let wire = convert::to_wire(data);
+                let ev = self.client.update_event(email, remote_id, if_match, &wire).await?;
+                Ok(Some(confirm(ev, data)?))
+            }
+            PushChange::Delete { remote_id } => match self.client.delete_event(email, remote_id).await {
+                Ok(()) => Ok(None),
+                Err(e) => match e.classify() {
+                    RemoteError::NotFound(_) => Ok(None),
+                    other => Err(other),
+                },
+            },
+        }
+    }
+}

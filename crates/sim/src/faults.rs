@@ -1,0 +1,202 @@
+//! Fault injection (throttling, 5xx, dropped responses, expired sync state, latency) and
+//! request statistics. Both are shared by every clone of a [`crate::Simulator`].
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Faults to inject into the next Graph requests. Also reachable as `POST /_sim/faults`
+/// with a [`FaultRequest`] body.
+#[derive(Debug, Default)]
+pub struct Faults {
+    throttle: Mutex<(u32, u64)>,
+    fail: Mutex<(u32, u16)>,
+    drop_after_apply: Mutex<u32>,
+    latency_ms: AtomicU64,
+    /// Sync-state epoch: tokens issued in an older epoch answer 410.
+    pub(crate) delta_epoch: AtomicU64,
+}
+
+impl Faults {
+    /// The next `n` Graph requests answer 429 with `Retry-After: retry_after_secs`.
+    pub fn throttle_next(&self, n: u32, retry_after_secs: u64) {
+        *self.throttle.lock().unwrap() = (n, retry_after_secs);
+    }
+
+    /// The next `n` mutating event requests (POST/PATCH/DELETE) are applied, then the
+    /// connection is aborted before a response is sent.
+    pub fn drop_responses_after_apply(&self, n: u32) {
+        *self.drop_after_apply.lock().unwrap() = n;
+    }
+
+    /// Every delta/skip token issued so far answers 410 `syncStateNotFound` from now on.
+    pub fn expire_delta_tokens(&self) {
+        self.delta_epoch.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// The next `n` Graph requests answer `status` (a 5xx) with a Graph error body.
+    pub fn fail_next(&self, n: u32, status: u16) {
+        *self.fail.lock().unwrap() = (n, status);
+    }
+
+    /// Every Graph request waits this long (while holding its mailbox concurrency slot)
+    /// before it is handled. Zero turns it off.
+    pub fn set_latency(&self, latency: Duration) {
+        self.latency_ms.store(latency.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    /// Clears every pending fault (not the sync-state epoch).
+    pub fn clear(&self) {
+        self.throttle_next(0, 0);
+        self.fail_next(0, 503);
+        self.drop_responses_after_apply(0);
+        self.set_latency(Duration::ZERO);
+    }
+
+    pub(crate) fn take_throttle(&self) -> Option<u64> {
+        let mut t = self.throttle.lock().unwrap();
+        if t.0 > 0 {
+            t.0 -= 1;
+            Some(t.1)
+        } else {
+            None
+        }
+    }
+
+    pub(crate) fn take_fail(&self) -> Option<u16> {
+        let mut f = self.fail.lock().unwrap();
+        if f.0 > 0 {
+            f.0 -= 1;
+            Some(f.1)
+        } else {
+            None
+        }
+    }
+
+    pub(crate) fn take_drop(&self) -> bool {
+        let mut d = self.drop_after_apply.lock().unwrap();
+        if *d > 0 {
+            *d -= 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    pub(crate) fn latency(&self) -> Duration {
+        Duration::from_millis(self.latency_ms.load(Ordering::SeqCst))
+    }
+
+    pub(crate) fn epoch(&self) -> u64 {
+        self.delta_epoch.load(Ordering::SeqCst)
+    }
+
+    /// Applies a `POST /_sim/faults` body.
+    pub fn apply(&self, req: &FaultRequest) {
+        if let Some(t) = &req.throttle_next {
+            self.throttle_next(t.n, t.retry_after_secs);
+        }
+        if let Some(n) = req.drop_responses_after_apply {
+            self.drop_responses_after_apply(n);
+        }
+        if req.expire_delta_tokens {
+            self.expire_delta_tokens();
+        }
+        if let Some(f) = &req.fail_next {
+            self.fail_next(f.n, f.status);
+        }
+        if let Some(ms) = req.latency_ms {
+            self.set_latency(Duration::from_millis(ms));
+        }
+        if req.clear {
+            self.clear();
+        }
+    }
+}
+
+/// Body of `POST /_sim/faults`, e.g.
+/// `{"throttle_next": {"n": 2, "retry_after_secs": 1}, "fail_next": {"n": 1, "status": 503},
+/// "drop_responses_after_apply": 1, "expire_delta_tokens": true, "latency_ms": 200}`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultRequest {
+    #[serde(default)]
+    pub throttle_next: Option<ThrottleFault>,
+    #[serde(default)]
+    pub drop_responses_after_apply: Option<u32>,
+    #[serde(default)]
+    pub expire_delta_tokens: bool,
+    #[serde(default)]
+    pub fail_next: Option<FailFault>,
+    #[serde(default)]
+    pub latency_ms: Option<u64>,
+    #[serde(default)]
+    pub clear: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ThrottleFault {
+    pub n: u32,
+    #[serde(default = "one")]
+    pub retry_after_secs: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FailFault {
+    pub n: u32,
+    #[serde(default = "service_unavailable")]
+    pub status: u16,
+}
+
+fn one() -> u64 {
+    1
+}
+fn service_unavailable() -> u16 {
+    503
+}
+
+/// Requests served, as returned by [`crate::Simulator::stats`] and `GET /_sim/stats`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SimStats {
+    /// Every HTTP request answered (token, discovery, Graph, `/_sim`).
+    pub requests_total: u64,
+    /// Requests per route kind: `token`, `openid_configuration`, `instance_discovery`,
+    /// `user_get`, `calendar_list`, `calendar_get`, `event_create`, `event_get`,
+    /// `event_update`, `event_delete`, `event_list`, `calendar_view`, `calendar_view_delta`,
+    /// `get_schedule`, `sim`, `other`.
+    pub by_route: BTreeMap<String, u64>,
+    /// 429 answers (concurrency limit and injected throttling).
+    pub throttled_429: u64,
+    /// Injected 5xx answers.
+    pub failed_5xx: u64,
+    /// Mutations applied whose response was dropped.
+    pub dropped_responses: u64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct StatsCounters {
+    inner: Mutex<SimStats>,
+}
+
+impl StatsCounters {
+    pub fn request(&self, route: &str) {
+        let mut s = self.inner.lock().unwrap();
+        s.requests_total += 1;
+        *s.by_route.entry(route.to_string()).or_insert(0) += 1;
+    }
+    pub fn throttled(&self) {
+        self.inner.lock().unwrap().throttled_429 += 1;
+    }
+    pub fn failed(&self) {
+        self.inner.lock().unwrap().failed_5xx += 1;
+    }
+    pub fn dropped(&self) {
+        self.inner.lock().unwrap().dropped_responses += 1;
+    }
+    pub fn snapshot(&self) -> SimStats {
+        self.inner.lock().unwrap().clone()
+    }
+}

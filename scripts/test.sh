@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs calbridge's whole test suite: the Rust workspace (unit, property, contract and
+# end-to-end tests against the built-in Exchange simulator) and the third-party client tests
+# (Microsoft's Python Graph SDK against the simulator).
+#
+# Usage: scripts/test.sh            (from the repository root)
+# Environment:
+#   CALBRIDGE_PROTOCOL_DIR  Microsoft's schemas and examples (default: ../shared/protocol)
+#   PROPTEST_CASES          cases per property test (default 1000)
+#   PYTHON                  the Python interpreter for the client tests (default: python3)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CALBRIDGE_PROTOCOL_DIR="${CALBRIDGE_PROTOCOL_DIR:-$(cd .. && pwd)/shared/protocol}"
+PYTHON="${PYTHON:-python3}"
+
+echo "== Python client test dependencies"
+"$PYTHON" -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+
+echo "== Rust workspace tests"
+cargo test --workspace --all-targets
+
+echo "== Third-party clients against the simulator"
+cargo build --quiet -p calbridge
+CALBRIDGE_BIN="$(pwd)/target/debug/calbridge" "$PYTHON" -m pytest -q tests/python
