@@ -86,7 +86,8 @@ pub fn adapter(c: &ConnectionConfig, installation_id: &str) -> Result<Adapter> {
     match &c.settings {
         ConnectionSettings::Graph(g) => {
             let options = GraphOptions { installation_id: installation_id.to_string(), ..GraphOptions::default() };
-            let client = GraphClient::new(g, c.secret.clone(), options)
+            let secret = c.secret.clone().map_err(anyhow::Error::msg)?;
+            let client = GraphClient::new(g, secret, options)
                 .with_context(|| format!("cannot set up the Graph client of connection {:?}", c.name))?;
             Ok(Adapter { remote: Arc::new(GraphRemote::new(client.clone())), client })
         }
@@ -309,26 +310,28 @@ pub async fn events(config: Option<&Path>, args: EventsArgs) -> Result<()> {
 }
 
 pub fn print_events(cal: &Calendar, events: &[calbridge_core::model::Event]) {
-    println!("{} ({}) — {} event(s)", cal.display_name, cal.email, events.len());
-    for e in events {
-        let d = &e.data;
-        let when = if d.all_day {
-            format!("{} all day       ", d.start.format("%a %Y-%m-%d"))
-        } else {
-            format!("{} {}-{}", d.start.format("%a %Y-%m-%d"), d.start.format("%H:%M"), d.end.format("%H:%M"))
-        };
-        let status = format!("{:?}", d.show_as).to_lowercase();
-        let series = match d.series.kind {
-            calbridge_core::model::SeriesKind::Single => "",
-            _ => " ↻",
-        };
-        println!(
-            "  {when} UTC  {status:<9} {:<8} {}{series}{}",
-            e.origin.as_str(),
-            d.subject,
-            if d.location.is_empty() { String::new() } else { format!("  @ {}", d.location) }
-        );
-    }
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    // A closed pipe (`calbridge events … | head`) ends the listing quietly.
+    let _ = (|| -> std::io::Result<()> {
+        writeln!(out, "{} ({}) — {} event(s)", cal.display_name, cal.email, events.len())?;
+        for e in events {
+            let d = &e.data;
+            let when = if d.all_day {
+                format!("{} all day       ", d.start.format("%a %Y-%m-%d"))
+            } else {
+                format!("{} {}-{}", d.start.format("%a %Y-%m-%d"), d.start.format("%H:%M"), d.end.format("%H:%M"))
+            };
+            let status = format!("{:?}", d.show_as).to_lowercase();
+            let series = match d.series.kind {
+                calbridge_core::model::SeriesKind::Single => "",
+                _ => " ↻",
+            };
+            let location = if d.location.is_empty() { String::new() } else { format!("  @ {}", d.location) };
+            writeln!(out, "  {when} UTC  {status:<9} {:<8} {}{series}{location}", e.origin.as_str(), d.subject)?;
+        }
+        Ok(())
+    })();
 }
 
 // ------------------------------------------------------------------------------------------

@@ -100,7 +100,8 @@ pub struct SyncConfig {
 pub struct ConnectionConfig {
     pub name: String,
     pub settings: ConnectionSettings,
-    pub secret: Secret,
+    /// The client secret, or the error that says how to provide it.
+    pub secret: Result<Secret, String>,
     pub default_organizer: Option<String>,
     pub max_threads: u32,
 }
@@ -235,14 +236,15 @@ impl Config {
                 "\"00000000-0000-0000-0000-000000000000\" (the app registration's Application (client) ID)",
             )?;
             let env_key = c.client_secret_env.clone().unwrap_or_else(|| secret_env_name(&c.name));
+            // Checked when the connection is used: reading the store needs no secret.
             let secret = match (env(&env_key), c.client_secret) {
-                (Some(v), _) => v,
-                (None, Some(v)) if !v.is_empty() => v,
-                _ => bail!(
+                (Some(v), _) => Ok(Secret::new(v)),
+                (None, Some(v)) if !v.is_empty() => Ok(Secret::new(v)),
+                _ => Err(format!(
                     "configuration error at {}: no client secret. Fix: set the environment variable {env_key}, \
                      or client_secret in the file (keep the file private)",
                     at("client_secret")
-                ),
+                )),
             };
             let url = |v: Option<String>, key: &str, default: &str| -> Result<String> {
                 let u = v.unwrap_or_else(|| default.into()).trim_end_matches('/').to_string();
@@ -269,7 +271,7 @@ impl Config {
                     graph_url: url(c.graph_url, "graph_url", DEFAULT_GRAPH)?,
                 }),
                 name: c.name,
-                secret: Secret::new(secret),
+                secret,
                 default_organizer: c.default_organizer.map(|s| s.to_ascii_lowercase()),
                 max_threads,
             });
@@ -407,7 +409,7 @@ busy_only = true
         assert_eq!(c.connections[0].default_organizer.as_deref(), Some("scheduler@contoso.example"));
         let ConnectionSettings::Graph(g) = &c.connections[0].settings;
         assert_eq!(g.authority_url, DEFAULT_AUTHORITY);
-        assert_eq!(c.connections[0].secret.expose(), "s3cret");
+        assert_eq!(c.connections[0].secret.as_ref().unwrap().expose(), "s3cret");
         assert!(!format!("{:?}", c).contains("s3cret"), "secrets must not appear in Debug output");
     }
 
@@ -420,7 +422,7 @@ busy_only = true
         };
         let c = Config::parse(GOOD, &env).unwrap();
         assert_eq!(c.store, "sqlite://other.db");
-        assert_eq!(c.connections[0].secret.expose(), "from-env");
+        assert_eq!(c.connections[0].secret.as_ref().unwrap().expose(), "from-env");
     }
 
     #[test]
@@ -434,8 +436,12 @@ busy_only = true
         assert!(e.contains("calendars[0] (room1@contoso.example).kind") && e.contains("\"room\""), "{e}");
 
         let bad = GOOD.replace("client_secret = \"s3cret\"\n", "");
-        let e = Config::parse(&bad, &no_env).unwrap_err().to_string();
-        assert!(e.contains("CALBRIDGE_CONTOSO_CLIENT_SECRET"), "{e}");
+        let c = Config::parse(&bad, &no_env).expect("a missing secret is reported when the connection is used");
+        let e = c.connections[0].secret.clone().unwrap_err();
+        assert!(
+            e.contains("connections[0] (contoso).client_secret") && e.contains("CALBRIDGE_CONTOSO_CLIENT_SECRET"),
+            "{e}"
+        );
 
         let bad = GOOD.replace("[sync]", "[sync]\nwindow_futur_days = 3");
         let e = Config::parse(&bad, &no_env).unwrap_err().to_string();

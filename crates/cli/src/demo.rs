@@ -17,7 +17,7 @@ use calbridge_core::model::*;
 use calbridge_core::policy::FreeBusyPolicy;
 use calbridge_engine::SyncSummary;
 
-use crate::app::{adapter, print_events, print_summary_line, sync_with_progress, App};
+use crate::app::{adapter, print_events, sync_with_progress, App};
 use crate::config::Config;
 
 #[derive(Args)]
@@ -239,25 +239,21 @@ connection = "{CONNECTION}"
     );
     println!("  duration         {:.1}s", started.elapsed().as_secs_f64());
     println!("  SQLite file      {}", db.display());
-    print_summary_line(&SyncSummary { writes: writes_total, pushed: pushed_total, ..first });
     println!("\nWhat to try next");
     println!("  calbridge demo                      run again: the sync is idle, nothing is written");
+    let room = booked
+        .data
+        .attendees
+        .iter()
+        .find(|a| a.role == AttendeeRole::Resource)
+        .map(|a| a.email.as_str())
+        .unwrap_or("room201@contoso.example");
     println!(
-        "  calbridge --config <file> events --calendar {} --from {}",
-        booked
-            .data
-            .attendees
-            .iter()
-            .find(|a| a.role == AttendeeRole::Resource)
-            .map(|a| a.email.as_str())
-            .unwrap_or("room@contoso.example"),
+        "  CALBRIDGE_STORE=sqlite://{} calbridge events --calendar {room} --from {}",
+        db.display(),
         booked.data.start.format("%Y-%m-%d")
     );
-    println!(
-        "      (with store = \"sqlite://{}\" in the file, or CALBRIDGE_STORE=sqlite://{})",
-        db.display(),
-        db.display()
-    );
+    println!("                                      read the room's calendar from the store");
     println!("  calbridge sim                       the simulator alone, with its URLs and credentials");
     println!("  calbridge demo --fresh              start over");
     Ok(())

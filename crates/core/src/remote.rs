@@ -41,7 +41,7 @@ pub enum RemoteError {
     #[error("not found in Exchange: {0}")]
     NotFound(String),
     /// Credentials or permissions are wrong; retrying will not help. `hint` names the fix.
-    #[error("authentication or permission failure: {message}. Fix: {hint}")]
+    #[error("authentication or permission failure: {}. Fix: {hint}", message.trim_end_matches('.'))]
     Auth { message: String, hint: String },
     /// A network failure or a server error; retrying may help.
     #[error("temporary failure talking to Exchange: {0}")]
