@@ -21,4 +21,6 @@ echo "== Rust workspace tests"
 cargo test --workspace --all-targets
 
 echo "== Third-party clients against the simulator (Microsoft's msgraph-sdk, msal, azure-identity)"
-"$PYTHON" -m pytest -q tests/python
+# Built with the workspace's features, so nothing is compiled twice.
+cargo build --workspace --examples --quiet
+CALBRIDGE_SIM_CMD="$(pwd)/target/debug/examples/sim-server" "$PYTHON" -m pytest -q tests/python

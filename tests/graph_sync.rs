@@ -8,7 +8,9 @@ use chrono::{Duration, Utc};
 use serde_json::json;
 
 use calbridge_core::model::*;
+use calbridge_core::remote::RemoteError;
 use calbridge_core::store::StoreError;
+use calbridge_core::sync::{ChangePage, Confirmed, Cursor, PushChange, RemoteItem, Window};
 use calbridge_graph::client::GraphOptions;
 use calbridge_sim::NewEvent;
 use calbridge_tests::{World, INSTALLATION, SCENARIO};
@@ -158,11 +160,17 @@ async fn lost_create_response_is_not_duplicated_on_retry() {
     let cal = w.link(ORGANIZER, CalendarKind::Person).await;
     w.sync_ok(&cal).await;
     w.store.create_local_event(cal.id, &EventId::new("lost-1"), &local_data("Budget review", 3, 11)).await.unwrap();
-    w.sim.faults().drop_responses_after_apply(1);
+    // The create is applied but its answer is lost, and so is the answer to the client's own
+    // retry (Exchange de-duplicates it by transactionId): the push fails.
+    w.sim.faults().drop_responses_after_apply(2);
     let first = w.sync(&cal).await;
-    assert_eq!(w.sim.stats().dropped_responses, 1, "the fault fired");
-    // Whether the client's own retry or the next sync recovers it, the end is one event.
+    assert_eq!(w.sim.stats().dropped_responses, 2, "the fault fired");
+    assert!(first.error.is_some(), "the push could not be confirmed: {first:?}");
+    assert!(w.store.remote_id(&EventId::new("lost-1")).await.unwrap().is_none(), "nothing recorded unconfirmed");
+    // The next sync's pull finds the tagged event and links it instead of creating another.
     let second = w.sync_ok(&cal).await;
+    assert_eq!(second.pulled.linked, 1, "{second:?}");
+    assert_eq!(second.pushed.created, 0, "{second:?}");
     w.sync_ok(&cal).await;
     let copies: Vec<_> = w
         .sim
@@ -324,10 +332,11 @@ async fn room_booking_is_accepted_and_a_conflict_is_declined() {
     assert!(in_room[0].contains("Workshop A") || in_room.iter().any(|s| s.contains("Workshop A")), "{in_room:?}");
 }
 
-/// R7: a mailbox that suddenly loses most of its events pauses instead of deleting.
+/// R7: a mailbox that suddenly loses most of its events pauses instead of deleting, even when
+/// the deletions arrive spread over many small delta pages.
 #[tokio::test]
 async fn mass_deletion_pauses_the_calendar() {
-    let w = World::new().await;
+    let w = World::with(SCENARIO, small_pages(), None).await;
     let ids: Vec<String> =
         (0..40).map(|i| outlook_event(&w, ANN, &format!("Lesson {i}"), i % 20, 8 + (i as u32 % 8))).collect();
     let cal = w.link(ANN, CalendarKind::Person).await;
@@ -340,4 +349,86 @@ async fn mass_deletion_pauses_the_calendar() {
     assert!(why.contains("35") && why.contains("paused"), "{why}");
     assert_eq!(w.local(&cal).await.len(), 40, "nothing was deleted");
     assert!(w.store.cursor(cal.id).await.unwrap().is_none(), "the cursor is cleared so the next run re-checks");
+}
+
+/// R3, H4: an event calbridge created and someone moved out of the window in Outlook is
+/// reported by delta as removed; calbridge checks with Exchange and keeps it.
+#[tokio::test]
+async fn an_event_of_ours_moved_out_of_the_window_is_kept() {
+    let w = World::new().await;
+    let cal = w.link(ANN, CalendarKind::Person).await;
+    w.sync_ok(&cal).await;
+    let id = EventId::new("far-1");
+    w.store.create_local_event(cal.id, &id, &local_data("Annual review", 10, 9)).await.unwrap();
+    w.sync_ok(&cal).await;
+    let remote_id = w.store.remote_id(&id).await.unwrap().unwrap();
+    let far = at(420, 9);
+    w.sim
+        .outlook()
+        .update_event(
+            ANN,
+            &remote_id,
+            json!({"start": {"dateTime": far.format("%Y-%m-%dT%H:%M:%S").to_string(), "timeZone": "UTC"},
+                   "end": {"dateTime": (far + Duration::hours(1)).format("%Y-%m-%dT%H:%M:%S").to_string(), "timeZone": "UTC"}}),
+        )
+        .unwrap();
+    let r = w.sync_ok(&cal).await;
+    assert_eq!(r.pulled.deleted, 0, "{r:?}");
+    let ev = w.store.event(&id).await.unwrap().expect("kept");
+    assert_eq!(ev.data.start, far, "the move made in Exchange is taken: {r:?}");
+    assert_eq!(w.store.remote_id(&id).await.unwrap(), Some(remote_id));
+}
+
+/// A `Remote` whose `changes` fails from the n-th call on, as a network outage or a crash
+/// in the middle of a listing would.
+struct FailingAfter {
+    inner: std::sync::Arc<dyn calbridge_core::remote::Remote>,
+    calls: std::sync::atomic::AtomicUsize,
+    fail_from: usize,
+}
+
+#[async_trait::async_trait]
+impl calbridge_core::remote::Remote for FailingAfter {
+    async fn mailbox(&self, email: &str) -> Result<calbridge_core::remote::MailboxInfo, RemoteError> {
+        self.inner.mailbox(email).await
+    }
+    async fn list_calendars(&self, email: &str) -> Result<Vec<calbridge_core::remote::RemoteCalendar>, RemoteError> {
+        self.inner.list_calendars(email).await
+    }
+    async fn changes(&self, email: &str, window: &Window, cursor: Option<&Cursor>) -> Result<ChangePage, RemoteError> {
+        if self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 >= self.fail_from {
+            return Err(RemoteError::Permanent("the network went away (test)".into()));
+        }
+        self.inner.changes(email, window, cursor).await
+    }
+    async fn fetch(&self, email: &str, ids: &[String]) -> Result<Vec<RemoteItem>, RemoteError> {
+        self.inner.fetch(email, ids).await
+    }
+    async fn push(&self, email: &str, change: &PushChange) -> Result<Option<Confirmed>, RemoteError> {
+        self.inner.push(email, change).await
+    }
+}
+
+/// R5, R6: a re-listing interrupted after its first page starts over at the next sync and
+/// still ends with the reconcile: deletions made while the cursor was lost are not missed.
+#[tokio::test]
+async fn an_interrupted_relisting_starts_over_and_still_reconciles() {
+    let w = World::with(SCENARIO, small_pages(), None).await;
+    let ids: Vec<String> = (0..20).map(|i| outlook_event(&w, ANN, &format!("Seminar {i}"), i, 9)).collect();
+    let cal = w.link(ANN, CalendarKind::Person).await;
+    w.sync_ok(&cal).await;
+    w.sim.outlook().delete_event(ANN, &ids[3]).unwrap();
+    w.sim.outlook().delete_event(ANN, &ids[4]).unwrap();
+    w.sim.faults().expire_delta_tokens();
+
+    let flaky = FailingAfter { inner: w.remote.clone(), calls: Default::default(), fail_from: 3 };
+    let broken = w.engine.sync_calendar(&flaky, &cal, Utc::now()).await;
+    assert!(broken.error.is_some() && broken.relisted, "the listing broke off after its first page: {broken:?}");
+    assert_eq!(w.local(&cal).await.len(), 20, "nothing deleted before the listing completed");
+
+    let r = w.sync_ok(&cal).await;
+    assert!(r.full_listing, "the listing starts over: {r:?}");
+    assert_eq!(r.pulled.deleted, 2, "{r:?}");
+    assert_eq!(w.local(&cal).await.len(), 18);
+    assert_eq!(w.sync_ok(&cal).await.writes.total(), 0);
 }

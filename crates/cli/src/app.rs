@@ -198,7 +198,7 @@ pub async fn sync(config: Option<&Path>, args: SyncArgs) -> Result<()> {
                 continue;
             }
             matched = true;
-            let r = app.engine.sync_calendar(ad.remote.as_ref(), &cal, now).await;
+            let r = app.engine.verify_and_sync(ad.remote.as_ref(), cal, now).await;
             print_report(&r);
             all.push(r);
         } else {

@@ -48,7 +48,7 @@ struct RawConnection {
     kind: String,
     tenant_id: Option<String>,
     client_id: Option<String>,
-    client_secret: Option<String>,
+    client_secret: Option<Secret>,
     client_secret_env: Option<String>,
     authority_url: Option<String>,
     graph_url: Option<String>,
@@ -160,9 +160,17 @@ impl Config {
     /// Parses and validates configuration text, then applies the environment.
     pub fn parse(text: &str, env: Env) -> Result<Config> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            // Only the message and the position: the offending line may hold a secret.
+            let at = e
+                .span()
+                .map(|span| {
+                    let before = &text[..span.start.min(text.len())];
+                    format!(" at line {}, column {}", before.matches('\n').count() + 1, before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1)
+                })
+                .unwrap_or_default();
             anyhow::anyhow!(
-                "configuration error: {}\nFix: see the configuration reference in the README for the accepted keys and their types",
-                e.to_string().trim_end()
+                "configuration error{at}: {}\nFix: see the configuration reference in the README for the accepted keys and their types",
+                e.message().trim_end()
             )
         })?;
         let installation_id =
@@ -239,7 +247,7 @@ impl Config {
             // Checked when the connection is used: reading the store needs no secret.
             let secret = match (env(&env_key), c.client_secret) {
                 (Some(v), _) => Ok(Secret::new(v)),
-                (None, Some(v)) if !v.is_empty() => Ok(Secret::new(v)),
+                (None, Some(v)) if !v.is_empty() => Ok(v),
                 _ => Err(format!(
                     "configuration error at {}: no client secret. Fix: set the environment variable {env_key}, \
                      or client_secret in the file (keep the file private)",
@@ -450,6 +458,14 @@ busy_only = true
         let bad = GOOD.replace("site = \"North\"", "site = \"South\"");
         let e = Config::parse(&bad, &no_env).unwrap_err().to_string();
         assert!(e.contains("no site named \"South\""), "{e}");
+    }
+
+    #[test]
+    fn syntax_errors_give_the_position_but_not_the_line() {
+        let bad = GOOD.replace("client_secret = \"s3cret\"", "client_secret = \"s3cret");
+        let e = Config::parse(&bad, &no_env).unwrap_err().to_string();
+        assert!(e.contains("line 11"), "{e}");
+        assert!(!e.contains("s3cret"), "a syntax error must not quote the secret: {e}");
     }
 
     #[test]

@@ -51,6 +51,18 @@ pub async fn run(args: DemoArgs) -> Result<()> {
             }
         }
     }
+    if db.exists() && !state_file.exists() {
+        // The store was synced with a simulator whose state is gone: start both afresh
+        // rather than reconcile a store against an unrelated Exchange.
+        println!("note: {} has no simulator state beside it ({}); starting over\n", db.display(), state_file.display());
+        for p in
+            [db.clone(), PathBuf::from(format!("{}-wal", db.display())), PathBuf::from(format!("{}-shm", db.display()))]
+        {
+            if p.exists() {
+                std::fs::remove_file(&p).with_context(|| format!("cannot delete {}", p.display()))?;
+            }
+        }
+    }
     let resumed = db.exists() && state_file.exists();
 
     println!("calbridge demo: a simulated Exchange Online, an embedded SQLite store, one command\n");

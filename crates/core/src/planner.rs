@@ -154,8 +154,8 @@ impl DeleteGuard {
         if deletions > self.min_count && (deletions as f64) > self.max_fraction * synced as f64 {
             Some(format!(
                 "the plan would delete {deletions} of {synced} synced events at once (more than {} and more than {:.0}%); \
-                 calbridge paused this mailbox instead of deleting. If the deletions are real, raise `sync.delete_guard_fraction` \
-                 or resync the calendar with --allow-mass-delete",
+                 calbridge paused this mailbox instead of deleting. If the deletions are real, raise `sync.delete_guard_min` \
+                 or `sync.delete_guard_fraction` and sync again (the calendar is listed afresh)",
                 self.min_count,
                 self.max_fraction * 100.0
             ))
@@ -186,6 +186,7 @@ fn local_changed(ev: &Event, rec: &SyncRecord) -> bool {
 /// Plans the local effects of a page of remote changes.
 pub fn plan_pull(snapshot: &Snapshot, changes: &[RemoteChange], window: &Window, installation: &str) -> Plan {
     let mut actions = Vec::new();
+    let mut linked: HashSet<EventId> = HashSet::new();
     for change in dedup_last(changes) {
         match change {
             RemoteChange::Removed { remote_id } => {
@@ -240,6 +241,13 @@ pub fn plan_pull(snapshot: &Snapshot, changes: &[RemoteChange], window: &Window,
                                     why: "duplicate of an event calbridge created",
                                 });
                             }
+                        } else if !linked.insert(p.local_id.clone()) {
+                            // A second copy of the same create in this page.
+                            actions.push(Action::DeleteRemote {
+                                local_id: None,
+                                remote_id: item.remote_id.clone(),
+                                why: "duplicate of an event calbridge created",
+                            });
                         } else {
                             actions.push(Action::Link { local_id: p.local_id.clone(), remote: item.clone() });
                         }
@@ -277,8 +285,10 @@ pub fn plan_reconcile(snapshot: &Snapshot, seen: &HashSet<String>, window: &Wind
     }
 }
 
-/// Plans pushing local changes to Exchange.
-pub fn plan_push(snapshot: &Snapshot) -> Plan {
+/// Plans pushing local changes to Exchange. A deletion of an event that never reached
+/// Exchange is forgotten only inside `window`: there, the pull that precedes every push
+/// would have found a create whose confirmation was lost; outside it, the tombstone waits.
+pub fn plan_push(snapshot: &Snapshot, window: &Window) -> Plan {
     let mut events: Vec<&Event> = snapshot.events.values().filter(|e| e.origin == Origin::Local).collect();
     events.sort_by(|a, b| a.id.cmp(&b.id));
     let mut actions = Vec::new();
@@ -289,7 +299,8 @@ pub fn plan_push(snapshot: &Snapshot) -> Plan {
                 remote_id: rec.remote_id.clone(),
                 why: "deleted in the host application",
             }),
-            (true, None) => actions.push(Action::Forget { local_id: ev.id.clone() }),
+            (true, None) if window.contains(&ev.data) => actions.push(Action::Forget { local_id: ev.id.clone() }),
+            (true, None) => {}
             (false, None) => actions.push(Action::CreateRemote { local_id: ev.id.clone(), data: ev.data.clone() }),
             (false, Some(rec)) => {
                 if local_changed(ev, rec) {

@@ -3,25 +3,29 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Datelike, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::hash::ContentHash;
 use crate::model::{CalendarId, Event, EventData, EventId};
 
 /// The time range calbridge keeps in sync for each calendar.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Window {
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
 }
 
 impl Window {
-    /// `past_days` before and `future_days` after `now`, widened to whole UTC days so that a
-    /// window computed twice on the same day is the same window.
+    /// At least `past_days` before and `future_days` after `now`. The start is rounded down to
+    /// a Monday (00:00 UTC) and the end lies a week further than needed, so the window stays
+    /// the same for a whole week: Exchange's delta cursors are bound to the range they were
+    /// made for, and a new range means a full listing.
     pub fn around(now: DateTime<Utc>, past_days: u32, future_days: u32) -> Self {
-        let day = now.date_naive().and_hms_opt(0, 0, 0).unwrap().and_utc();
-        Window { start: day - Duration::days(past_days as i64), end: day + Duration::days(future_days as i64 + 1) }
+        let first = now.date_naive() - Duration::days(past_days as i64);
+        let monday = first - Duration::days(first.weekday().num_days_from_monday() as i64);
+        let start = monday.and_hms_opt(0, 0, 0).unwrap().and_utc();
+        Window { start, end: start + Duration::days(past_days as i64 + future_days as i64 + 8) }
     }
 
     pub fn contains(&self, data: &EventData) -> bool {
@@ -88,6 +92,10 @@ pub struct ChangePage {
     pub next: Cursor,
     /// The round is complete: `next` asks for changes made from now on.
     pub done: bool,
+    /// Ids of items Exchange reported but the adapter could not read (each logged with the
+    /// reason). They are neither created nor deleted locally: a re-listing must not take
+    /// their absence for a deletion.
+    pub skipped: Vec<String>,
 }
 
 /// What calbridge asks Exchange to do with one event.
@@ -193,4 +201,32 @@ pub enum CursorUpdate {
     Keep,
     Set(Cursor),
     Clear,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn the_window_covers_what_was_asked_and_holds_for_a_week() {
+        let mut seen = std::collections::HashSet::new();
+        let mut last: Option<Window> = None;
+        for h in 0..24 * 21 {
+            let now = Utc.with_ymd_and_hms(2026, 11, 2, 0, 30, 0).unwrap() + Duration::hours(h);
+            let w = Window::around(now, 30, 365);
+            assert!(w.start <= now - Duration::days(30), "{now}: {w:?}");
+            assert!(w.end >= now + Duration::days(365), "{now}: {w:?}");
+            assert_eq!(w.start.weekday(), chrono::Weekday::Mon);
+            if let Some(prev) = last {
+                assert!(
+                    w == prev || w.start == prev.start + Duration::days(7),
+                    "moves a week at a time: {prev:?} -> {w:?}"
+                );
+            }
+            last = Some(w);
+            seen.insert(w);
+        }
+        assert!((3..=4).contains(&seen.len()), "three weeks touch three or four windows: {}", seen.len());
+    }
 }

@@ -34,13 +34,14 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::Semaphore;
 
-use calbridge_core::model::{Calendar, Connection, EventId, LinkState};
-use calbridge_core::planner::{self, Action, DeleteGuard};
+use calbridge_core::model::{Calendar, Connection, EventId, LinkState, Origin};
+use calbridge_core::planner::{self, Action, DeleteGuard, Plan};
 use calbridge_core::remote::{Remote, RemoteError};
 use calbridge_core::store::{Store, StoreError, WriteStats};
 use calbridge_core::sync::Provenance;
 use calbridge_core::sync::{CursorUpdate, PushChange, RemoteChange, Snapshot, Window, Write};
 
+pub mod cursor;
 pub mod report;
 
 pub use report::{CalendarReport, Counts, SyncSummary};
@@ -140,7 +141,7 @@ impl Engine {
             report.error = Some(e.to_string());
         }
         if report.error.is_none() && report.paused.is_none() {
-            if let Err(e) = self.push(remote, calendar, &mut snapshot, &mut report).await {
+            if let Err(e) = self.push(remote, calendar, &window, &mut snapshot, &mut report).await {
                 report.error = Some(e.to_string());
             }
         }
@@ -200,9 +201,16 @@ impl Engine {
         snapshot: &mut Snapshot,
         report: &mut CalendarReport,
     ) -> Result<(), SyncError> {
-        let mut cursor = self.store.cursor(calendar.id).await?;
+        // The stored cursor belongs to the window it was made for; a window that moved on
+        // (weekly) starts a full listing, so the new days arrive and nothing is missed.
+        let stored = self.store.cursor(calendar.id).await?;
+        let mut cursor = stored.as_ref().and_then(|c| cursor::unwrap(c, window));
         let mut full = cursor.is_none();
         report.full_listing = full;
+        let records_at_start = snapshot.records.len();
+        // Deletions wait for the end of the round: the guard sees the whole round, and the
+        // round's cursor is committed together with them.
+        let mut deferred: Vec<Action> = Vec::new();
         let mut seen: HashSet<String> = HashSet::new();
         let mut first_page = true;
         loop {
@@ -216,6 +224,7 @@ impl Engine {
                     first_page = true;
                     cursor = None;
                     seen.clear();
+                    deferred.clear();
                     continue;
                 }
                 Err(e) => return Err(e.into()),
@@ -223,63 +232,121 @@ impl Engine {
             for c in &page.changes {
                 if let RemoteChange::Upsert(i) = c {
                     seen.insert(i.remote_id.clone());
+                    // Back again later in the round: not deleted after all.
+                    deferred
+                        .retain(|a| !matches!(a, Action::DeleteLocal { remote_id, .. } if remote_id == &i.remote_id));
                 }
+            }
+            for id in &page.skipped {
+                // Unreadable now, not gone: a re-listing must not delete it.
+                seen.insert(id.clone());
+                report
+                    .warnings
+                    .push(format!("Exchange sent an event calbridge could not read (id {id}); it was left as it is"));
             }
             let plan = planner::plan_pull(snapshot, &page.changes, window, &self.config.installation_id);
-            if let Some(why) = self.config.delete_guard.check(plan.local_deletions(), snapshot.records.len()) {
-                return self.pause(calendar, snapshot, why, report).await;
-            }
-            let mut writes = Vec::new();
-            for action in &plan.actions {
-                if let Action::DeleteRemote { remote_id, .. } = action {
-                    // A duplicate of an event calbridge created: remove it from Exchange.
-                    report.requests += 1;
-                    match remote.push(&calendar.email, &PushChange::Delete { remote_id: remote_id.clone() }).await {
-                        Ok(_) | Err(RemoteError::NotFound(_)) => report.pushed.deleted += 1,
-                        Err(e) => report.warnings.push(format!("could not remove a duplicate: {e}")),
-                    }
-                    continue;
-                }
-                report.pulled.count(action);
-                let new_id = self.config.new_id.clone();
-                writes.extend(planner::local_writes(action, snapshot, calendar.id, &mut || new_id()));
-            }
+            let plan = self.confirm_local_deletions(remote, calendar, window, snapshot, plan, report).await?;
             if !plan.is_empty() {
                 tracing::debug!(mailbox = %calendar.email, "pull plan:\n{plan}");
             }
-            // An idle round (continued from a stored cursor, one final page, no changes) keeps
-            // the stored cursor: Exchange may hand out a fresh token for the same position,
-            // and writing it would make every idle sync a write.
-            let idle_round = first_page && !full && page.done && page.changes.is_empty();
+            let mut writes = Vec::new();
+            for action in plan.actions {
+                match &action {
+                    Action::DeleteLocal { .. } => deferred.push(action),
+                    Action::DeleteRemote { remote_id, .. } => {
+                        // A duplicate of an event calbridge created: remove it from Exchange
+                        // before this page counts as done.
+                        report.requests += 1;
+                        match remote.push(&calendar.email, &PushChange::Delete { remote_id: remote_id.clone() }).await {
+                            Ok(_) | Err(RemoteError::NotFound(_)) => report.pushed.deleted += 1,
+                            Err(e) => return Err(e.into()),
+                        }
+                    }
+                    _ => {
+                        report.pulled.count(&action);
+                        let new_id = self.config.new_id.clone();
+                        writes.extend(planner::local_writes(&action, snapshot, calendar.id, &mut || new_id()));
+                    }
+                }
+            }
+            let idle_round = first_page && !full && page.done && page.changes.is_empty() && page.skipped.is_empty();
             first_page = false;
-            let cursor_update = if idle_round || cursor.as_ref() == Some(&page.next) {
-                CursorUpdate::Keep
-            } else {
-                CursorUpdate::Set(page.next.clone())
-            };
-            self.commit(calendar, snapshot, writes, cursor_update, report).await?;
-            if !idle_round {
+            if !page.done {
+                // Pages within a round are committed without a cursor: an interrupted round
+                // starts over from the last complete one (pages are idempotent by remote id).
+                self.commit(calendar, snapshot, writes, CursorUpdate::Keep, report).await?;
                 cursor = Some(page.next);
+                continue;
             }
-            if page.done {
-                break;
+            if full {
+                let plan = planner::plan_reconcile(snapshot, &seen, window);
+                let plan = self.confirm_local_deletions(remote, calendar, window, snapshot, plan, report).await?;
+                for action in plan.actions {
+                    let dup = deferred.iter().any(|d| matches!((d, &action), (Action::DeleteLocal { local_id: a, .. }, Action::DeleteLocal { local_id: b, .. }) if a == b));
+                    if !dup {
+                        deferred.push(action);
+                    }
+                }
             }
-        }
-        if full {
-            let plan = planner::plan_reconcile(snapshot, &seen, window);
-            if let Some(why) = self.config.delete_guard.check(plan.local_deletions(), snapshot.records.len()) {
+            let deletions = deferred.iter().filter(|a| matches!(a, Action::DeleteLocal { .. })).count();
+            if let Some(why) = self.config.delete_guard.check(deletions, records_at_start) {
+                // Keep what the round brought in, but neither its deletions nor its cursor.
+                self.commit(calendar, snapshot, writes, CursorUpdate::Keep, report).await?;
                 return self.pause(calendar, snapshot, why, report).await;
             }
-            let mut writes = Vec::new();
-            for action in &plan.actions {
+            for action in &deferred {
                 report.pulled.count(action);
                 writes.extend(planner::local_writes(action, snapshot, calendar.id, &mut || {
-                    unreachable!("reconcile creates nothing")
+                    unreachable!("deletions create nothing")
                 }));
             }
-            self.commit(calendar, snapshot, writes, CursorUpdate::Keep, report).await?;
+            // The round's cursor, with its last page and its deletions. An idle round keeps the
+            // stored cursor, so an idle sync writes nothing even when Exchange hands out a
+            // fresh token for the same position.
+            let update =
+                if idle_round { CursorUpdate::Keep } else { CursorUpdate::Set(cursor::wrap(&page.next, window)) };
+            self.commit(calendar, snapshot, writes, update, report).await?;
+            return Ok(());
         }
-        Ok(())
+    }
+
+    /// Exchange reports an event that left the window as removed. An event the host
+    /// application created is deleted locally only when Exchange really no longer has it;
+    /// otherwise the planner decides again on Exchange's current version.
+    async fn confirm_local_deletions(
+        &self,
+        remote: &dyn Remote,
+        calendar: &Calendar,
+        window: &Window,
+        snapshot: &Snapshot,
+        plan: Plan,
+        report: &mut CalendarReport,
+    ) -> Result<Plan, SyncError> {
+        let mut actions = Vec::with_capacity(plan.actions.len());
+        for action in plan.actions {
+            let Action::DeleteLocal { local_id, remote_id, .. } = &action else {
+                actions.push(action);
+                continue;
+            };
+            if snapshot.events.get(local_id).is_none_or(|e| e.origin != Origin::Local) {
+                actions.push(action);
+                continue;
+            }
+            report.requests += 1;
+            match remote.fetch(&calendar.email, std::slice::from_ref(remote_id)).await?.pop() {
+                None => actions.push(action),
+                Some(item) => {
+                    let again = planner::plan_pull(
+                        snapshot,
+                        &[RemoteChange::Upsert(item)],
+                        window,
+                        &self.config.installation_id,
+                    );
+                    actions.extend(again.actions);
+                }
+            }
+        }
+        Ok(Plan { actions })
     }
 
     async fn pause(
@@ -300,10 +367,11 @@ impl Engine {
         &self,
         remote: &dyn Remote,
         calendar: &Calendar,
+        window: &Window,
         snapshot: &mut Snapshot,
         report: &mut CalendarReport,
     ) -> Result<(), SyncError> {
-        let plan = planner::plan_push(snapshot);
+        let plan = planner::plan_push(snapshot, window);
         if !plan.is_empty() {
             tracing::debug!(mailbox = %calendar.email, "push plan:\n{plan}");
         }
@@ -362,27 +430,46 @@ impl Engine {
         let calendars = self.store.calendars(Some(connection.id)).await?;
         let limit = Arc::new(Semaphore::new(connection.max_threads.max(1) as usize));
         let mut tasks = tokio::task::JoinSet::new();
+        let mut by_task = std::collections::HashMap::new();
         for calendar in calendars {
             let engine = self.clone();
             let remote = remote.clone();
             let limit = limit.clone();
             let on_done = on_done.clone();
-            tasks.spawn(async move {
+            let c = calendar.clone();
+            let handle = tasks.spawn(async move {
                 let _permit = limit.acquire_owned().await.expect("semaphore never closes");
-                let report = engine.sync_one(remote.as_ref(), calendar, now).await;
+                let report = engine.verify_and_sync(remote.as_ref(), c, now).await;
                 on_done(&report);
                 report
             });
+            by_task.insert(handle.id(), calendar);
         }
         let mut reports = Vec::new();
-        while let Some(r) = tasks.join_next().await {
-            reports.push(r.expect("sync task panicked"));
+        while let Some(r) = tasks.join_next_with_id().await {
+            match r {
+                Ok((_, report)) => reports.push(report),
+                // A bug in one calendar's sync must not stop the others: report it as failed.
+                Err(e) => {
+                    let mut report = CalendarReport::new(&by_task[&e.id()]);
+                    report.error = Some(format!("internal error while syncing (please report it): {e}"));
+                    on_done(&report);
+                    reports.push(report);
+                }
+            }
         }
         reports.sort_by(|a, b| a.email.cmp(&b.email));
         Ok(reports)
     }
 
-    async fn sync_one(&self, remote: &dyn Remote, mut calendar: Calendar, now: DateTime<Utc>) -> CalendarReport {
+    /// Verifies the calendar's link when it is not verified yet, then syncs it; a failed link
+    /// is reported without syncing.
+    pub async fn verify_and_sync(
+        &self,
+        remote: &dyn Remote,
+        mut calendar: Calendar,
+        now: DateTime<Utc>,
+    ) -> CalendarReport {
         if !matches!(calendar.link, LinkState::Verified) {
             match self.verify_link(remote, &calendar).await {
                 Ok(state) => calendar.link = state,

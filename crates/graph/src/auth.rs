@@ -98,6 +98,9 @@ impl fmt::Debug for AccessToken {
     }
 }
 
+/// The longest lifetime a token is kept for, whatever its `expires_in` says.
+pub const MAX_TOKEN_LIFETIME_SECS: u64 = 24 * 60 * 60;
+
 /// How long before expiry a token is renewed: `min(5 minutes, 10% of its lifetime)`.
 pub fn refresh_margin(lifetime: Duration) -> Duration {
     let tenth = lifetime / 10;
@@ -199,7 +202,10 @@ impl TokenProvider {
         let redact = |e: GraphError| e.redacted(&[self.secret.expose()]);
         let (status, _headers, body) = execute(&self.http, &req, None).await.map_err(redact)?;
         let t = token::parse(status, &body).map_err(redact)?;
-        let lifetime = Duration::seconds(t.expires_in.min(i64::MAX as u64 / 1000) as i64);
+        // A lifetime the identity platform would never give (it gives about an hour) is cut to
+        // a day: `expires_in` is a server's number, and chrono's date arithmetic panics on
+        // overflow.
+        let lifetime = Duration::seconds(t.expires_in.min(MAX_TOKEN_LIFETIME_SECS) as i64);
         tracing::debug!(tenant = %self.tenant, expires_in = t.expires_in, "got an access token");
         Ok(AccessToken::new(t.access_token, sent_at, sent_at + lifetime))
     }

@@ -31,7 +31,7 @@ use url::Url;
 use crate::auth::{Clock, SystemClock, TokenProvider};
 use crate::endpoints::{
     self, calendar_get_schedule, calendar_list, calendar_view, calendar_view_delta, event_create, event_delete,
-    event_get, event_update, snippet, user_get, GraphRequest, TransportRetry,
+    event_get, event_update, snippet, user_get, without_query, GraphRequest, TransportRetry,
 };
 use crate::error::GraphError;
 use crate::types::{self, ODataError};
@@ -275,7 +275,7 @@ impl GraphClient {
                     if failure.body_error
                         || !allowed
                         || attempt >= opts.max_attempts
-                        || waited + wait > opts.max_retry_wait
+                        || waited.saturating_add(wait) > opts.max_retry_wait
                     {
                         return Err(error);
                     }
@@ -307,7 +307,7 @@ impl GraphClient {
                         _ => None,
                     };
                     let wait = retry_after.unwrap_or_else(|| backoff(attempt));
-                    if attempt >= opts.max_attempts || waited + wait > opts.max_retry_wait {
+                    if attempt >= opts.max_attempts || waited.saturating_add(wait) > opts.max_retry_wait {
                         tracing::info!(
                             operation = req.operation,
                             attempt,
@@ -362,7 +362,8 @@ impl GraphClient {
         event_create::parse(&r.body)
     }
 
-    /// `PATCH /users/{email}/events/{id}` with `If-Match: if_match`.
+    /// `PATCH /users/{email}/events/{id}` with `If-Match: if_match`; refused, without sending
+    /// anything, when `if_match` is empty.
     pub async fn update_event(
         &self,
         email: &str,
@@ -370,7 +371,7 @@ impl GraphClient {
         if_match: &str,
         event: &types::Event,
     ) -> Result<types::Event, GraphError> {
-        let r = self.send(email, &event_update::request(&self.inner.base, email, id, if_match, event)).await?;
+        let r = self.send(email, &event_update::request(&self.inner.base, email, id, if_match, event)?).await?;
         event_update::parse(&r.body)
     }
 
@@ -444,19 +445,28 @@ pub fn backoff(attempt: u32) -> Duration {
     Duration::from_secs(1u64 << attempt.saturating_sub(1).min(5))
 }
 
-/// `Retry-After`: delay-seconds or an HTTP date (relative to `now`; a past date is 0).
+/// The longest `Retry-After` taken as it is; longer ones (up to `u64::MAX` seconds, or a
+/// date in year 9999) are cut to it, so no wait, sum of waits or deadline can overflow.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// `Retry-After`: delay-seconds or an HTTP date (relative to `now`; a past date is 0), at
+/// most [`MAX_RETRY_AFTER`].
 pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
     let v = value.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    if let Ok(secs) = v.parse::<f64>() {
-        if secs.is_finite() && secs >= 0.0 {
-            return Some(Duration::from_secs_f64(secs));
+    let wait = if let Ok(secs) = v.parse::<u64>() {
+        Duration::from_secs(secs)
+    } else if let Ok(secs) = v.parse::<f64>() {
+        // Negative, NaN and infinite values are no delay; huge ones are capped below.
+        match Duration::try_from_secs_f64(secs) {
+            Ok(d) => d,
+            Err(_) if secs.is_finite() && secs > 0.0 => MAX_RETRY_AFTER,
+            Err(_) => return None,
         }
-    }
-    let at = DateTime::parse_from_rfc2822(v).ok()?.with_timezone(&Utc);
-    Some((at - now).to_std().unwrap_or(Duration::ZERO))
+    } else {
+        let at = DateTime::parse_from_rfc2822(v).ok()?.with_timezone(&Utc);
+        at.signed_duration_since(now).to_std().unwrap_or(Duration::ZERO)
+    };
+    Some(wait.min(MAX_RETRY_AFTER))
 }
 
 /// A non-2xx answer as [`GraphError::Api`].
@@ -494,6 +504,18 @@ pub(crate) struct Failure {
     pub never_sent: bool,
     /// The answer started but its body broke off.
     pub body_error: bool,
+}
+
+/// The message of a reqwest error and its sources, for a [`GraphError`]. reqwest names the
+/// request's URL in its message; the URL, with `$deltatoken`/`$skiptoken` state tokens in its
+/// query, must not reach error messages and logs, so it is taken out, and any query of `url`
+/// a source still quotes is masked.
+fn transport_message(e: reqwest::Error, url: &Url) -> String {
+    let msg = error_chain(&e.without_url());
+    match url.query().filter(|q| !q.is_empty()) {
+        Some(q) => msg.replace(q, "…"),
+        None => msg,
+    }
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -536,7 +558,7 @@ pub(crate) async fn attempt_once(
         error: GraphError::Transport {
             operation: req.operation,
             url: without_query(&req.url),
-            message: error_chain(&e),
+            message: transport_message(e, &req.url),
         },
     })?;
     let status = resp.status().as_u16();
@@ -544,7 +566,7 @@ pub(crate) async fn attempt_once(
     let body = resp.bytes().await.map_err(|e| Failure {
         never_sent: false,
         body_error: true,
-        error: GraphError::Body { operation: req.operation, message: error_chain(&e) },
+        error: GraphError::Body { operation: req.operation, message: transport_message(e, &req.url) },
     })?;
     Ok((status, headers, body.to_vec()))
 }
@@ -556,13 +578,6 @@ pub(crate) async fn execute(
     bearer: Option<&str>,
 ) -> Result<(u16, HeaderMap, Vec<u8>), GraphError> {
     attempt_once(http, req, bearer, None).await.map_err(|f| f.error)
-}
-
-/// A URL for messages: state tokens in the query are long and say nothing to a person.
-fn without_query(url: &Url) -> String {
-    let mut u = url.clone();
-    u.set_query(None);
-    u.to_string()
 }
 
 #[cfg(test)]
@@ -578,6 +593,15 @@ mod tests {
         assert_eq!(parse_retry_after("Sun, 01 Mar 2026 12:00:30 GMT", now), Some(Duration::from_secs(30)));
         assert_eq!(parse_retry_after("Sun, 01 Mar 2026 11:00:00 GMT", now), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("1.5", now), Some(Duration::from_millis(1500)));
+        // Absurd values from a server are capped (or ignored), never a panic or an overflow.
+        assert_eq!(parse_retry_after("18446744073709551615", now), Some(MAX_RETRY_AFTER));
+        assert_eq!(parse_retry_after("1e300", now), Some(MAX_RETRY_AFTER));
+        assert_eq!(parse_retry_after("-1", now), None);
+        assert_eq!(parse_retry_after("-0.5", now), None);
+        assert_eq!(parse_retry_after("NaN", now), None);
+        assert_eq!(parse_retry_after("inf", now), None);
+        assert_eq!(parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", now), Some(MAX_RETRY_AFTER));
     }
 
     #[test]
@@ -606,6 +630,62 @@ mod tests {
         );
         let e = api_error("get event", 502, &HeaderMap::new(), b"", Utc::now());
         assert!(e.to_string().contains("HTTP 502: Bad Gateway"), "{e}");
+    }
+
+    /// A delta link to `addr` carrying a state token.
+    fn delta_link_request(addr: std::net::SocketAddr) -> GraphRequest {
+        let base = Url::parse(&format!("http://{addr}")).unwrap();
+        let link = format!("http://{addr}/v1.0/users/a@contoso.com/calendarView/delta?$deltatoken=SECRETISH");
+        calendar_view_delta::request_link(&base, &link, 10).unwrap()
+    }
+
+    fn assert_no_state_token(e: &GraphError) {
+        for text in [e.to_string(), format!("{e:?}"), format!("{:?}", e.classify())] {
+            assert!(!text.contains("SECRETISH"), "{text}");
+        }
+    }
+
+    #[tokio::test]
+    async fn transport_errors_never_show_the_state_token() {
+        use tokio::io::AsyncWriteExt;
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+
+        // Nobody listens: connection refused.
+        let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = closed.local_addr().unwrap();
+        drop(closed);
+        let Err(f) = attempt_once(&http, &delta_link_request(addr), None, None).await else {
+            panic!("a closed port answered")
+        };
+        assert!(matches!(&f.error, GraphError::Transport { url, .. } if url.ends_with("/calendarView/delta")));
+        assert!(f.error.to_string().contains("/calendarView/delta"), "{}", f.error);
+        assert_no_state_token(&f.error);
+
+        // The connection is accepted and closed without an answer; then one whose body
+        // breaks off.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (sock, _) = listener.accept().await.unwrap();
+            drop(sock);
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = tokio::io::AsyncReadExt::read(&mut sock, &mut buf).await;
+            let partial =
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{\"value\":[";
+            let _ = sock.write_all(partial.as_bytes()).await;
+            let _ = sock.shutdown().await;
+        });
+        let Err(f) = attempt_once(&http, &delta_link_request(addr), None, None).await else {
+            panic!("a dropped connection answered")
+        };
+        assert!(matches!(f.error, GraphError::Transport { .. }), "{}", f.error);
+        assert_no_state_token(&f.error);
+        let Err(f) = attempt_once(&http, &delta_link_request(addr), None, None).await else {
+            panic!("a broken body was read")
+        };
+        assert!(matches!(f.error, GraphError::Body { .. }), "{}", f.error);
+        assert_no_state_token(&f.error);
     }
 
     #[test]

@@ -20,7 +20,7 @@
 //! subject, text body, location, attendees, `showAs`, `sensitivity`, `isAllDay`, and for a
 //! create the provenance as `transactionId` and as the extended property.
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Timelike, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 
 use calbridge_core::model::{
@@ -248,31 +248,39 @@ pub fn response(s: &str) -> ResponseStatus {
     }
 }
 
+/// The years a date-time may have (Exchange's own range is narrower). Beyond them chrono's
+/// arithmetic overflows (a panic), so such values are [`ConvertError::BadDateTime`].
+const YEARS: std::ops::RangeInclusive<i32> = 1..=9999;
+
 /// A `dateTime` as Graph writes it: local, no offset, up to 7 fractional digits. An offset or
-/// `Z`, if present, is honoured (and `timeZone` then ignored).
+/// `Z`, if present, is honoured (and `timeZone` then ignored). Years outside [`YEARS`] are
+/// refused.
 fn parse_local(value: &str) -> Result<Result<NaiveDateTime, DateTime<Utc>>, ConvertError> {
     let v = value.trim();
+    let bad = || ConvertError::BadDateTime { value: value.to_string() };
     if let Ok(t) = DateTime::parse_from_rfc3339(v) {
-        return Ok(Err(t.with_timezone(&Utc)));
+        let t = t.with_timezone(&Utc);
+        return if YEARS.contains(&t.year()) { Ok(Err(t)) } else { Err(bad()) };
     }
-    for f in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S%.f"] {
-        if let Ok(t) = NaiveDateTime::parse_from_str(v, f) {
-            return Ok(Ok(t));
-        }
+    let local = ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S%.f"]
+        .iter()
+        .find_map(|f| NaiveDateTime::parse_from_str(v, f).ok())
+        .or_else(|| NaiveDate::parse_from_str(v, "%Y-%m-%d").ok().map(|d| d.and_time(NaiveTime::MIN)));
+    match local {
+        Some(t) if YEARS.contains(&t.year()) => Ok(Ok(t)),
+        _ => Err(bad()),
     }
-    if let Ok(d) = NaiveDate::parse_from_str(v, "%Y-%m-%d") {
-        return Ok(Ok(d.and_time(NaiveTime::MIN)));
-    }
-    Err(ConvertError::BadDateTime { value: value.to_string() })
 }
 
 /// A local date-time in a zone, as an instant. A time that occurs twice (clocks going back)
 /// is the earlier; one that does not occur (clocks going forward) is moved past the gap.
+/// `None` if there is no such instant (or it is outside [`YEARS`]).
 fn localize(tz: Tz, t: NaiveDateTime) -> Option<DateTime<Utc>> {
     tz.from_local_datetime(&t)
         .earliest()
-        .or_else(|| tz.from_local_datetime(&(t + chrono::Duration::hours(1))).earliest())
+        .or_else(|| tz.from_local_datetime(&t.checked_add_signed(chrono::Duration::hours(1))?).earliest())
         .map(|t| t.with_timezone(&Utc))
+        .filter(|t| YEARS.contains(&t.year()))
 }
 
 /// A `dateTimeTimeZone` as an instant.
@@ -320,19 +328,25 @@ pub fn utc_date_time(t: DateTime<Utc>) -> DateTimeTimeZone {
 /// An instant as local time in the event's own zone, so Exchange records the zone the event
 /// was made in (`originalStartTimeZone`); UTC when the zone is unknown.
 fn zoned_date_time(t: DateTime<Utc>, zone: &str) -> DateTimeTimeZone {
-    match zones::resolve(zone) {
-        Some(tz) if !zone.eq_ignore_ascii_case("utc") => DateTimeTimeZone {
-            date_time: t.with_timezone(&tz).naive_local().format("%Y-%m-%dT%H:%M:%S").to_string(),
+    match zones::resolve(zone).and_then(|tz| Some((tz, local_time(t, tz)?))) {
+        Some((_, local)) if !zone.eq_ignore_ascii_case("utc") => DateTimeTimeZone {
+            date_time: local.format("%Y-%m-%dT%H:%M:%S").to_string(),
             time_zone: Some(zone.to_string()),
         },
         _ => utc_date_time(t),
     }
 }
 
+/// `t` as wall-clock time in `tz`; `None` where that leaves chrono's range (chrono's own
+/// `naive_local` panics there).
+fn local_time(t: DateTime<Utc>, tz: Tz) -> Option<NaiveDateTime> {
+    let offset = tz.offset_from_utc_datetime(&t.naive_utc()).fix();
+    t.naive_utc().checked_add_signed(chrono::Duration::seconds(offset.local_minus_utc().into()))
+}
+
 fn all_day_date_time(t: DateTime<Utc>, zone: &str) -> DateTimeTimeZone {
-    match zones::resolve(zone) {
-        Some(tz) => {
-            let local = t.with_timezone(&tz).naive_local();
+    match zones::resolve(zone).and_then(|tz| local_time(t, tz)) {
+        Some(local) => {
             let day = if local.time() == NaiveTime::MIN || local.hour() < 12 {
                 local.date()
             } else {
@@ -412,57 +426,45 @@ fn normalize_text(s: &str) -> String {
     s.replace("\r\n", "\n").trim_end().to_string()
 }
 
-/// The text of an HTML body: `<head>`, `<style>` and `<script>` dropped, tags removed
-/// (block ends and `<br>` become line breaks), common entities decoded, whitespace collapsed.
+/// The text of an HTML body: `<head>`, `<style>` and `<script>` dropped, comments and tags
+/// removed (block ends and `<br>` become line breaks), common entities decoded, whitespace
+/// collapsed.
+///
+/// Any input is accepted (a body comes from the network): the text is only ever cut right
+/// before or after an ASCII `<`, `>`, `&` or `;`, or at a char boundary, never inside a
+/// multi-byte character. A `<` that does not open a tag (`a < b`, `<é`) is text, as in a
+/// browser; a tag that never closes ends the text.
 pub fn html_to_text(html: &str) -> String {
-    let lower = html.to_ascii_lowercase();
     let mut out = String::with_capacity(html.len());
-    let mut i = 0;
-    while i < html.len() {
-        let rest = &html[i..];
-        if rest.starts_with('<') {
-            let tag_end = rest.find('>').map(|e| i + e + 1).unwrap_or(html.len());
-            let tag = &lower[i + 1..tag_end.saturating_sub(1).max(i + 1)];
-            let name: String = tag.trim_start_matches('/').chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
-            if !tag.starts_with('/') && matches!(name.as_str(), "head" | "style" | "script") {
-                let close = format!("</{name}");
-                i = match lower[tag_end..].find(&close) {
-                    Some(c) => lower[tag_end + c..].find('>').map(|e| tag_end + c + e + 1).unwrap_or(html.len()),
-                    None => html.len(),
-                };
+    let mut rest = html;
+    loop {
+        let mut chars = rest.chars();
+        let Some(c) = chars.next() else { break };
+        if let Some(after) = rest.strip_prefix("<!--") {
+            rest = after.split_once("-->").map_or("", |(_, r)| r);
+        } else if let Some(after) = rest.strip_prefix('<').filter(|a| opens_tag(a)) {
+            let (tag, remaining) = after.split_once('>').unwrap_or((after, ""));
+            let closing = tag.starts_with('/');
+            let name = tag
+                .trim_start_matches('/')
+                .chars()
+                .take_while(char::is_ascii_alphanumeric)
+                .map(|c| c.to_ascii_lowercase())
+                .collect::<String>();
+            if !closing && matches!(name.as_str(), "head" | "style" | "script") {
+                rest = after_closing_tag(remaining, &name);
                 continue;
             }
             if matches!(name.as_str(), "br" | "p" | "div" | "tr" | "li" | "h1" | "h2" | "h3" | "h4" | "table") {
                 out.push('\n');
             }
-            i = tag_end;
-        } else if rest.starts_with('&') {
-            let semi = rest.as_bytes()[..rest.len().min(10)].iter().position(|&b| b == b';');
-            let decoded = semi.and_then(|s| match &rest[1..s] {
-                "nbsp" => Some(' '),
-                "amp" => Some('&'),
-                "lt" => Some('<'),
-                "gt" => Some('>'),
-                "quot" => Some('"'),
-                "apos" | "#39" => Some('\''),
-                e if e.starts_with("#x") => u32::from_str_radix(&e[2..], 16).ok().and_then(char::from_u32),
-                e if e.starts_with('#') => e[1..].parse().ok().and_then(char::from_u32),
-                _ => None,
-            });
-            match (decoded, semi) {
-                (Some(c), Some(s)) => {
-                    out.push(c);
-                    i += s + 1;
-                }
-                _ => {
-                    out.push('&');
-                    i += 1;
-                }
-            }
+            rest = remaining;
+        } else if let Some((decoded, remaining)) = entity(rest) {
+            out.push(decoded);
+            rest = remaining;
         } else {
-            let c = rest.chars().next().expect("not at the end");
             out.push(c);
-            i += c.len_utf8();
+            rest = chars.as_str();
         }
     }
     let mut lines: Vec<String> = Vec::new();
@@ -477,6 +479,50 @@ pub fn html_to_text(html: &str) -> String {
         lines.pop();
     }
     lines.join("\n")
+}
+
+/// Whether the text after a `<` starts a tag (`<p`, `</p`, `<!DOCTYPE`, `<?xml`); anything
+/// else is a literal `<`.
+fn opens_tag(after: &str) -> bool {
+    after.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || matches!(c, '/' | '!' | '?'))
+}
+
+/// What follows `</{name}…>` in `s` (ASCII case-insensitive), or `""` if it never closes.
+fn after_closing_tag<'a>(s: &'a str, name: &str) -> &'a str {
+    let close = format!("</{name}");
+    for (i, _) in s.match_indices('<') {
+        let matches = s.as_bytes().get(i..i + close.len()).is_some_and(|b| b.eq_ignore_ascii_case(close.as_bytes()));
+        if matches {
+            // `i` is the index of an ASCII `<`, so a char boundary.
+            return s.get(i..).and_then(|t| t.split_once('>')).map_or("", |(_, r)| r);
+        }
+    }
+    ""
+}
+
+/// A character entity at the start of `s` (`&amp;`, `&#233;`, `&#xE9;`) and what follows
+/// it; `None` if `s` does not start with one calbridge knows.
+fn entity(s: &str) -> Option<(char, &str)> {
+    let after = s.strip_prefix('&')?;
+    // Entity names calbridge decodes are short; `;` is ASCII, so the split is on a boundary.
+    let semi = after.bytes().take(10).position(|b| b == b';')?;
+    let (name, remaining) = (after.get(..semi)?, after.get(semi + 1..)?);
+    let c = match name {
+        "nbsp" => ' ',
+        "amp" => '&',
+        "lt" => '<',
+        "gt" => '>',
+        "quot" => '"',
+        "apos" | "#39" => '\'',
+        n => {
+            let code = match n.strip_prefix("#x").or_else(|| n.strip_prefix("#X")) {
+                Some(hex) => u32::from_str_radix(hex, 16).ok()?,
+                None => n.strip_prefix('#')?.parse().ok()?,
+            };
+            char::from_u32(code)?
+        }
+    };
+    Some((c, remaining))
 }
 
 #[cfg(test)]
@@ -615,6 +661,121 @@ mod tests {
             "Let's kick-start & plan!\nLine 2"
         );
         assert_eq!(html_to_text("a &unknown; b & c &#233;"), "a &unknown; b & c é");
+    }
+
+    #[test]
+    fn html_to_text_takes_any_body_without_panicking() {
+        // Bodies that ended a scan inside a multi-byte character.
+        assert_eq!(html_to_text("‹é"), "‹é");
+        assert_eq!(html_to_text("<é"), "<é");
+        assert_eq!(html_to_text("Preis <€5"), "Preis <€5");
+        assert_eq!(html_to_text("&é"), "&é");
+        assert_eq!(html_to_text("&#x;é"), "&#x;é");
+        // A tag that never closes ends the text; a lone `<` or `&` is text.
+        assert_eq!(html_to_text("before<p class=\"é"), "before");
+        assert_eq!(html_to_text("x<"), "x<");
+        assert_eq!(html_to_text("1 < 2 &lt; 3 & 4"), "1 < 2 < 3 & 4");
+        assert_eq!(html_to_text("<style>p{}"), "");
+        assert_eq!(html_to_text("<script>x</scrïpt>é"), "");
+        assert_eq!(html_to_text("<SCRIPT>x</Script >after"), "after");
+        assert_eq!(html_to_text("<!-- a > b -->text<!-- unterminated é"), "text");
+        assert_eq!(html_to_text(""), "");
+        assert_eq!(html_to_text("<"), "<");
+        assert_eq!(html_to_text("&"), "&");
+        // Multi-byte text and entities survive.
+        assert_eq!(
+            html_to_text("<p>Grüße aus Köln — 東京 ‹ok› 🎉</p><p>zweite&nbsp;Zeile &#x1F389;&#233;&eacute;</p>"),
+            "Grüße aus Köln — 東京 ‹ok› 🎉\n\nzweite Zeile 🎉é&eacute;"
+        );
+        // Entities that are no characters stay as written.
+        assert_eq!(
+            html_to_text("&#xD800; &#1114112; &#99999999999; &#xZZ;"),
+            "&#xD800; &#1114112; &#99999999999; &#xZZ;"
+        );
+        // Through a whole event, too.
+        let ev = wire(
+            r#"{"id":"h","body":{"contentType":"html","content":"<b>é‹<é"},
+                "start":{"dateTime":"2026-01-01T09:00:00","timeZone":"UTC"},
+                "end":{"dateTime":"2026-01-01T10:00:00","timeZone":"UTC"}}"#,
+        );
+        assert_eq!(event_data(&ev).unwrap().body, "é‹<é");
+    }
+
+    #[test]
+    fn html_to_text_never_panics_on_generated_bodies() {
+        // Every string of up to 3 pieces, then 600 longer ones from a fixed-seed generator.
+        const PIECES: &[&str] = &[
+            "<", ">", "&", ";", "é", "‹", "<p", "</", "<style>", "</style", "<!--", "-->", "&#x", "&#", "&amp;", "a",
+            " ", "\r\n", "/", "!", "🎉",
+        ];
+        let check = |s: &str| {
+            let text = html_to_text(s);
+            assert!(!text.ends_with('\n') && !text.contains("\r\n"), "{s:?} -> {text:?}");
+        };
+        for a in PIECES {
+            check(a);
+            for b in PIECES {
+                check(&format!("{a}{b}"));
+                for c in PIECES {
+                    check(&format!("{a}{b}{c}"));
+                }
+            }
+        }
+        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = || {
+            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            (state >> 33) as usize
+        };
+        for _ in 0..600 {
+            let len = next() % 40;
+            let s: String = (0..len).map(|_| PIECES[next() % PIECES.len()]).collect();
+            check(&s);
+        }
+    }
+
+    #[test]
+    fn absurd_dates_are_errors_not_panics() {
+        // `+262142-12-31T23:30:00` in `Etc/GMT+12` overflowed chrono's range (a panic).
+        let values =
+            ["+262142-12-31T23:30:00", "-262143-01-01T00:30:00", "-262144-01-01T00:30:00", "+10000-01-01T00:00:00"];
+        for value in values.into_iter().chain(["0000-01-01T00:00:00", "0000-12-31T23:00:00+00:00"]) {
+            for zone in ["UTC", "Etc/GMT+12", "Etc/GMT-14", "Pacific/Kiritimati"] {
+                let dt = DateTimeTimeZone { date_time: value.into(), time_zone: Some(zone.into()) };
+                assert!(matches!(to_utc(&dt), Err(ConvertError::BadDateTime { .. })), "{value} {zone}");
+                let ev = types::Event {
+                    id: Some("x".into()),
+                    is_all_day: Some(true),
+                    original_start_time_zone: Some(zone.into()),
+                    start: Some(dt.clone()),
+                    end: Some(dt),
+                    original_start: Some(value.into()),
+                    ..Default::default()
+                };
+                assert!(remote_item(&ev).is_err(), "{value} {zone}");
+            }
+        }
+        // At the edges of the accepted years: an instant or an error, whatever the zone.
+        let dt = |v: &str, z: &str| DateTimeTimeZone { date_time: v.into(), time_zone: Some(z.into()) };
+        assert!(to_utc(&dt("9999-12-31T12:00:00", "Etc/GMT-14")).is_ok());
+        assert!(to_utc(&dt("9999-12-31T23:00:00", "Etc/GMT+12")).is_err());
+        assert!(to_utc(&dt("0001-01-01T12:00:00", "Etc/GMT+12")).is_ok());
+        assert!(to_utc(&dt("0001-01-01T00:00:00", "Etc/GMT-14")).is_err());
+        // Writing never panics either, even for instants at the ends of chrono's range
+        // (whose wall-clock time in a zone does not exist): those are written in UTC.
+        for t in
+            [DateTime::<Utc>::MAX_UTC, DateTime::<Utc>::MIN_UTC, Utc.with_ymd_and_hms(9999, 12, 31, 23, 0, 0).unwrap()]
+        {
+            for zone in ["Etc/GMT+12", "Etc/GMT-14", "Europe/Berlin", "UTC"] {
+                let mut d = EventData::new("x", t, t);
+                d.time_zone = zone.into();
+                assert!(to_wire(&d).start.is_some());
+                d.all_day = true;
+                assert!(to_wire(&d).start.is_some());
+            }
+        }
+        let mut d = EventData::new("x", DateTime::<Utc>::MAX_UTC, DateTime::<Utc>::MAX_UTC);
+        d.time_zone = "Etc/GMT-14".into();
+        assert_eq!(to_wire(&d).start.unwrap().time_zone.as_deref(), Some("UTC"));
     }
 
     fn sample() -> EventData {

@@ -69,6 +69,11 @@ pub enum GraphError {
     /// The connection's settings cannot be used.
     #[error("the Graph connection settings are invalid: {message}")]
     Config { message: String },
+
+    /// calbridge refused to send a request that could do harm (an update without a version
+    /// would overwrite whatever Exchange holds). Nothing was sent.
+    #[error("{operation} refused: {message}")]
+    Refused { operation: &'static str, message: String },
 }
 
 impl GraphError {
@@ -129,9 +134,10 @@ impl GraphError {
                 }
             }
             GraphError::Transport { .. } | GraphError::Body { .. } => RemoteError::Transient(self.to_string()),
-            GraphError::Decode { .. } | GraphError::ForeignHost { .. } | GraphError::Config { .. } => {
-                RemoteError::Permanent(self.to_string())
-            }
+            GraphError::Decode { .. }
+            | GraphError::ForeignHost { .. }
+            | GraphError::Config { .. }
+            | GraphError::Refused { .. } => RemoteError::Permanent(self.to_string()),
         }
     }
 
@@ -176,6 +182,7 @@ impl GraphError {
                 GraphError::ForeignHost { operation, url: r(url), host, expected }
             }
             GraphError::Config { message } => GraphError::Config { message: r(message) },
+            GraphError::Refused { operation, message } => GraphError::Refused { operation, message: r(message) },
         }
     }
 }
@@ -292,8 +299,8 @@ pub fn aadsts_code(error_codes: &[u64], description: &str) -> Option<u64> {
     if let Some(c) = error_codes.first() {
         return Some(*c);
     }
-    let i = description.find("AADSTS")?;
-    let digits: String = description[i + 6..].chars().take_while(|c| c.is_ascii_digit()).collect();
+    let (_, after) = description.split_once("AADSTS")?;
+    let digits: String = after.chars().take_while(|c| c.is_ascii_digit()).collect();
     digits.parse().ok()
 }
 

@@ -33,7 +33,7 @@
 //! | 404, or code `ErrorItemNotFound` / `MailboxNotEnabledForRESTAPI` | `NotFound` |
 //! | 401, 403 | `Auth`; 403 `ErrorAccessDenied` → grant Calendars.ReadWrite with admin consent or check the application access policy |
 //! | no answer, a body that broke off, 408, other 5xx | `Transient` |
-//! | an answer that is not Graph JSON, a foreign-host link, bad settings | `Permanent` |
+//! | an answer that is not Graph JSON, a foreign-host link, bad settings, an update without a version (refused, not sent) | `Permanent` |
 //! | other 4xx | `Permanent` |
 //!
 //! ## Tokens

@@ -5,12 +5,14 @@
 //!   answer instead.
 //! - `changes`: `calendarView/delta`. Without a cursor a round starts over the window; with
 //!   one, the cursor (a whole `@odata.nextLink` or `@odata.deltaLink`) is fetched as it is.
-//!   `@removed` items become [`RemoteChange::Removed`], the rest upserts; `next` is the
+//!   `@removed` items become [`RemoteChange::Removed`], the rest upserts; an item that cannot
+//!   be converted is logged and its id (if it has one) reported in `skipped`; `next` is the
 //!   nextLink (`done = false`) or the deltaLink (`done = true`).
 //! - `fetch`: `GET /users/{email}/events/{id}` each (concurrently, within the mailbox's
 //!   limit), with the provenance property; ids Graph no longer has are left out.
 //! - `push`: create (`POST …/calendar/events`, provenance in `transactionId` and the extended
-//!   property), update (`PATCH` with `If-Match`), delete (`DELETE`; gone already is fine).
+//!   property), update (`PATCH` with `If-Match`; refused, unsent, without a version), delete
+//!   (`DELETE`; gone already is fine).
 //!
 //! Errors are classified once, by [`GraphError::classify`].
 
@@ -22,7 +24,7 @@ use calbridge_core::sync::{ChangePage, Confirmed, Cursor, PushChange, RemoteItem
 
 use crate::client::GraphClient;
 use crate::convert;
-use crate::endpoints::calendar_view_delta::DeltaNext;
+use crate::endpoints::calendar_view_delta::{DeltaNext, DeltaPage};
 use crate::error::GraphError;
 
 /// The Graph adapter of one connection.
@@ -49,6 +51,35 @@ impl GraphRemote {
             display_name: owner.and_then(|o| o.name.clone()).unwrap_or_default(),
         })
     }
+}
+
+/// A delta page as the engine's [`ChangePage`]. An event that cannot be converted is logged
+/// and its id reported in `skipped`, so the engine does not take its absence for a deletion;
+/// one without an id cannot be named, the log is all there is of it. Links are made relative
+/// to `origin` (the Graph origin) when they point there.
+fn change_page(email: &str, origin: &str, page: DeltaPage) -> ChangePage {
+    let mut changes = Vec::with_capacity(page.events.len());
+    let mut skipped = Vec::new();
+    for ev in &page.events {
+        match convert::remote_change(ev) {
+            Ok(c) => changes.push(c),
+            Err(e) => {
+                tracing::warn!(mailbox = email, id = ?ev.id, "skipping an event Graph sent: {e}");
+                if let Some(id) = ev.id.as_ref().filter(|i| !i.is_empty()) {
+                    skipped.push(id.clone());
+                }
+            }
+        }
+    }
+    let relative = |l: String| match l.strip_prefix(origin) {
+        Some(rest) if rest.starts_with('/') => rest.to_string(),
+        _ => l,
+    };
+    let (next, done) = match page.next {
+        DeltaNext::NextLink(l) => (Cursor(relative(l)), false),
+        DeltaNext::DeltaLink(l) => (Cursor(relative(l)), true),
+    };
+    ChangePage { changes, next, done, skipped }
 }
 
 #[async_trait]
@@ -88,22 +119,7 @@ impl Remote for GraphRemote {
         let origin = self.client.graph_url().origin().ascii_serialization();
         let link = cursor.map(|c| if c.0.starts_with('/') { format!("{origin}{}", c.0) } else { c.0.clone() });
         let page = self.client.delta(email, window.start, window.end, link.as_deref()).await?;
-        let mut changes = Vec::with_capacity(page.events.len());
-        for ev in &page.events {
-            match convert::remote_change(ev) {
-                Ok(c) => changes.push(c),
-                Err(e) => tracing::warn!(mailbox = email, id = ?ev.id, "skipping an event Graph sent: {e}"),
-            }
-        }
-        let relative = |l: String| match l.strip_prefix(&origin) {
-            Some(rest) if rest.starts_with('/') => rest.to_string(),
-            _ => l,
-        };
-        let (next, done) = match page.next {
-            DeltaNext::NextLink(l) => (Cursor(relative(l)), false),
-            DeltaNext::DeltaLink(l) => (Cursor(relative(l)), true),
-        };
-        Ok(ChangePage { changes, next, done })
+        Ok(change_page(email, &origin, page))
     }
 
     async fn fetch(&self, email: &str, ids: &[String]) -> Result<Vec<RemoteItem>, RemoteError> {
@@ -162,5 +178,99 @@ impl Remote for GraphRemote {
                 },
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use calbridge_core::model::EventData;
+    use calbridge_core::sync::RemoteChange;
+    use calbridge_core::{GraphSettings, Secret};
+    use chrono::{TimeZone, Utc};
+
+    use crate::endpoints::calendar_view_delta;
+    use crate::GraphOptions;
+
+    const ORIGIN: &str = "https://graph.microsoft.com";
+
+    fn event(id: &str, start: &str) -> serde_json::Value {
+        serde_json::json!({
+            "id": id,
+            "@odata.etag": "W/\"1\"",
+            "subject": "Class",
+            "start": {"dateTime": start, "timeZone": "UTC"},
+            "end": {"dateTime": "2026-11-23T10:00:00.0000000", "timeZone": "UTC"}
+        })
+    }
+
+    #[test]
+    fn events_that_cannot_be_read_are_reported_as_skipped() {
+        let body = serde_json::json!({
+            "@odata.deltaLink": format!("{ORIGIN}/v1.0/users/a@contoso.com/calendarView/delta?$deltatoken=r1"),
+            "value": [
+                event("AAMkGood", "2026-11-23T09:00:00.0000000"),
+                // A start Graph should never write: not a date-time.
+                event("AAMkBad", "next tuesday-ish"),
+                // An unknown zone, on an otherwise fine event.
+                {"id": "AAMkZone", "start": {"dateTime": "2026-11-23T09:00:00", "timeZone": "Mars/Olympus"},
+                 "end": {"dateTime": "2026-11-23T10:00:00", "timeZone": "Mars/Olympus"}},
+                // No start at all.
+                {"id": "AAMkNoStart", "subject": "x"},
+                // Without an id it cannot be reported (only logged).
+                {"subject": "no id", "start": {"dateTime": "garbage", "timeZone": "UTC"}},
+                {"id": "", "start": {"dateTime": "garbage", "timeZone": "UTC"}},
+                {"id": "AAMkGone", "@removed": {"reason": "deleted"}}
+            ]
+        });
+        let base = url::Url::parse(ORIGIN).unwrap();
+        let page = calendar_view_delta::parse(&base, body.to_string().as_bytes()).unwrap();
+        let p = change_page("a@contoso.com", ORIGIN, page);
+        assert_eq!(p.skipped, vec!["AAMkBad", "AAMkZone", "AAMkNoStart"]);
+        let ids: Vec<&str> = p
+            .changes
+            .iter()
+            .map(|c| match c {
+                RemoteChange::Upsert(item) => item.remote_id.as_str(),
+                RemoteChange::Removed { remote_id } => remote_id.as_str(),
+            })
+            .collect();
+        assert_eq!(ids, vec!["AAMkGood", "AAMkGone"]);
+        assert!(p.done);
+        assert_eq!(p.next, Cursor("/v1.0/users/a@contoso.com/calendarView/delta?$deltatoken=r1".into()));
+    }
+
+    #[test]
+    fn a_clean_page_skips_nothing() {
+        let body = serde_json::json!({
+            "@odata.nextLink": format!("{ORIGIN}/v1.0/users/a@contoso.com/calendarView/delta?$skiptoken=p2"),
+            "value": [event("AAMk1", "2026-11-23T09:00:00.0000000")]
+        });
+        let base = url::Url::parse(ORIGIN).unwrap();
+        let page = calendar_view_delta::parse(&base, body.to_string().as_bytes()).unwrap();
+        let p = change_page("a@contoso.com", ORIGIN, page);
+        assert!(p.skipped.is_empty());
+        assert_eq!(p.changes.len(), 1);
+        assert!(!p.done);
+    }
+
+    #[tokio::test]
+    async fn an_update_without_a_version_sends_nothing() {
+        // Nothing listens at this graph_url or authority: any request would fail as Transient.
+        let settings = GraphSettings {
+            tenant_id: "t".into(),
+            client_id: "c".into(),
+            authority_url: "http://127.0.0.1:9".into(),
+            graph_url: "http://127.0.0.1:9".into(),
+        };
+        let remote = GraphRemote::new(GraphClient::new(&settings, Secret::new("x"), GraphOptions::default()).unwrap());
+        let s = Utc.with_ymd_and_hms(2026, 11, 23, 9, 0, 0).unwrap();
+        let data = EventData::new("Class", s, s + chrono::Duration::hours(1));
+        let change = PushChange::Update { remote_id: "AAMk1".into(), if_match: String::new(), data };
+        match remote.push("a@contoso.com", &change).await {
+            Err(RemoteError::Permanent(m)) => assert!(m.contains("refusing to update without a version"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!((remote.client().requests(), remote.client().token_requests()), (0, 0));
     }
 }

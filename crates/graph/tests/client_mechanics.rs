@@ -495,6 +495,98 @@ async fn a_delta_round_then_an_expired_cursor() {
 }
 
 #[tokio::test]
+async fn delta_reports_events_it_cannot_read_as_skipped() {
+    let server = serve(move |hit, earlier| {
+        if let Some(r) = token_or(hit, earlier) {
+            return r;
+        }
+        let base = format!("http://{}", hit.header("host").unwrap());
+        let mut bad = event_json("AAMkBad", "W/\"2\"");
+        bad["start"]["dateTime"] = json!("2026-13-45T99:00:00.0000000");
+        let body = json!({
+            "@odata.deltaLink": format!("{base}/v1.0/users/{MAILBOX}/calendarView/delta?$deltatoken=round1"),
+            "value": [event_json("AAMk1", "W/\"1\""), bad, {"subject": "no id", "start": {"dateTime": "?"}}]
+        });
+        (json_response(200, body), Duration::ZERO)
+    })
+    .await;
+    let remote = GraphRemote::new(client(&server));
+    let page = remote.changes(MAILBOX, &window(), None).await.unwrap();
+    assert!(page.done);
+    assert!(matches!(&page.changes[..], [RemoteChange::Upsert(item)] if item.remote_id == "AAMk1"), "{page:?}");
+    assert_eq!(page.skipped, vec!["AAMkBad".to_string()]);
+}
+
+#[tokio::test]
+async fn state_tokens_stay_out_of_error_messages() {
+    // A saved cursor on a port nobody listens on: the connection is refused.
+    let tokens = serve(|hit, earlier| token_or(hit, earlier).unwrap()).await;
+    let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let graph = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let c = GraphClient::new(
+        &settings(&tokens.base, &graph),
+        Secret::new(SECRET),
+        GraphOptions { max_attempts: 1, ..GraphOptions::default() },
+    )
+    .unwrap();
+    let remote = GraphRemote::new(c.clone());
+    let cursor = Cursor(format!("/v1.0/users/{MAILBOX}/calendarView/delta?$deltatoken=SECRETISH"));
+    match remote.changes(MAILBOX, &window(), Some(&cursor)).await {
+        Err(RemoteError::Transient(m)) => {
+            assert!(m.contains("/calendarView/delta") && !m.contains("SECRETISH"), "{m}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let link = format!("{graph}/v1.0/users/{MAILBOX}/calendarView/delta?$skiptoken=SECRETISH");
+    let e = c.delta(MAILBOX, window().start, window().end, Some(&link)).await.unwrap_err();
+    assert!(matches!(e, GraphError::Transport { .. }), "{e:?}");
+    assert!(!e.to_string().contains("SECRETISH") && !format!("{e:?}").contains("SECRETISH"), "{e:?}");
+}
+
+#[tokio::test]
+async fn absurd_retry_after_and_token_lifetimes_are_capped_not_panics() {
+    // A short Retry-After, then one of u64::MAX seconds: the wait budget is exceeded (no
+    // overflow), and the engine is told a capped wait.
+    let server = serve(|hit, earlier| match token_or(hit, earlier) {
+        Some(r) => r,
+        None => {
+            let first = earlier.iter().all(|h| h.is_token());
+            let mut r = graph_error(429, "TooManyRequests", "Too many requests");
+            let after = if first { "0.05" } else { "18446744073709551615" };
+            r.headers_mut().insert("retry-after", after.parse().unwrap());
+            (r, Duration::ZERO)
+        }
+    })
+    .await;
+    let err = GraphRemote::new(client(&server)).mailbox(MAILBOX).await.unwrap_err();
+    assert_eq!(err, RemoteError::Throttled { retry_after: Some(calbridge_graph::client::MAX_RETRY_AFTER) });
+    assert_eq!(server.graph_hits().len(), 2);
+
+    // A token "valid" for u64::MAX seconds is kept for a day at most.
+    let server = serve(|hit, earlier| match hit.is_token() {
+        true => (token_ok(earlier.iter().filter(|h| h.is_token()).count() + 1, u64::MAX), Duration::ZERO),
+        false => (json_response(200, user_json()), Duration::ZERO),
+    })
+    .await;
+    let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 5, 1, 8, 0, 0).unwrap()));
+    let c = GraphClient::with_clock(
+        &settings(&server.base, &server.base),
+        Secret::new(SECRET),
+        GraphOptions::default(),
+        clock.clone(),
+    )
+    .unwrap();
+    c.user(MAILBOX).await.unwrap();
+    clock.advance(chrono::Duration::hours(23));
+    c.user(MAILBOX).await.unwrap();
+    assert_eq!(server.token_hits(), 1);
+    clock.advance(chrono::Duration::hours(1));
+    c.user(MAILBOX).await.unwrap();
+    assert_eq!(server.token_hits(), 2);
+}
+
+#[tokio::test]
 async fn a_foreign_host_link_is_refused_and_gets_no_token() {
     let server = serve(|hit, earlier| match token_or(hit, earlier) {
         Some(r) => r,
@@ -509,7 +601,10 @@ async fn a_foreign_host_link_is_refused_and_gets_no_token() {
     .await;
     let remote = GraphRemote::new(client(&server));
     match remote.changes(MAILBOX, &window(), None).await.unwrap_err() {
-        RemoteError::Permanent(m) => assert!(m.contains("graph.evil.example") && m.contains("never sent"), "{m}"),
+        RemoteError::Permanent(m) => {
+            assert!(m.contains("graph.evil.example") && m.contains("never sent"), "{m}");
+            assert!(!m.contains("steal"), "the state token is not in the message: {m}");
+        }
         other => panic!("{other:?}"),
     }
     // A saved cursor on another host (or port) is not followed either.
@@ -584,6 +679,22 @@ async fn push_create_update_delete() {
 
     assert_eq!(remote.push(MAILBOX, &PushChange::Delete { remote_id: "AAMkGone".into() }).await, Ok(None));
     assert_eq!(server.graph_hits().len(), 4, "412 and 404 are answers, not retried");
+}
+
+#[tokio::test]
+async fn an_update_without_a_version_is_never_sent() {
+    let server = serve(|hit, earlier| match token_or(hit, earlier) {
+        Some(r) => r,
+        None => (json_response(200, event_json("AAMk1", "W/\"2\"")), Duration::ZERO),
+    })
+    .await;
+    let remote = GraphRemote::new(client(&server));
+    let change = PushChange::Update { remote_id: "AAMk1".into(), if_match: String::new(), data: sample_data() };
+    match remote.push(MAILBOX, &change).await {
+        Err(RemoteError::Permanent(m)) => assert!(m.contains("refusing to update without a version"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(server.hits().is_empty(), "nothing is sent, not even a token request");
 }
 
 #[tokio::test]

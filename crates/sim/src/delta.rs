@@ -30,6 +30,9 @@ pub struct SyncToken {
     /// Range start/end (Unix seconds).
     pub s: i64,
     pub e: i64,
+    /// The first round: every instance in the range (not a change set).
+    #[serde(default)]
+    pub full: bool,
     /// Changes after `from` up to and including `to`.
     pub from: u64,
     pub to: u64,
@@ -68,7 +71,7 @@ pub fn page(state: &State, token: &SyncToken, page_size: usize, opts: &RenderOpt
     let mb = token.mb.as_str();
     // id → Some(instance) to upsert, None to report removed.
     let mut items: BTreeMap<String, Option<Instance<'_>>> = BTreeMap::new();
-    if token.from == 0 {
+    if token.full {
         for inst in state.instances(mb, from, to) {
             items.insert(inst.id.clone(), Some(inst));
         }
@@ -132,6 +135,7 @@ mod tests {
             mb: "a@b".into(),
             s: 0,
             e: 10,
+            full: false,
             from: 0,
             to: 5,
             after: None,

@@ -89,7 +89,7 @@ fn both_sides_changed_host_application_wins_for_its_own_events() {
     let [Action::Refresh { .. }] = plan.actions.as_slice() else { panic!("{plan}") };
     let mut snap2 = snap.clone();
     snap2.apply(&local_writes(&plan.actions[0], &snap, CAL, &mut || unreachable!()));
-    let push = plan_push(&snap2);
+    let push = plan_push(&snap2, &window());
     let [Action::UpdateRemote { if_match, data, .. }] = push.actions.as_slice() else { panic!("{push}") };
     assert_eq!(if_match, "v2");
     assert_eq!(data.subject, "local edit");
@@ -154,7 +154,7 @@ fn push_plans_create_update_delete_and_forget() {
     };
     let (pulled, rec5) = synced("L5", Origin::Exchange, "R5", "v1", data("e", 5));
     let snap = Snapshot::new(vec![new, changed, gone, never, pulled], vec![rec, rec3, rec5]);
-    let plan = plan_push(&snap);
+    let plan = plan_push(&snap, &window());
     let kinds: Vec<&str> = plan
         .actions
         .iter()
@@ -303,7 +303,7 @@ impl MemRemote {
         } else {
             Cursor(format!("{}:{}:{}:{}", self.epoch, since, upto, offset + PAGE))
         };
-        Ok(ChangePage { changes: page, next, done })
+        Ok(ChangePage { changes: page, next, done, skipped: vec![] })
     }
 }
 
@@ -412,7 +412,7 @@ impl World {
     }
 
     fn push(&mut self, lose: u8) {
-        let plan = plan_push(&self.snap);
+        let plan = plan_push(&self.snap, &window());
         for (n, a) in plan.actions.iter().enumerate() {
             let lost = lose != 0 && n + 1 == lose as usize;
             let confirmed = match a {

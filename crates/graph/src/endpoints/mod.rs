@@ -173,18 +173,30 @@ pub fn origin(url: &Url) -> String {
 
 /// Checks that `link` (a nextLink, a deltaLink, a saved cursor) points at the same origin as
 /// `base`, so the bearer token never goes anywhere else.
+/// Errors name the link without its query, which holds the state token.
 pub fn check_same_origin(operation: &'static str, base: &Url, link: &str) -> Result<Url, GraphError> {
-    let url = Url::parse(link)
-        .map_err(|e| GraphError::Decode { operation, message: format!("the link {link:?} is not a URL: {e}") })?;
+    let url = Url::parse(link).map_err(|e| GraphError::Decode {
+        operation,
+        message: format!("the link {:?} is not a URL: {e}", link.split(['?', '#']).next().unwrap_or_default()),
+    })?;
     if origin(&url) != origin(base) {
         return Err(GraphError::ForeignHost {
             operation,
-            url: link.to_string(),
+            url: without_query(&url),
             host: origin(&url),
             expected: origin(base),
         });
     }
     Ok(url)
+}
+
+/// A URL for messages and logs, without its query and fragment: state tokens
+/// (`$deltatoken`, `$skiptoken`) are long, say nothing to a person and must not be logged.
+pub(crate) fn without_query(url: &Url) -> String {
+    let mut u = url.clone();
+    u.set_query(None);
+    u.set_fragment(None);
+    u.to_string()
 }
 
 #[cfg(test)]
@@ -222,6 +234,12 @@ mod tests {
         ] {
             assert!(matches!(check_same_origin("x", &base, bad), Err(GraphError::ForeignHost { .. })), "{bad}");
         }
+        // The state token in a refused link stays out of the message.
+        let e = check_same_origin("x", &base, "https://evil.example.com/v1.0/x?$deltatoken=SECRETISH").unwrap_err();
+        let m = e.to_string();
+        assert!(m.contains("https://evil.example.com/v1.0/x") && !m.contains("SECRETISH"), "{m}");
+        let e = check_same_origin("x", &base, "not a url?$skiptoken=SECRETISH").unwrap_err();
+        assert!(matches!(e, GraphError::Decode { .. }) && !e.to_string().contains("SECRETISH"), "{e}");
     }
 
     #[test]

@@ -50,7 +50,7 @@ fn delta_page(ctx: &Ctx) -> Result<Response, ApiError> {
         if t.after.is_some() {
             return Err(gone());
         }
-        SyncToken { from: t.to, to: state.current_seq(&mb.key), after: None, iat: now, ..t }
+        SyncToken { full: false, from: t.to, to: state.current_seq(&mb.key), after: None, iat: now, ..t }
     } else if let Some(text) = ctx.q("$skiptoken") {
         decode(text)?
     } else {
@@ -61,6 +61,7 @@ fn delta_page(ctx: &Ctx) -> Result<Response, ApiError> {
             mb: mb.key.clone(),
             s: from.timestamp(),
             e: to.timestamp(),
+            full: true,
             from: 0,
             to: state.current_seq(&mb.key),
             after: None,
@@ -89,7 +90,7 @@ fn delta_page(ctx: &Ctx) -> Result<Response, ApiError> {
                 Value::String(format!("{link_base}?$skiptoken={}", encode(&delta::encode(key, &skip))));
         }
         None => {
-            let next_round = SyncToken { from: token.to, after: None, iat: now, ..token };
+            let next_round = SyncToken { full: false, from: token.to, after: None, iat: now, ..token };
             body["@odata.deltaLink"] =
                 Value::String(format!("{link_base}?$deltatoken={}", encode(&delta::encode(key, &next_round))));
         }
