@@ -8,12 +8,10 @@ use chrono::{Duration, Utc};
 use serde_json::json;
 
 use calbridge_core::model::*;
-use calbridge_core::remote::RemoteError;
 use calbridge_core::store::StoreError;
-use calbridge_core::sync::{ChangePage, Confirmed, Cursor, PushChange, RemoteItem, Window};
 use calbridge_graph::client::GraphOptions;
 use calbridge_sim::NewEvent;
-use calbridge_tests::{World, INSTALLATION, SCENARIO};
+use calbridge_tests::{FailingAfter, World, INSTALLATION, SCENARIO};
 
 const ANN: &str = "ann@fabrikam.example";
 const ORGANIZER: &str = "scheduler@fabrikam.example";
@@ -379,36 +377,6 @@ async fn an_event_of_ours_moved_out_of_the_window_is_kept() {
     assert_eq!(w.store.remote_id(&id).await.unwrap(), Some(remote_id));
 }
 
-/// A `Remote` whose `changes` fails from the n-th call on, as a network outage or a crash
-/// in the middle of a listing would.
-struct FailingAfter {
-    inner: std::sync::Arc<dyn calbridge_core::remote::Remote>,
-    calls: std::sync::atomic::AtomicUsize,
-    fail_from: usize,
-}
-
-#[async_trait::async_trait]
-impl calbridge_core::remote::Remote for FailingAfter {
-    async fn mailbox(&self, email: &str) -> Result<calbridge_core::remote::MailboxInfo, RemoteError> {
-        self.inner.mailbox(email).await
-    }
-    async fn list_calendars(&self, email: &str) -> Result<Vec<calbridge_core::remote::RemoteCalendar>, RemoteError> {
-        self.inner.list_calendars(email).await
-    }
-    async fn changes(&self, email: &str, window: &Window, cursor: Option<&Cursor>) -> Result<ChangePage, RemoteError> {
-        if self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 >= self.fail_from {
-            return Err(RemoteError::Permanent("the network went away (test)".into()));
-        }
-        self.inner.changes(email, window, cursor).await
-    }
-    async fn fetch(&self, email: &str, ids: &[String]) -> Result<Vec<RemoteItem>, RemoteError> {
-        self.inner.fetch(email, ids).await
-    }
-    async fn push(&self, email: &str, change: &PushChange) -> Result<Option<Confirmed>, RemoteError> {
-        self.inner.push(email, change).await
-    }
-}
-
 /// R5, R6: a re-listing interrupted after its first page starts over at the next sync and
 /// still ends with the reconcile: deletions made while the cursor was lost are not missed.
 #[tokio::test]
@@ -421,7 +389,7 @@ async fn an_interrupted_relisting_starts_over_and_still_reconciles() {
     w.sim.outlook().delete_event(ANN, &ids[4]).unwrap();
     w.sim.faults().expire_delta_tokens();
 
-    let flaky = FailingAfter { inner: w.remote.clone(), calls: Default::default(), fail_from: 3 };
+    let flaky = FailingAfter::new(w.remote.clone(), 3);
     let broken = w.engine.sync_calendar(&flaky, &cal, Utc::now()).await;
     assert!(broken.error.is_some() && broken.relisted, "the listing broke off after its first page: {broken:?}");
     assert_eq!(w.local(&cal).await.len(), 20, "nothing deleted before the listing completed");

@@ -12,8 +12,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use calbridge_core::model::*;
-use calbridge_core::remote::Remote;
+use calbridge_core::remote::{MailboxInfo, Remote, RemoteCalendar, RemoteError};
 use calbridge_core::store::{NewCalendar, NewConnection, Store};
+use calbridge_core::sync::{ChangePage, Confirmed, Cursor, PushChange, RemoteItem, Window};
 use calbridge_engine::{CalendarReport, Engine, EngineConfig};
 use calbridge_graph::client::{GraphClient, GraphOptions};
 use calbridge_graph::remote::GraphRemote;
@@ -158,5 +159,41 @@ impl World {
 impl Drop for World {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A `Remote` whose `changes` fails from the n-th call on, as a network outage or a crash in
+/// the middle of a listing would. Everything else goes to the real adapter.
+pub struct FailingAfter {
+    inner: Arc<dyn Remote>,
+    calls: AtomicU64,
+    fail_from: u64,
+}
+
+impl FailingAfter {
+    pub fn new(inner: Arc<dyn Remote>, fail_from: u64) -> Self {
+        FailingAfter { inner, calls: AtomicU64::new(0), fail_from }
+    }
+}
+
+#[async_trait::async_trait]
+impl Remote for FailingAfter {
+    async fn mailbox(&self, email: &str) -> Result<MailboxInfo, RemoteError> {
+        self.inner.mailbox(email).await
+    }
+    async fn list_calendars(&self, email: &str) -> Result<Vec<RemoteCalendar>, RemoteError> {
+        self.inner.list_calendars(email).await
+    }
+    async fn changes(&self, email: &str, window: &Window, cursor: Option<&Cursor>) -> Result<ChangePage, RemoteError> {
+        if self.calls.fetch_add(1, Ordering::SeqCst) + 1 >= self.fail_from {
+            return Err(RemoteError::Permanent("the connection broke off (test)".into()));
+        }
+        self.inner.changes(email, window, cursor).await
+    }
+    async fn fetch(&self, email: &str, ids: &[String]) -> Result<Vec<RemoteItem>, RemoteError> {
+        self.inner.fetch(email, ids).await
+    }
+    async fn push(&self, email: &str, change: &PushChange) -> Result<Option<Confirmed>, RemoteError> {
+        self.inner.push(email, change).await
     }
 }
