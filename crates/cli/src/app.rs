@@ -348,6 +348,14 @@ pub struct SimArgs {
     /// Keep the simulator's mailboxes in this file: loaded at start if present, saved on exit.
     #[arg(long, value_name = "FILE")]
     state: Option<PathBuf>,
+    /// Serve HTTPS (and plain HTTP on the same port) with a throw-away certificate authority,
+    /// for clients that accept only https:// authorities (MSAL, azure-identity).
+    #[arg(long)]
+    tls: bool,
+    /// With --tls: write the CA certificate (PEM) here, for the client to trust
+    /// (e.g. REQUESTS_CA_BUNDLE / SSL_CERT_FILE). Default: calbridge-sim-ca.pem.
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    ca_out: Option<PathBuf>,
 }
 
 pub async fn sim(args: SimArgs) -> Result<()> {
@@ -367,7 +375,16 @@ pub async fn sim(args: SimArgs) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {} (--listen): is the port in use?", args.listen))?;
-    let base = format!("http://{}", listener.local_addr()?);
+    let tls = if args.tls {
+        let tls = calbridge_sim::SimTls::self_signed()?;
+        let path = args.ca_out.clone().unwrap_or_else(|| PathBuf::from("calbridge-sim-ca.pem"));
+        std::fs::write(&path, &tls.ca_cert_pem)
+            .with_context(|| format!("cannot write the CA certificate to {}", path.display()))?;
+        Some((tls, path))
+    } else {
+        None
+    };
+    let base = format!("{}://{}", if tls.is_some() { "https" } else { "http" }, listener.local_addr()?);
     let creds = sim.credentials();
     println!("calbridge Exchange simulator");
     println!("  Graph:          {base}/v1.0");
@@ -380,11 +397,18 @@ pub async fn sim(args: SimArgs) -> Result<()> {
     println!("A connection for calbridge.toml:");
     println!("  [[connections]]\n  name = \"sim\"\n  kind = \"graph\"\n  tenant_id = \"{}\"\n  client_id = \"{}\"\n  client_secret = \"{}\"\n  authority_url = \"{base}\"\n  graph_url = \"{base}\"", creds.tenant_domain, creds.client_id, creds.client_secret);
     println!();
+    if let Some((_, path)) = &tls {
+        println!("HTTPS: trust the CA in {} (REQUESTS_CA_BUNDLE / SSL_CERT_FILE for Python clients).", path.display());
+        println!();
+    }
     println!("Press Ctrl-C to stop{}.", if args.state.is_some() { " (the state is saved on exit)" } else { "" });
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    sim.serve(listener, shutdown).await?;
+    match &tls {
+        Some((t, _)) => sim.serve_tls(listener, t, shutdown).await?,
+        None => sim.serve(listener, shutdown).await?,
+    }
     if let Some(p) = &args.state {
         sim.save_state(p).with_context(|| format!("cannot save simulator state to {}", p.display()))?;
         println!("state saved to {}", p.display());
