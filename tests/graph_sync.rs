@@ -400,3 +400,81 @@ async fn an_interrupted_relisting_starts_over_and_still_reconciles() {
     assert_eq!(w.local(&cal).await.len(), 18);
     assert_eq!(w.sync_ok(&cal).await.writes.total(), 0);
 }
+
+/// A `Remote` that lets the host application edit an event while the engine fetches the
+/// first page of changes: the pull's plan is made on a calendar that changed under it.
+struct EditDuringPull {
+    inner: std::sync::Arc<dyn calbridge_core::remote::Remote>,
+    store: std::sync::Arc<dyn calbridge_core::store::Store>,
+    id: EventId,
+    done: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl calbridge_core::remote::Remote for EditDuringPull {
+    async fn mailbox(
+        &self,
+        email: &str,
+    ) -> Result<calbridge_core::remote::MailboxInfo, calbridge_core::remote::RemoteError> {
+        self.inner.mailbox(email).await
+    }
+    async fn list_calendars(
+        &self,
+        email: &str,
+    ) -> Result<Vec<calbridge_core::remote::RemoteCalendar>, calbridge_core::remote::RemoteError> {
+        self.inner.list_calendars(email).await
+    }
+    async fn changes(
+        &self,
+        email: &str,
+        window: &calbridge_core::sync::Window,
+        cursor: Option<&calbridge_core::sync::Cursor>,
+    ) -> Result<calbridge_core::sync::ChangePage, calbridge_core::remote::RemoteError> {
+        let page = self.inner.changes(email, window, cursor).await;
+        if !self.done.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            let ev = self.store.event(&self.id).await.unwrap().unwrap();
+            let mut d = ev.data.clone();
+            d.subject = "Host edit during the pull".into();
+            self.store.update_local_event(&self.id, &d, Some(ev.version)).await.unwrap();
+        }
+        page
+    }
+    async fn fetch(
+        &self,
+        email: &str,
+        ids: &[String],
+    ) -> Result<Vec<calbridge_core::sync::RemoteItem>, calbridge_core::remote::RemoteError> {
+        self.inner.fetch(email, ids).await
+    }
+    async fn push(
+        &self,
+        email: &str,
+        change: &calbridge_core::sync::PushChange,
+    ) -> Result<Option<calbridge_core::sync::Confirmed>, calbridge_core::remote::RemoteError> {
+        self.inner.push(email, change).await
+    }
+}
+
+/// R3: a host-application edit that lands while a pull is planning is not overwritten: the
+/// engine reads the calendar again, and the host's change wins and reaches Exchange.
+#[tokio::test]
+async fn a_host_edit_during_the_pull_is_not_lost() {
+    let w = World::new().await;
+    let cal = w.link(ANN, CalendarKind::Person).await;
+    let id = EventId::new("race-1");
+    w.store.create_local_event(cal.id, &id, &local_data("Original", 4, 10)).await.unwrap();
+    w.sync_ok(&cal).await;
+    let remote_id = w.store.remote_id(&id).await.unwrap().unwrap();
+    w.sim.outlook().update_event(ANN, &remote_id, json!({"subject": "Outlook edit"})).unwrap();
+
+    let racing =
+        EditDuringPull { inner: w.remote.clone(), store: w.store.clone(), id: id.clone(), done: Default::default() };
+    let r = w.engine.sync_calendar(&racing, &cal, Utc::now()).await;
+    assert!(r.error.is_none(), "the engine recovers from the race: {r:?}");
+    assert_eq!(w.store.event(&id).await.unwrap().unwrap().data.subject, "Host edit during the pull");
+    assert_eq!(
+        w.sim.outlook().get_event(ANN, &remote_id).unwrap().subject.as_deref(),
+        Some("Host edit during the pull"),
+        "both sides changed: the host application's edit wins"
+    );
+}

@@ -137,8 +137,24 @@ impl Engine {
             }
         };
         let window = self.config.window(now);
-        if let Err(e) = self.pull(remote, calendar, &window, &mut snapshot, &mut report).await {
-            report.error = Some(e.to_string());
+        match self.pull(remote, calendar, &window, &mut snapshot, &mut report).await {
+            // The host application changed an event while the pull was planning: read the
+            // calendar again and pull once more (pages are idempotent by remote id).
+            Err(SyncError::Store(StoreError::Conflict(why))) => {
+                tracing::info!(mailbox = %calendar.email, "local change during the pull ({why}); pulling again");
+                let again = match self.store.snapshot(calendar.id).await {
+                    Ok(s) => {
+                        snapshot = s;
+                        self.pull(remote, calendar, &window, &mut snapshot, &mut report).await
+                    }
+                    Err(e) => Err(e.into()),
+                };
+                if let Err(e) = again {
+                    report.error = Some(e.to_string());
+                }
+            }
+            Err(e) => report.error = Some(e.to_string()),
+            Ok(()) => {}
         }
         if report.error.is_none() && report.paused.is_none() {
             if let Err(e) = self.push(remote, calendar, &window, &mut snapshot, &mut report).await {

@@ -330,11 +330,11 @@ impl GraphClient {
         user_get::parse(&r.body)
     }
 
-    /// `GET /users/{email}/calendars`, all pages.
+    /// `GET /users/{email}/calendars`, all pages (at most [`MAX_PAGES`]).
     pub async fn calendars(&self, email: &str) -> Result<Vec<types::Calendar>, GraphError> {
         let mut req = calendar_list::request(&self.inner.base, email);
         let mut all = Vec::new();
-        loop {
+        for _ in 0..MAX_PAGES {
             let page = calendar_list::parse(&self.send(email, &req).await?.body)?;
             all.extend(page.value);
             match page.next_link {
@@ -348,6 +348,7 @@ impl GraphClient {
                 None => return Ok(all),
             }
         }
+        Err(too_many_pages("list calendars"))
     }
 
     /// `GET /users/{email}/events/{id}` with the provenance property.
@@ -390,7 +391,7 @@ impl GraphClient {
     ) -> Result<Vec<types::Event>, GraphError> {
         let mut req = calendar_view::request(&self.inner.base, email, start, end, self.inner.options.page_size);
         let mut all = Vec::new();
-        loop {
+        for _ in 0..MAX_PAGES {
             let page = calendar_view::parse(&self.send(email, &req).await?.body)?;
             all.extend(page.value);
             match page.next_link {
@@ -404,6 +405,7 @@ impl GraphClient {
                 None => return Ok(all),
             }
         }
+        Err(too_many_pages("list calendarView"))
     }
 
     /// One page of `calendarView/delta`: the first of a round over `[start, end)` without a
@@ -441,6 +443,17 @@ impl GraphClient {
 }
 
 /// Backoff without `Retry-After`: 1, 2, 4, 8, 16, 32, 32 … seconds.
+/// The most pages a listing follows before it gives up: a server that keeps answering with
+/// `@odata.nextLink` must not keep calbridge busy forever.
+pub const MAX_PAGES: usize = 10_000;
+
+fn too_many_pages(operation: &'static str) -> GraphError {
+    GraphError::Refused {
+        operation,
+        message: format!("Graph kept sending @odata.nextLink after {MAX_PAGES} pages; the listing was abandoned"),
+    }
+}
+
 pub fn backoff(attempt: u32) -> Duration {
     Duration::from_secs(1u64 << attempt.saturating_sub(1).min(5))
 }
