@@ -20,6 +20,11 @@ fn protocol_dir() -> Option<PathBuf> {
     if dir.join("graph").is_dir() {
         Some(dir)
     } else {
+        assert!(
+            std::env::var_os("CI").is_none_or(|v| v.is_empty()),
+            "protocol files not found at {}: in CI the protocol tests must run; set CALBRIDGE_PROTOCOL_DIR",
+            dir.display()
+        );
         println!("skipped: protocol files not found at {}", dir.display());
         None
     }
