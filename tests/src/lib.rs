@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 
 use calbridge_core::model::*;
 use calbridge_core::remote::{MailboxInfo, Remote, RemoteCalendar, RemoteError};
@@ -149,10 +149,6 @@ impl World {
             .events_in_range(cal.id, now - chrono::Duration::days(3650), now + chrono::Duration::days(3650))
             .await
             .unwrap()
-    }
-
-    pub fn now() -> DateTime<Utc> {
-        Utc::now()
     }
 }
 
