@@ -20,6 +20,8 @@
 //! http.rs                    Graph error bodies, request ids, Prefer, query and base URL
 //! server.rs, tls.rs          the router, middleware (faults, auth, throttling), serve loop, TLS
 //! graph/*.rs                 one file per endpoint, each opening with Microsoft's doc link
+//! ews/*.rs                   the EWS face (/EWS/Exchange.asmx): Basic sign-in, impersonation,
+//!                            GetFolder, FindItem, GetItem on the same mailboxes (more follow)
 //! control.rs                 /_sim/*: fault injection and statistics for other processes
 //! outlook.rs                 acting as a person in Outlook (for tests)
 //! ```
@@ -36,6 +38,7 @@
 //! GET|PATCH|DELETE /v1.0/users/{u}[/calendar|/calendars/{cal}]/events/{id}
 //! GET  /v1.0/users/{u}[/calendar|/calendars/{cal}]/calendarView[/delta]
 //! POST /v1.0/users/{u}/calendar/getSchedule
+//! POST /EWS/Exchange.asmx                                      EWS (scenario `[[ews_accounts]]`)
 //! POST /_sim/faults, GET /_sim/stats, GET /_sim/health         (scenario `sim_control`)
 //! ```
 //!
@@ -63,11 +66,18 @@
 #[allow(clippy::all)]
 pub mod wire;
 
+/// EWS's wire types: `crates/ews/src/wire`, compiled into this crate (calbridge-ews as a
+/// crate will depend on calbridge-core).
+#[path = "../../ews/src/wire/mod.rs"]
+#[allow(clippy::all)]
+pub mod ews_wire;
+
 mod auth;
 mod booking;
 mod control;
 mod delta;
 mod error;
+mod ews;
 mod faults;
 mod generate;
 mod graph;

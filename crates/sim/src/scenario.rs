@@ -69,6 +69,9 @@ pub struct Scenario {
     pub tenant: TenantSpec,
     #[serde(default)]
     pub apps: Vec<AppSpec>,
+    /// Accounts that sign in to EWS (`/EWS/Exchange.asmx`) with Basic authentication.
+    #[serde(default)]
+    pub ews_accounts: Vec<EwsAccountSpec>,
     /// Lifetime of issued access tokens (`expires_in`).
     #[serde(default = "default_token_lifetime")]
     pub token_lifetime_secs: u64,
@@ -118,6 +121,24 @@ pub struct AppSpec {
     /// An application access policy: when set, only these mailboxes may be accessed.
     #[serde(default)]
     pub mailbox_scope: Option<Vec<String>>,
+}
+
+/// An EWS sign-in (a service account or a person's own account).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EwsAccountSpec {
+    /// The user name as typed at sign-in: `svc-calbridge`, `CONTOSO\\svc-calbridge` or a UPN.
+    pub username: String,
+    pub password: String,
+    /// The account's own mailbox, if it has one.
+    #[serde(default)]
+    pub mailbox: Option<String>,
+    /// The ApplicationImpersonation role: may act as any mailbox with `ExchangeImpersonation`.
+    #[serde(default)]
+    pub impersonation: bool,
+    /// FullAccess to every mailbox (delegate access without impersonation).
+    #[serde(default)]
+    pub full_access: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]

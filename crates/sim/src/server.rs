@@ -87,6 +87,7 @@ pub(crate) fn classify(method: &Method, path: &str) -> (&'static str, Option<Str
         [_, "v2.0", ".well-known", "openid-configuration"] => ("openid_configuration", None),
         ["common", "discovery", "instance"] => ("instance_discovery", None),
         ["_sim", ..] => ("sim", None),
+        ["EWS", "Exchange.asmx"] | ["ews", "exchange.asmx"] => ("ews", None),
         ["v1.0", "users"] => ("user_list", None),
         ["v1.0", "users", u] => ("user_get", Some(percent_decode(u))),
         ["v1.0", "users", u, rest @ ..] => {
@@ -338,6 +339,8 @@ pub(crate) fn router(sim: Simulator) -> Router {
         .route("/{tenant}/oauth2/v2.0/token", post(token::handler))
         .route("/{tenant}/v2.0/.well-known/openid-configuration", get(openid::configuration))
         .route("/common/discovery/instance", get(openid::instance_discovery))
+        .route("/EWS/Exchange.asmx", post(crate::ews::handler))
+        .route("/ews/exchange.asmx", post(crate::ews::handler))
         .route("/{tenant}/discovery/v2.0/keys", get(openid::keys))
         .merge(graph_routes);
     if sim.inner.scenario.sim_control {

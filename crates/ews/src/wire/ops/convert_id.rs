@@ -4,9 +4,9 @@
 //! `StoreId`, `OwaId` in the Exchange 2013 SP1 schema; Exchange Online adds `RestId` and
 //! `RestImmutableEntryId`, the id Graph uses): how an id seen over EWS is found over Graph.
 
+use super::super::envelope::expect_operation;
+use super::super::xml::{Node, NodeExt, WireError, XmlWriter, NS_TYPES};
 use super::{parse_messages, write_messages, Message};
-use crate::wire::envelope::expect_operation;
-use crate::wire::xml::{Node, NodeExt, WireError, XmlWriter, NS_TYPES};
 
 /// `t:AlternateId`.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -4,11 +4,11 @@
 //! `SendOnlyToAll`, `SendToAllAndSaveCopy`) decides whether attendees and resources are
 //! invited; it is required when the items are calendar items.
 
+use super::super::envelope::expect_operation;
+use super::super::types::{FolderRef, Item};
+use super::super::xml::{Node, NodeExt, WireError, XmlWriter};
 use super::get_item::{parse_items, write_items};
 use super::{parse_messages, write_messages, Message};
-use crate::wire::envelope::expect_operation;
-use crate::wire::types::{FolderRef, Item};
-use crate::wire::xml::{Node, NodeExt, WireError, XmlWriter};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Request {

@@ -4,10 +4,10 @@
 //! `SendMeetingCancellations` (`SendToNone`, `SendOnlyToAll`, `SendToAllAndSaveCopy`) is
 //! required for calendar items and tells attendees of a meeting it is cancelled.
 
+use super::super::envelope::expect_operation;
+use super::super::types::ItemRef;
+use super::super::xml::{Node, NodeExt, WireError, XmlWriter};
 use super::{parse_messages, write_messages, Message};
-use crate::wire::envelope::expect_operation;
-use crate::wire::types::ItemRef;
-use crate::wire::xml::{Node, NodeExt, WireError, XmlWriter};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Request {

@@ -4,10 +4,10 @@
 //! their occurrences and exceptions within the range; with an `IndexedPageItemView` it pages
 //! through the folder's items (masters, not occurrences) by offset.
 
+use super::super::envelope::expect_operation;
+use super::super::types::{FolderRef, Item, Shape};
+use super::super::xml::{parse_bool, parse_num, Node, NodeExt, WireError, XmlWriter};
 use super::{parse_messages, write_messages, Message};
-use crate::wire::envelope::expect_operation;
-use crate::wire::types::{FolderRef, Item, Shape};
-use crate::wire::xml::{parse_bool, parse_num, Node, NodeExt, WireError, XmlWriter};
 
 /// The view of a FindItem.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -4,10 +4,10 @@
 //! calbridge uses it to check that a mailbox exists and may be read, and to learn its
 //! calendar's folder id.
 
+use super::super::envelope::expect_operation;
+use super::super::types::{Folder, FolderRef, Shape};
+use super::super::xml::{Node, NodeExt, WireError, XmlWriter, NS_TYPES};
 use super::{parse_messages, write_messages, Message};
-use crate::wire::envelope::expect_operation;
-use crate::wire::types::{Folder, FolderRef, Shape};
-use crate::wire::xml::{Node, NodeExt, WireError, XmlWriter, NS_TYPES};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Request {

@@ -3,10 +3,10 @@
 //! Reads items by id with an item shape: calbridge asks for the calendar fields it maps and
 //! its provenance extended property.
 
+use super::super::envelope::expect_operation;
+use super::super::types::{Item, ItemRef, Shape};
+use super::super::xml::{Node, NodeExt, WireError, XmlWriter};
 use super::{parse_messages, write_messages, Message};
-use crate::wire::envelope::expect_operation;
-use crate::wire::types::{Item, ItemRef, Shape};
-use crate::wire::xml::{Node, NodeExt, WireError, XmlWriter};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Request {

@@ -3,9 +3,9 @@
 //! The organisation's room lists (distribution groups of rooms). The answer is a single
 //! message: `m:GetRoomListsResponse` itself carries `ResponseClass` and `ResponseCode`.
 
-use crate::wire::envelope::{expect_operation, Status};
-use crate::wire::types::EmailAddress;
-use crate::wire::xml::{Node, NodeExt, WireError, XmlWriter, NS_MESSAGES, NS_TYPES};
+use super::super::envelope::{expect_operation, Status};
+use super::super::types::EmailAddress;
+use super::super::xml::{Node, NodeExt, WireError, XmlWriter, NS_MESSAGES, NS_TYPES};
 
 /// The request has no parameters.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -3,9 +3,9 @@
 //! The rooms of one room list (by the list's address). A single-message answer like
 //! GetRoomLists; an unknown list is `ErrorNameResolutionNoResults`.
 
-use crate::wire::envelope::{expect_operation, Status};
-use crate::wire::types::EmailAddress;
-use crate::wire::xml::{Node, NodeExt, WireError, XmlWriter, NS_MESSAGES, NS_TYPES};
+use super::super::envelope::{expect_operation, Status};
+use super::super::types::EmailAddress;
+use super::super::xml::{Node, NodeExt, WireError, XmlWriter, NS_MESSAGES, NS_TYPES};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Request {

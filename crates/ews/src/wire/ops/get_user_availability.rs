@@ -4,8 +4,8 @@
 //! asks for the `Detailed` view in UTC (a `t:TimeZone` with no bias and no daylight saving),
 //! so every `StartTime`/`EndTime` in the answer is UTC wall-clock time.
 
-use crate::wire::envelope::{expect_operation, Status};
-use crate::wire::xml::{opt_bool, opt_string, parse_num, Node, NodeExt, WireError, XmlWriter, NS_MESSAGES, NS_TYPES};
+use super::super::envelope::{expect_operation, Status};
+use super::super::xml::{opt_bool, opt_string, parse_num, Node, NodeExt, WireError, XmlWriter, NS_MESSAGES, NS_TYPES};
 
 /// `t:MailboxData`.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -3,10 +3,10 @@
 //! Resolves an ambiguous name or an address against the directory (and contacts): calbridge
 //! uses it to tell whether an attendee is inside the directory and to verify a link.
 
+use super::super::envelope::expect_operation;
+use super::super::types::EmailAddress;
+use super::super::xml::{parse_bool, parse_num, Node, NodeExt, WireError, XmlWriter, NS_TYPES};
 use super::{parse_messages, write_messages, Message};
-use crate::wire::envelope::expect_operation;
-use crate::wire::types::EmailAddress;
-use crate::wire::xml::{parse_bool, parse_num, Node, NodeExt, WireError, XmlWriter, NS_TYPES};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Request {

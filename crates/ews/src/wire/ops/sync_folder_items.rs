@@ -4,10 +4,10 @@
 //! `MaxChangesReturned` (1–512) a call; `IncludesLastItemInRange` false means call again with
 //! the new state. A state Exchange no longer accepts is `ErrorInvalidSyncStateData`.
 
+use super::super::envelope::expect_operation;
+use super::super::types::{FolderRef, Item, ItemId, Shape};
+use super::super::xml::{parse_bool, parse_num, Node, NodeExt, WireError, XmlWriter, NS_TYPES};
 use super::{parse_messages, write_messages, Message};
-use crate::wire::envelope::expect_operation;
-use crate::wire::types::{FolderRef, Item, ItemId, Shape};
-use crate::wire::xml::{parse_bool, parse_num, Node, NodeExt, WireError, XmlWriter, NS_TYPES};
 
 /// The most changes one call may ask for.
 pub const MAX_CHANGES: u32 = 512;

@@ -5,11 +5,11 @@
 //! `NeverOverwrite` with a stale change key fails with `ErrorIrresolvableConflict`;
 //! `SendMeetingInvitationsOrCancellations` decides whether attendees hear of it.
 
+use super::super::envelope::expect_operation;
+use super::super::types::{Item, ItemRef, PropertyPath};
+use super::super::xml::{Node, NodeExt, WireError, XmlWriter, NS_TYPES};
 use super::get_item::{parse_items, write_items};
 use super::{parse_messages, write_messages, Message};
-use crate::wire::envelope::expect_operation;
-use crate::wire::types::{Item, ItemRef, PropertyPath};
-use crate::wire::xml::{Node, NodeExt, WireError, XmlWriter, NS_TYPES};
 
 /// One field change.
 #[derive(Clone, Debug, PartialEq, Eq)]

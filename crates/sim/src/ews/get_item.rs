@@ -1,0 +1,54 @@
+//! GetItem — <https://learn.microsoft.com/exchange/client-developer/web-service-reference/getitem-operation-calendar-item>
+//!
+//! Items by EWS id (the Graph id in standard base64), in any mailbox this request may open,
+//! with the fields of the item shape; an unknown id is `ErrorItemNotFound`.
+
+use super::convert::{calendar_item, graph_id};
+use super::find_item::shaped;
+use super::{schema_fault, Ctx, SoapFault};
+use crate::ews_wire::ops::{get_item, Message};
+use crate::ews_wire::types::ItemRef;
+use crate::ews_wire::xml::{Node, XmlWriter};
+use crate::state::{render_event, render_instance, RenderOpts};
+
+fn not_found() -> Message<Vec<crate::ews_wire::types::Item>> {
+    Message::error("ErrorItemNotFound", "The specified object was not found in the store.")
+}
+
+pub(crate) fn handle(ctx: &Ctx, body: Node<'_, '_>, w: &mut XmlWriter) -> Result<(), SoapFault> {
+    let req = get_item::Request::parse(body).map_err(schema_fault)?;
+    let text_body = req.item_shape.body_type.as_deref() == Some("Text");
+    let opts = RenderOpts::default();
+    let state = ctx.sim.inner.state.lock().unwrap();
+    let messages: get_item::Response = req
+        .item_ids
+        .iter()
+        .map(|r| {
+            let ItemRef::Item(id) = r else {
+                return Message::error("ErrorInvalidIdMalformed", "Id is malformed: the simulator reads ItemId only.");
+            };
+            let gid = graph_id(&id.id);
+            let found = state.mailboxes.iter().find_map(|mb| {
+                let (master, occurrence) = state.resolve_id(&mb.key, &gid)?;
+                Some((mb.clone(), master, occurrence))
+            });
+            let Some((mb, master, occurrence)) = found else { return not_found() };
+            if let Err((code, text)) = ctx.check_access(&mb) {
+                return Message::error(code, text);
+            }
+            let Some(ev) = state.event(&mb.key, &master) else { return not_found() };
+            let item = match occurrence {
+                None => calendar_item(&render_event(ev, &opts), ev.start, ev.end, &mb.calendar_id, text_body),
+                Some(key) => match ev.occurrence(key) {
+                    Some(inst) => {
+                        calendar_item(&render_instance(&inst, &opts), inst.start, inst.end, &mb.calendar_id, text_body)
+                    }
+                    None => return not_found(),
+                },
+            };
+            Message::ok(vec![shaped(item, &req.item_shape)])
+        })
+        .collect();
+    get_item::write_response(w, &messages);
+    Ok(())
+}

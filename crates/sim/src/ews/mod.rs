@@ -1,0 +1,229 @@
+//! The EWS face: `POST /EWS/Exchange.asmx`, on the same mailboxes and events as the Graph
+//! face. One file per operation, each opening with Microsoft's page; the wire types are
+//! calbridge-ews's `wire` module compiled in ([`crate::ews_wire`]).
+//!
+//! Every request passes, in order: Basic authentication against the scenario's
+//! `[[ews_accounts]]` (401 with `WWW-Authenticate` otherwise), the XML limits (no DTD, 8 MiB),
+//! the SOAP envelope, `ExchangeImpersonation` (the account needs the impersonation role, else
+//! the `ErrorImpersonateUserDenied` fault), and the operation. Errors an operation reports
+//! per item are response messages with `ResponseClass="Error"`; errors of the whole request
+//! are SOAP faults with HTTP 500, as Exchange writes them.
+
+mod convert;
+mod find_item;
+mod get_folder;
+mod get_item;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+
+use crate::ews_wire::envelope::{self, ConnectingSid, Fault, RequestHeader, ServerVersionInfo};
+use crate::ews_wire::types::FolderRef;
+use crate::ews_wire::xml::{self, Limits, XmlWriter};
+use crate::scenario::EwsAccountSpec;
+use crate::state::Mailbox;
+use crate::Simulator;
+
+/// What a request may see: who signed in, and as whom it acts.
+pub(crate) struct Ctx {
+    pub sim: Simulator,
+    pub account: EwsAccountSpec,
+    /// The impersonated mailbox (`ExchangeImpersonation`), already checked.
+    pub acting_as: Option<Mailbox>,
+}
+
+/// An error of one item or folder: `(ResponseCode, MessageText)`.
+pub(crate) type ItemError = (&'static str, String);
+
+impl Ctx {
+    /// The mailbox a folder reference points at, if this request may open it.
+    pub fn mailbox_for(&self, folder: &FolderRef) -> Result<Mailbox, ItemError> {
+        let state = self.sim.inner.state.lock().unwrap();
+        let target = match folder {
+            FolderRef::Distinguished { mailbox: Some(address), .. } => state.mailbox(address).cloned().ok_or((
+                "ErrorNonExistentMailbox",
+                format!("No mailbox with such guid or address exists: {address}."),
+            ))?,
+            FolderRef::Distinguished { mailbox: None, .. } => match (&self.acting_as, &self.account.mailbox) {
+                (Some(m), _) => m.clone(),
+                (None, Some(own)) => state
+                    .mailbox(own)
+                    .cloned()
+                    .ok_or(("ErrorNonExistentMailbox", "The account's own mailbox does not exist.".to_string()))?,
+                (None, None) => {
+                    return Err((
+                        "ErrorMissingEmailAddress",
+                        "When making a request as an account that does not have a mailbox, you must specify the mailbox primary SMTP address for any distinguished folder Ids.".into(),
+                    ))
+                }
+            },
+            FolderRef::Id(id) => {
+                let graph = convert::graph_id(&id.id);
+                state
+                    .mailboxes
+                    .iter()
+                    .find(|m| m.calendar_id == graph)
+                    .cloned()
+                    .ok_or(("ErrorFolderNotFound", "The specified folder could not be found in the store.".to_string()))?
+            }
+        };
+        drop(state);
+        self.check_access(&target)?;
+        Ok(target)
+    }
+
+    /// Whether this request may open `target`: as the impersonated user, as its owner, or
+    /// with FullAccess.
+    pub fn check_access(&self, target: &Mailbox) -> Result<(), ItemError> {
+        let own = self.account.mailbox.as_deref().is_some_and(|m| m.eq_ignore_ascii_case(&target.email));
+        let impersonated = self.acting_as.as_ref().is_some_and(|m| m.key == target.key);
+        if own || impersonated || self.account.full_access {
+            Ok(())
+        } else {
+            Err(("ErrorAccessDenied", "Access is denied. Check credentials and try again.".into()))
+        }
+    }
+}
+
+fn xml_response(status: StatusCode, xml: String) -> Response {
+    let mut resp = (status, xml).into_response();
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/xml; charset=utf-8"));
+    resp
+}
+
+/// A SOAP fault, HTTP 500.
+pub(crate) fn fault(code: &str, message: &str, back_off_ms: Option<u64>) -> Response {
+    let f = Fault {
+        fault_code: String::new(),
+        fault_string: message.to_string(),
+        response_code: Some(code.to_string()),
+        message: Some(message.to_string()),
+        back_off_ms,
+    };
+    xml_response(StatusCode::INTERNAL_SERVER_ERROR, f.to_xml())
+}
+
+fn unauthorized() -> Response {
+    let mut resp =
+        (StatusCode::UNAUTHORIZED, "401 - Unauthorized: Access is denied due to invalid credentials.").into_response();
+    resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"calbridge-sim\""));
+    resp
+}
+
+/// The account a `Basic` header names, if its password matches.
+fn basic_account(sim: &Simulator, headers: &HeaderMap) -> Option<EwsAccountSpec> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, rest) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD.decode(rest.trim()).ok()?;
+    let decoded = String::from_utf8(decoded).ok()?;
+    let (user, password) = decoded.split_once(':')?;
+    let plain = |u: &str| u.rsplit('\\').next().unwrap_or(u).to_ascii_lowercase();
+    sim.inner
+        .scenario
+        .ews_accounts
+        .iter()
+        .find(|a| {
+            (plain(&a.username) == plain(user) || a.mailbox.as_deref().is_some_and(|m| m.eq_ignore_ascii_case(user)))
+                && a.password == password
+        })
+        .cloned()
+}
+
+/// `POST /EWS/Exchange.asmx`.
+pub(crate) async fn handler(State(sim): State<Simulator>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(account) = basic_account(&sim, &headers) else {
+        return unauthorized();
+    };
+    let limits = Limits { max_bytes: 8 * 1024 * 1024, max_nodes: 1_000_000 };
+    let text = match xml::decode(&body, limits) {
+        Ok(t) => t,
+        Err(e) => return fault("ErrorSchemaValidation", &format!("The request failed schema validation: {e}"), None),
+    };
+    let doc = match xml::parse(text, limits) {
+        Ok(d) => d,
+        Err(e) => return fault("ErrorSchemaValidation", &format!("The request failed schema validation: {e}"), None),
+    };
+    let env = match envelope::split(&doc) {
+        Ok(e) => e,
+        Err(e) => return fault("ErrorSchemaValidation", &format!("The request failed schema validation: {e}"), None),
+    };
+    let header = match RequestHeader::parse(env.header) {
+        Ok(h) => h,
+        Err(e) => return fault("ErrorSchemaValidation", &format!("The request failed schema validation: {e}"), None),
+    };
+    let acting_as = match &header.impersonation {
+        None => None,
+        Some(sid) => {
+            if !account.impersonation {
+                return fault(
+                    "ErrorImpersonateUserDenied",
+                    "The account does not have permission to impersonate the requested user.",
+                    None,
+                );
+            }
+            let address = match sid {
+                ConnectingSid::PrimarySmtpAddress(a)
+                | ConnectingSid::SmtpAddress(a)
+                | ConnectingSid::PrincipalName(a) => a,
+                ConnectingSid::Sid(_) => {
+                    return fault(
+                        "ErrorImpersonationFailed",
+                        "Impersonation by SID is not supported by the simulator.",
+                        None,
+                    )
+                }
+            };
+            match sim.inner.state.lock().unwrap().mailbox(address).cloned() {
+                Some(m) => Some(m),
+                None => {
+                    return fault(
+                        "ErrorNonExistentMailbox",
+                        &format!("No mailbox with such guid or address exists: {address}."),
+                        None,
+                    )
+                }
+            }
+        }
+    };
+    let ctx = Ctx { sim: sim.clone(), account, acting_as };
+    let mut w = XmlWriter::new();
+    let outcome = match env.body.tag_name().name() {
+        "GetFolder" => get_folder::handle(&ctx, env.body, &mut w),
+        "FindItem" => find_item::handle(&ctx, env.body, &mut w),
+        "GetItem" => get_item::handle(&ctx, env.body, &mut w),
+        other => Err(SoapFault {
+            code: "ErrorInvalidRequest",
+            message: format!("The request is invalid: the simulator does not implement {other}."),
+        }),
+    };
+    match outcome {
+        Ok(()) => {
+            let body_xml = w.finish();
+            xml_response(
+                StatusCode::OK,
+                envelope::response(&ServerVersionInfo::exchange2019(), |w| {
+                    w.raw(&body_xml);
+                }),
+            )
+        }
+        Err(f) => fault(f.code, &f.message, None),
+    }
+}
+
+/// A failure of a whole request, answered as a SOAP fault.
+#[derive(Debug)]
+pub(crate) struct SoapFault {
+    pub code: &'static str,
+    pub message: String,
+}
+
+/// A request body that did not parse as the operation: the fault Exchange gives.
+pub(crate) fn schema_fault(e: xml::WireError) -> SoapFault {
+    SoapFault { code: "ErrorSchemaValidation", message: format!("The request failed schema validation: {e}") }
+}

@@ -1,0 +1,203 @@
+//! The simulator's EWS face over HTTP: Basic sign-in, impersonation rights, GetFolder,
+//! FindItem with a CalendarView and GetItem on the same events the Graph face serves; every
+//! answer validates against Microsoft's schema.
+
+mod common;
+
+use calbridge_ews::testing::assert_valid;
+use calbridge_ews::wire::envelope::{self, ConnectingSid, Fault, RequestHeader};
+use calbridge_ews::wire::ops::{find_item, get_folder, get_item};
+use calbridge_ews::wire::types::{FolderRef, ItemRef, PropertyPath, Shape};
+use calbridge_ews::wire::xml::{parse, Limits, XmlWriter};
+use calbridge_sim::NewEvent;
+use common::{at, Env, SCENARIO};
+
+const ACCOUNTS: &str = r#"
+[[ews_accounts]]
+username = "svc-calbridge"
+password = "svc-password"
+impersonation = true
+
+[[ews_accounts]]
+username = "ann"
+password = "ann-password"
+mailbox = "ann@test.example"
+"#;
+
+async fn env() -> Env {
+    Env::with(&format!("{SCENARIO}{ACCOUNTS}")).await
+}
+
+/// Posts a request; returns the HTTP status and the answer's text.
+async fn post(
+    env: &Env,
+    user: &str,
+    password: &str,
+    header: &RequestHeader,
+    body: impl FnOnce(&mut XmlWriter),
+) -> (u16, String) {
+    let xml = envelope::request(header, body);
+    let resp = env
+        .http
+        .post(format!("{}/EWS/Exchange.asmx", env.run.base_url))
+        .basic_auth(user, Some(password))
+        .header("Content-Type", "text/xml; charset=utf-8")
+        .body(xml)
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+fn shape() -> Shape {
+    Shape {
+        base_shape: "IdOnly".into(),
+        body_type: Some("Text".into()),
+        additional_properties: [
+            "item:Subject",
+            "calendar:Start",
+            "calendar:End",
+            "calendar:LegacyFreeBusyStatus",
+            "calendar:Organizer",
+            "calendar:RequiredAttendees",
+            "calendar:Resources",
+            "calendar:CalendarItemType",
+            "calendar:UID",
+        ]
+        .iter()
+        .map(|u| PropertyPath::field(u))
+        .collect(),
+    }
+}
+
+#[tokio::test]
+async fn find_and_get_show_the_graph_faces_events_and_validate() {
+    let env = env().await;
+    let (start, end) = (at(1, 9), at(1, 10));
+    let graph_id = env
+        .sim
+        .outlook()
+        .create_event(
+            "ann@test.example",
+            NewEvent::new("Safety training", start, end).with_attendees(&["bob@test.example", "room1@test.example"]),
+        )
+        .unwrap();
+
+    // As the service account, impersonating Ann.
+    let mut header = RequestHeader::new("Exchange2016");
+    header.impersonation = Some(ConnectingSid::PrimarySmtpAddress("ann@test.example".into()));
+    let folders = get_folder::Request { folder_shape: Shape::id_only(), folder_ids: vec![FolderRef::calendar(None)] };
+    let (status, text) = post(&env, "svc-calbridge", "svc-password", &header, |w| folders.write(w)).await;
+    assert_eq!(status, 200, "{text}");
+    assert_valid("GetFolder answer", &text);
+    let doc = parse(&text, Limits::default()).unwrap();
+    let r = get_folder::parse_response(envelope::split(&doc).unwrap().body).unwrap();
+    let folder = &r[0].payload.as_ref().unwrap()[0];
+    assert_eq!(folder.element, "CalendarFolder");
+
+    let find = find_item::Request {
+        traversal: "Shallow".into(),
+        item_shape: shape(),
+        view: Some(find_item::View::Calendar {
+            start_date: (start - chrono::Duration::days(1)).format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            end_date: (end + chrono::Duration::days(1)).format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            max_entries_returned: Some(100),
+        }),
+        parent_folder_ids: vec![FolderRef::Id(folder.folder_id.clone().unwrap())],
+    };
+    let (status, text) = post(&env, "svc-calbridge", "svc-password", &header, |w| find.write(w)).await;
+    assert_eq!(status, 200, "{text}");
+    assert_valid("FindItem answer", &text);
+    let doc = parse(&text, Limits::default()).unwrap();
+    let r = find_item::parse_response(envelope::split(&doc).unwrap().body).unwrap();
+    let root = r[0].payload.as_ref().unwrap();
+    assert_eq!((root.total_items_in_view, root.includes_last_item_in_range), (1, true));
+    let item = &root.items[0];
+    assert_eq!(item.subject.as_deref(), Some("Safety training"));
+    assert_eq!(item.start.as_deref(), Some(start.format("%Y-%m-%dT%H:%M:%SZ").to_string().as_str()));
+    assert_eq!(item.calendar_item_type.as_deref(), Some("Single"));
+    assert_eq!(item.body, None, "the shape did not ask for the body");
+    let id = item.item_id.clone().unwrap();
+    // The same item over both faces: the EWS id is the Graph id in standard base64.
+    assert_eq!(id.id.replace('+', "-").replace('/', "_"), graph_id);
+    let graph = env.sim.outlook().get_event("ann@test.example", &graph_id).unwrap();
+    assert_eq!(id.change_key, graph.change_key);
+    let resources = item.resources.as_ref().unwrap();
+    assert_eq!(resources[0].mailbox.email_address.as_deref(), Some("room1@test.example"));
+    assert_eq!(resources[0].response_type.as_deref(), Some("Accept"), "the room auto-accepted");
+
+    // Ann herself reads it with GetItem, plus one id that does not exist.
+    let get = get_item::Request {
+        item_shape: Shape {
+            base_shape: "AllProperties".into(),
+            body_type: Some("Text".into()),
+            additional_properties: vec![],
+        },
+        item_ids: vec![
+            ItemRef::Item(id.clone()),
+            ItemRef::Item(calbridge_ews::wire::types::ItemId::new("AAMkAGone=", None)),
+        ],
+    };
+    let (status, text) =
+        post(&env, "ann", "ann-password", &RequestHeader::new("Exchange2013_SP1"), |w| get.write(w)).await;
+    assert_eq!(status, 200, "{text}");
+    assert_valid("GetItem answer", &text);
+    let doc = parse(&text, Limits::default()).unwrap();
+    let r = get_item::parse_response(envelope::split(&doc).unwrap().body).unwrap();
+    let full = &r[0].payload.as_ref().unwrap()[0];
+    assert_eq!(full.organizer.as_ref().and_then(|o| o.email_address.as_deref()), Some("ann@test.example"));
+    assert_eq!(full.required_attendees.as_ref().unwrap()[0].mailbox.email_address.as_deref(), Some("bob@test.example"));
+    assert_eq!(full.my_response_type.as_deref(), Some("Organizer"));
+    assert_eq!(r[1].status.code, "ErrorItemNotFound");
+}
+
+#[tokio::test]
+async fn sign_in_and_rights_are_enforced_as_exchange_does() {
+    let env = env().await;
+    let folders = get_folder::Request {
+        folder_shape: Shape::id_only(),
+        folder_ids: vec![FolderRef::calendar(Some("bob@test.example"))],
+    };
+
+    // A wrong password: 401 with a Basic challenge.
+    let (status, _) =
+        post(&env, "svc-calbridge", "wrong", &RequestHeader::new("Exchange2016"), |w| folders.write(w)).await;
+    assert_eq!(status, 401);
+
+    // Ann may not open Bob's calendar (no FullAccess): an error message, not a fault.
+    let (status, text) =
+        post(&env, "ann", "ann-password", &RequestHeader::new("Exchange2016"), |w| folders.write(w)).await;
+    assert_eq!(status, 200, "{text}");
+    assert_valid("GetFolder error answer", &text);
+    let doc = parse(&text, Limits::default()).unwrap();
+    let r = get_folder::parse_response(envelope::split(&doc).unwrap().body).unwrap();
+    assert_eq!(r[0].status.code, "ErrorAccessDenied");
+
+    // Ann has no impersonation role: the fault Exchange sends, HTTP 500.
+    let mut header = RequestHeader::new("Exchange2016");
+    header.impersonation = Some(ConnectingSid::PrimarySmtpAddress("bob@test.example".into()));
+    let (status, text) = post(&env, "ann", "ann-password", &header, |w| folders.write(w)).await;
+    assert_eq!(status, 500);
+    let doc = parse(&text, Limits::default()).unwrap();
+    let f = Fault::parse(envelope::split(&doc).unwrap().body).unwrap();
+    assert_eq!(f.response_code.as_deref(), Some("ErrorImpersonateUserDenied"));
+
+    // An unknown mailbox, impersonated by the service account.
+    header.impersonation = Some(ConnectingSid::PrimarySmtpAddress("nobody@test.example".into()));
+    let (status, text) = post(&env, "svc-calbridge", "svc-password", &header, |w| folders.write(w)).await;
+    assert_eq!(status, 500);
+    assert!(text.contains("ErrorNonExistentMailbox"), "{text}");
+
+    // A DTD is refused before anything is expanded.
+    let bomb = r#"<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><x>&a;</x>"#;
+    let resp = env
+        .http
+        .post(format!("{}/EWS/Exchange.asmx", env.run.base_url))
+        .basic_auth("svc-calbridge", Some("svc-password"))
+        .body(bomb)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 500);
+    assert!(resp.text().await.unwrap().contains("ErrorSchemaValidation"));
+}
