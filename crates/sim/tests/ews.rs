@@ -201,3 +201,117 @@ async fn sign_in_and_rights_are_enforced_as_exchange_does() {
     assert_eq!(resp.status().as_u16(), 500);
     assert!(resp.text().await.unwrap().contains("ErrorSchemaValidation"));
 }
+
+#[tokio::test]
+async fn a_meeting_created_over_ews_books_the_room_shows_over_graph_and_deletes() {
+    use calbridge_ews::wire::ops::{create_item, delete_item};
+    use calbridge_ews::wire::types::{Attendee, EmailAddress, ExtendedFieldUri, ExtendedProperty, Item, TimeZoneRef};
+    let env = env().await;
+    let (start, end) = (at(2, 13), at(2, 14));
+    let provenance = ExtendedFieldUri {
+        property_set_id: Some("00020329-0000-0000-C000-000000000046".into()),
+        property_name: Some("calbridgeProvenance".into()),
+        property_type: "String".into(),
+        ..Default::default()
+    };
+    let local = |t: chrono::DateTime<chrono::Utc>| {
+        let berlin = t.with_timezone(&chrono_tz::Europe::Berlin);
+        berlin.format("%Y-%m-%dT%H:%M:%S").to_string()
+    };
+    let item = Item {
+        subject: Some("Class: First aid".into()),
+        extended_properties: vec![ExtendedProperty {
+            uri: provenance.clone(),
+            value: Some("calbridge:e2e:1".into()),
+            values: None,
+        }],
+        // Wall-clock times in the item's own zone, as Outlook sends them.
+        start: Some(local(start)),
+        end: Some(local(end)),
+        location: Some("Room 1".into()),
+        required_attendees: Some(vec![Attendee {
+            mailbox: EmailAddress::smtp(None, "bob@test.example"),
+            ..Default::default()
+        }]),
+        resources: Some(vec![Attendee {
+            mailbox: EmailAddress::smtp(None, "room1@test.example"),
+            ..Default::default()
+        }]),
+        start_time_zone: Some(TimeZoneRef::id("W. Europe Standard Time")),
+        end_time_zone: Some(TimeZoneRef::id("W. Europe Standard Time")),
+        ..Item::calendar()
+    };
+    let create = create_item::Request {
+        send_meeting_invitations: Some("SendToAllAndSaveCopy".into()),
+        message_disposition: None,
+        saved_item_folder_id: Some(FolderRef::calendar(Some("ann@test.example"))),
+        items: vec![item],
+    };
+    let mut header = RequestHeader::new("Exchange2016");
+    header.impersonation = Some(ConnectingSid::PrimarySmtpAddress("ann@test.example".into()));
+    let (status, text) = post(&env, "svc-calbridge", "svc-password", &header, |w| create.write(w)).await;
+    assert_eq!(status, 200, "{text}");
+    assert_valid("CreateItem answer", &text);
+    let doc = parse(&text, Limits::default()).unwrap();
+    let r = create_item::parse_response(envelope::split(&doc).unwrap().body).unwrap();
+    let id = r[0].payload.as_ref().unwrap()[0].item_id.clone().unwrap();
+    assert!(id.change_key.is_some());
+
+    // Over Graph: the same event, at the same instant, with the room's answer.
+    let graph_id = id.id.replace('+', "-").replace('/', "_");
+    let ev = env.sim.outlook().get_event("ann@test.example", &graph_id).unwrap();
+    assert_eq!(ev.subject.as_deref(), Some("Class: First aid"));
+    let room = ev.attendees.iter().flatten().find(|a| a.kind.as_deref() == Some("resource")).unwrap();
+    assert_eq!(room.status.as_ref().and_then(|s| s.response.as_deref()), Some("accepted"));
+    // And over EWS, the start is the UTC instant of the Berlin wall-clock time.
+    let get = get_item::Request {
+        item_shape: Shape {
+            base_shape: "IdOnly".into(),
+            body_type: None,
+            additional_properties: vec![
+                PropertyPath::field("calendar:Start"),
+                PropertyPath::Extended(provenance.clone()),
+            ],
+        },
+        item_ids: vec![ItemRef::Item(id.clone())],
+    };
+    let (_, text) = post(&env, "svc-calbridge", "svc-password", &header, |w| get.write(w)).await;
+    let doc = parse(&text, Limits::default()).unwrap();
+    let r = get_item::parse_response(envelope::split(&doc).unwrap().body).unwrap();
+    let back = &r[0].payload.as_ref().unwrap()[0];
+    assert_eq!(back.start.as_deref(), Some(start.format("%Y-%m-%dT%H:%M:%SZ").to_string().as_str()));
+    assert_eq!(back.extended(&provenance).and_then(|p| p.value.as_deref()), Some("calbridge:e2e:1"));
+    assert_eq!(back.subject, None, "only the fields asked for");
+
+    // A second booking of the same room at the same time is declined, never double-booked.
+    let (status, text) = post(&env, "svc-calbridge", "svc-password", &header, |w| create.write(w)).await;
+    assert_eq!(status, 200, "{text}");
+    let doc = parse(&text, Limits::default()).unwrap();
+    let r = create_item::parse_response(envelope::split(&doc).unwrap().body).unwrap();
+    let second = r[0].payload.as_ref().unwrap()[0].item_id.clone().unwrap().id.replace('+', "-").replace('/', "_");
+    let ev2 = env.sim.outlook().get_event("ann@test.example", &second).unwrap();
+    let room2 = ev2.attendees.iter().flatten().find(|a| a.kind.as_deref() == Some("resource")).unwrap();
+    assert_eq!(room2.status.as_ref().and_then(|s| s.response.as_deref()), Some("declined"));
+
+    // Deleting cancels it: gone from Ann's calendar and the room's.
+    let delete = delete_item::Request {
+        delete_type: "MoveToDeletedItems".into(),
+        send_meeting_cancellations: Some("SendToAllAndSaveCopy".into()),
+        affected_task_occurrences: None,
+        item_ids: vec![ItemRef::Item(id.clone())],
+    };
+    let (status, text) = post(&env, "svc-calbridge", "svc-password", &header, |w| delete.write(w)).await;
+    assert_eq!(status, 200, "{text}");
+    assert_valid("DeleteItem answer", &text);
+    assert!(env.sim.outlook().get_event("ann@test.example", &graph_id).is_err());
+    let room_events = env.sim.outlook().list_events("room1@test.example").unwrap();
+    // The declined second booking never entered the room's calendar; the first one left it.
+    assert_eq!(
+        room_events.iter().filter(|e| e.subject.as_deref() == Some("Class: First aid")).count(),
+        0,
+        "the room's copy is gone: {room_events:?}"
+    );
+    // Deleting again: ErrorItemNotFound.
+    let (_, text) = post(&env, "svc-calbridge", "svc-password", &header, |w| delete.write(w)).await;
+    assert!(text.contains("ErrorItemNotFound"), "{text}");
+}

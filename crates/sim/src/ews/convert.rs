@@ -160,3 +160,86 @@ pub fn calendar_item(ev: &Value, start: DateTime<Utc>, end: DateTime<Utc>, folde
 fn reformat(s: &str) -> Option<String> {
     crate::tz::parse_query_instant(s).map(ews_time).or_else(|| Some(s.to_string()))
 }
+
+/// `2026-12-07T09:00:00Z` (or with an offset) → Graph's `{dateTime, timeZone: "UTC"}`; a time
+/// without offset is read in `zone` (a Windows or IANA name), else UTC.
+fn graph_time(what: &'static str, s: &str, zone: Option<&str>) -> Result<serde_json::Value, super::ItemError> {
+    let s = s.trim();
+    let utc = match DateTime::parse_from_rfc3339(s) {
+        Ok(t) => t.with_timezone(&Utc),
+        Err(_) => {
+            let naive = chrono::NaiveDateTime::parse_from_str(s.trim_end_matches('Z'), "%Y-%m-%dT%H:%M:%S%.f")
+                .map_err(|_| ("ErrorInvalidRequest", format!("{what} {s:?} is not an xs:dateTime.")))?;
+            let tz = zone.and_then(crate::tz::resolve).unwrap_or(chrono_tz::UTC);
+            crate::tz::local_to_utc(tz, naive)
+        }
+    };
+    Ok(serde_json::json!({"dateTime": utc.format("%Y-%m-%dT%H:%M:%S").to_string(), "timeZone": "UTC"}))
+}
+
+fn graph_show_as(status: &str) -> &'static str {
+    match status {
+        "Free" => "free",
+        "Tentative" => "tentative",
+        "OOF" => "oof",
+        "WorkingElsewhere" => "workingElsewhere",
+        "NoData" => "unknown",
+        _ => "busy",
+    }
+}
+
+/// An EWS calendar item from a CreateItem as the Graph event the store keeps.
+pub fn graph_event(item: &Item) -> Result<wire::Event, super::ItemError> {
+    if item.recurrence.is_some() {
+        return Err(("ErrorInvalidRequest", "The simulator does not create recurring items over EWS yet.".into()));
+    }
+    let zone = item.start_time_zone.as_ref().and_then(|z| z.id.clone());
+    let start = item.start.as_deref().ok_or(("ErrorInvalidRequest", "A calendar item needs a Start.".to_string()))?;
+    let end = item.end.as_deref().ok_or(("ErrorInvalidRequest", "A calendar item needs an End.".to_string()))?;
+    let attendees: Vec<serde_json::Value> = [("required", &item.required_attendees), ("optional", &item.optional_attendees), ("resource", &item.resources)]
+        .into_iter()
+        .flat_map(|(kind, list)| {
+            list.iter().flatten().map(move |a| {
+                serde_json::json!({
+                    "type": kind,
+                    "emailAddress": {"address": a.mailbox.email_address.clone().unwrap_or_default(), "name": a.mailbox.name.clone().unwrap_or_default()},
+                })
+            })
+        })
+        .collect();
+    let props: Vec<serde_json::Value> = item
+        .extended_properties
+        .iter()
+        .filter_map(|p| {
+            let set = p.uri.property_set_id.as_deref()?;
+            let name = p.uri.property_name.as_deref()?;
+            Some(serde_json::json!({"id": format!("{} {{{set}}} Name {name}", p.uri.property_type), "value": p.value.clone().unwrap_or_default()}))
+        })
+        .collect();
+    let mut v = serde_json::json!({
+        "subject": item.subject.clone().unwrap_or_default(),
+        "start": graph_time("Start", start, zone.as_deref())?,
+        "end": graph_time("End", end, zone.as_deref())?,
+        "isAllDay": item.is_all_day_event.unwrap_or(false),
+        "showAs": graph_show_as(item.legacy_free_busy_status.as_deref().unwrap_or("Busy")),
+        "sensitivity": item.sensitivity.as_deref().unwrap_or("Normal").to_ascii_lowercase(),
+        "location": {"displayName": item.location.clone().unwrap_or_default()},
+        "attendees": attendees,
+    });
+    let o = v.as_object_mut().expect("an object");
+    if let Some(b) = &item.body {
+        let kind = if b.body_type.eq_ignore_ascii_case("HTML") { "html" } else { "text" };
+        o.insert("body".into(), serde_json::json!({"contentType": kind, "content": b.text}));
+    }
+    if let Some(c) = &item.categories {
+        o.insert("categories".into(), serde_json::json!(c));
+    }
+    if let Some(z) = &zone {
+        o.insert("originalStartTimeZone".into(), serde_json::json!(z));
+        o.insert("originalEndTimeZone".into(), serde_json::json!(z));
+    }
+    if !props.is_empty() {
+        o.insert("singleValueExtendedProperties".into(), serde_json::json!(props));
+    }
+    serde_json::from_value(v).map_err(|e| ("ErrorInvalidRequest", format!("The item could not be stored: {e}.")))
+}

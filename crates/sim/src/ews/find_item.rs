@@ -92,7 +92,7 @@ pub(crate) fn handle(ctx: &Ctx, body: Node<'_, '_>, w: &mut XmlWriter) -> Result
             }
         };
         let state = ctx.sim.inner.state.lock().unwrap();
-        let opts = RenderOpts::default();
+        let opts = RenderOpts { expand_props: Some(vec![]), ..Default::default() };
         let root = match &req.view {
             Some(View::Calendar { start_date, end_date, max_entries_returned }) => {
                 let (from, to) = (parse_time("StartDate", start_date)?, parse_time("EndDate", end_date)?);

@@ -18,7 +18,7 @@ fn not_found() -> Message<Vec<crate::ews_wire::types::Item>> {
 pub(crate) fn handle(ctx: &Ctx, body: Node<'_, '_>, w: &mut XmlWriter) -> Result<(), SoapFault> {
     let req = get_item::Request::parse(body).map_err(schema_fault)?;
     let text_body = req.item_shape.body_type.as_deref() == Some("Text");
-    let opts = RenderOpts::default();
+    let opts = RenderOpts { expand_props: Some(vec![]), ..Default::default() };
     let state = ctx.sim.inner.state.lock().unwrap();
     let messages: get_item::Response = req
         .item_ids

@@ -10,6 +10,8 @@
 //! are SOAP faults with HTTP 500, as Exchange writes them.
 
 mod convert;
+mod create_item;
+mod delete_item;
 mod find_item;
 mod get_folder;
 mod get_item;
@@ -197,6 +199,8 @@ pub(crate) async fn handler(State(sim): State<Simulator>, headers: HeaderMap, bo
         "GetFolder" => get_folder::handle(&ctx, env.body, &mut w),
         "FindItem" => find_item::handle(&ctx, env.body, &mut w),
         "GetItem" => get_item::handle(&ctx, env.body, &mut w),
+        "CreateItem" => create_item::handle(&ctx, env.body, &mut w),
+        "DeleteItem" => delete_item::handle(&ctx, env.body, &mut w),
         other => Err(SoapFault {
             code: "ErrorInvalidRequest",
             message: format!("The request is invalid: the simulator does not implement {other}."),
