@@ -315,3 +315,95 @@ async fn a_meeting_created_over_ews_books_the_room_shows_over_graph_and_deletes(
     let (_, text) = post(&env, "svc-calbridge", "svc-password", &header, |w| delete.write(w)).await;
     assert!(text.contains("ErrorItemNotFound"), "{text}");
 }
+
+#[tokio::test]
+async fn sync_folder_items_lists_then_reports_each_change_once() {
+    use calbridge_ews::wire::ops::sync_folder_items::{self, Change};
+    let env = env().await;
+    let outlook = env.sim.outlook();
+    let ids: Vec<String> = (0..3)
+        .map(|i| {
+            outlook
+                .create_event("bob@test.example", NewEvent::new(format!("Item {i}"), at(3, 8 + i), at(3, 9 + i)))
+                .unwrap()
+        })
+        .collect();
+    let mut header = RequestHeader::new("Exchange2016");
+    header.impersonation = Some(ConnectingSid::PrimarySmtpAddress("bob@test.example".into()));
+    let call = |state: Option<String>, max: u32| {
+        let header = header.clone();
+        let env = &env;
+        async move {
+            let req = sync_folder_items::Request {
+                item_shape: Shape {
+                    base_shape: "IdOnly".into(),
+                    body_type: None,
+                    additional_properties: vec![PropertyPath::field("item:Subject")],
+                },
+                sync_folder_id: FolderRef::calendar(None),
+                sync_state: state,
+                max_changes_returned: max,
+                sync_scope: None,
+            };
+            let (status, text) = post(env, "svc-calbridge", "svc-password", &header, |w| req.write(w)).await;
+            assert_eq!(status, 200, "{text}");
+            assert_valid("SyncFolderItems answer", &text);
+            let doc = parse(&text, Limits::default()).unwrap();
+            let mut r = sync_folder_items::parse_response(envelope::split(&doc).unwrap().body).unwrap();
+            r.remove(0)
+        }
+    };
+    let graph = |c: &Change| match c {
+        Change::Create(i) | Change::Update(i) => i.item_id.as_ref().unwrap().id.replace('+', "-").replace('/', "_"),
+        Change::Delete(id) => id.id.replace('+', "-").replace('/', "_"),
+        Change::ReadFlagChange { item_id, .. } => item_id.id.clone(),
+    };
+
+    // The first listing, in two pages of at most two.
+    let p1 = call(None, 2).await.payload.unwrap();
+    assert_eq!((p1.changes.len(), p1.includes_last_item_in_range), (2, false));
+    let p2 = call(Some(p1.sync_state.clone()), 2).await.payload.unwrap();
+    assert_eq!((p2.changes.len(), p2.includes_last_item_in_range), (1, true));
+    let mut listed: Vec<String> = p1.changes.iter().chain(&p2.changes).map(graph).collect();
+    listed.sort();
+    let mut expected = ids.clone();
+    expected.sort();
+    assert_eq!(listed, expected);
+    assert!(p1.changes.iter().all(|c| matches!(c, Change::Create(i) if i.subject.is_some())));
+
+    // Idle: nothing.
+    let idle = call(Some(p2.sync_state.clone()), 512).await.payload.unwrap();
+    assert!(idle.changes.is_empty() && idle.includes_last_item_in_range);
+
+    // One update (twice), one delete, one create: three changes, each once.
+    outlook.update_event("bob@test.example", &ids[0], serde_json::json!({"subject": "Item 0 moved"})).unwrap();
+    outlook.update_event("bob@test.example", &ids[0], serde_json::json!({"subject": "Item 0 moved again"})).unwrap();
+    outlook.delete_event("bob@test.example", &ids[1]).unwrap();
+    let new = outlook.create_event("bob@test.example", NewEvent::new("New", at(4, 8), at(4, 9))).unwrap();
+    // A create and delete between two syncs is no change at all.
+    let fleeting = outlook.create_event("bob@test.example", NewEvent::new("Fleeting", at(4, 10), at(4, 11))).unwrap();
+    outlook.delete_event("bob@test.example", &fleeting).unwrap();
+    let r = call(Some(idle.sync_state.clone()), 512).await.payload.unwrap();
+    let seen: Vec<(String, &str)> = r
+        .changes
+        .iter()
+        .map(|c| {
+            (
+                graph(c),
+                match c {
+                    Change::Create(_) => "create",
+                    Change::Update(_) => "update",
+                    _ => "delete",
+                },
+            )
+        })
+        .collect();
+    assert_eq!(seen, vec![(ids[0].clone(), "update"), (ids[1].clone(), "delete"), (new.clone(), "create")]);
+    assert!(matches!(&r.changes[0], Change::Update(i) if i.subject.as_deref() == Some("Item 0 moved again")));
+
+    // A state that was tampered with: ErrorInvalidSyncStateData, as Exchange says it.
+    let mut bad = r.sync_state.clone();
+    bad.insert(3, 'x');
+    let m = call(Some(bad), 512).await;
+    assert_eq!(m.status.code, "ErrorInvalidSyncStateData");
+}

@@ -15,6 +15,7 @@ mod delete_item;
 mod find_item;
 mod get_folder;
 mod get_item;
+mod sync_folder_items;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -201,6 +202,7 @@ pub(crate) async fn handler(State(sim): State<Simulator>, headers: HeaderMap, bo
         "GetItem" => get_item::handle(&ctx, env.body, &mut w),
         "CreateItem" => create_item::handle(&ctx, env.body, &mut w),
         "DeleteItem" => delete_item::handle(&ctx, env.body, &mut w),
+        "SyncFolderItems" => sync_folder_items::handle(&ctx, env.body, &mut w),
         other => Err(SoapFault {
             code: "ErrorInvalidRequest",
             message: format!("The request is invalid: the simulator does not implement {other}."),
