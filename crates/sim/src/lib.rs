@@ -21,8 +21,8 @@
 //! server.rs, tls.rs          the router, middleware (faults, auth, throttling), serve loop, TLS
 //! graph/*.rs                 one file per endpoint, each opening with Microsoft's doc link
 //! ews/*.rs                   the EWS face (/EWS/Exchange.asmx): Basic sign-in, impersonation,
-//!                            GetFolder, FindItem, GetItem, CreateItem, DeleteItem, SyncFolderItems
-//!                            on the same mailboxes and change log
+//!                            GetFolder, FindItem, GetItem, CreateItem, UpdateItem, DeleteItem,
+//!                            SyncFolderItems, on the same mailboxes and change log
 //! control.rs                 /_sim/*: fault injection and statistics for other processes
 //! outlook.rs                 acting as a person in Outlook (for tests)
 //! ```

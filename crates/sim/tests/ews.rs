@@ -407,3 +407,46 @@ async fn sync_folder_items_lists_then_reports_each_change_once() {
     let m = call(Some(bad), 512).await;
     assert_eq!(m.status.code, "ErrorInvalidSyncStateData");
 }
+
+#[tokio::test]
+async fn update_item_checks_the_change_key_and_shows_over_graph() {
+    use calbridge_ews::wire::ops::update_item::{self, FieldUpdate, ItemChange};
+    use calbridge_ews::wire::types::{Item, ItemId};
+    let env = env().await;
+    let graph_id =
+        env.sim.outlook().create_event("ann@test.example", NewEvent::new("Draft", at(5, 9), at(5, 10))).unwrap();
+    let before = env.sim.outlook().get_event("ann@test.example", &graph_id).unwrap();
+    let ews_id = graph_id.replace('-', "+").replace('_', "/");
+    let update = |ck: Option<String>| update_item::Request {
+        conflict_resolution: "NeverOverwrite".into(),
+        message_disposition: Some("SaveOnly".into()),
+        send_meeting_invitations_or_cancellations: Some("SendToChangedAndSaveCopy".into()),
+        item_changes: vec![ItemChange {
+            item_id: ItemRef::Item(ItemId::new(ews_id.clone(), ck)),
+            updates: vec![FieldUpdate::Set {
+                path: PropertyPath::field("item:Subject"),
+                item: Item { subject: Some("Final".into()), ..Item::calendar() },
+            }],
+        }],
+    };
+    let mut header = RequestHeader::new("Exchange2016");
+    header.impersonation = Some(ConnectingSid::PrimarySmtpAddress("ann@test.example".into()));
+    let stale = update(Some("CQAAABYAAAAstale".into()));
+    let (_, text) = post(&env, "svc-calbridge", "svc-password", &header, |w| stale.write(w)).await;
+    assert_valid("UpdateItem conflict answer", &text);
+    assert!(text.contains("ErrorIrresolvableConflict"), "{text}");
+    assert_eq!(env.sim.outlook().get_event("ann@test.example", &graph_id).unwrap().subject.as_deref(), Some("Draft"));
+
+    let fresh = update(before.change_key.clone());
+    let (status, text) = post(&env, "svc-calbridge", "svc-password", &header, |w| fresh.write(w)).await;
+    assert_eq!(status, 200, "{text}");
+    assert_valid("UpdateItem answer", &text);
+    let doc = parse(&text, Limits::default()).unwrap();
+    let r = update_item::parse_response(envelope::split(&doc).unwrap().body).unwrap();
+    let new_ck = r[0].payload.as_ref().unwrap()[0].item_id.clone().unwrap().change_key;
+    let after = env.sim.outlook().get_event("ann@test.example", &graph_id).unwrap();
+    assert_eq!(after.subject.as_deref(), Some("Final"));
+    assert_eq!(new_ck, after.change_key);
+    assert_ne!(new_ck, before.change_key);
+    assert_eq!((after.start, after.end), (before.start, before.end), "only the subject changed");
+}

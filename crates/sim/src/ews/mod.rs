@@ -16,6 +16,7 @@ mod find_item;
 mod get_folder;
 mod get_item;
 mod sync_folder_items;
+mod update_item;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -203,6 +204,7 @@ pub(crate) async fn handler(State(sim): State<Simulator>, headers: HeaderMap, bo
         "CreateItem" => create_item::handle(&ctx, env.body, &mut w),
         "DeleteItem" => delete_item::handle(&ctx, env.body, &mut w),
         "SyncFolderItems" => sync_folder_items::handle(&ctx, env.body, &mut w),
+        "UpdateItem" => update_item::handle(&ctx, env.body, &mut w),
         other => Err(SoapFault {
             code: "ErrorInvalidRequest",
             message: format!("The request is invalid: the simulator does not implement {other}."),
