@@ -7,6 +7,8 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use serde::{Deserialize, Serialize};
+
 use crate::model::*;
 use crate::sync::{Cursor, CursorUpdate, Snapshot, Write};
 
@@ -22,6 +24,10 @@ pub enum StoreError {
     /// The database could not be opened, migrated or queried.
     #[error("database error: {0}")]
     Database(String),
+    /// The input cannot be stored as it is (an empty name, a bad address); the message says
+    /// what to change.
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// A connection to create or update (matched by name).
@@ -61,6 +67,179 @@ impl WriteStats {
         self.records += other.records;
         self.cursors += other.cursors;
     }
+}
+
+/// A secret encrypted at rest with an authenticated cipher under the master key `key_id`.
+/// The store keeps it opaque; `calbridge-engine`'s `secrets` module seals and opens it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealedSecret {
+    /// Which master key sealed it (so keys can be rotated).
+    pub key_id: String,
+    /// The nonce, base64.
+    pub nonce: String,
+    /// Ciphertext and tag, base64.
+    pub ciphertext: String,
+}
+
+impl std::fmt::Debug for SealedSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SealedSecret(key {})", self.key_id)
+    }
+}
+
+/// Who a sealed secret belongs to.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum SecretOwner {
+    /// A connection's client secret or password.
+    Connection(ConnectionId),
+    /// A webhook endpoint's signing secret.
+    Webhook(String),
+}
+
+impl SecretOwner {
+    /// Bound into the cipher as associated data, so a sealed value moved to another row
+    /// does not open.
+    pub fn aad(&self) -> String {
+        match self {
+            SecretOwner::Connection(id) => format!("calbridge:connection:{id}"),
+            SecretOwner::Webhook(id) => format!("calbridge:webhook:{id}"),
+        }
+    }
+}
+
+/// What an API key may do. Each scope includes the ones before it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// Read everything except secrets (which are never readable).
+    Read,
+    /// Also: events, calendar links, sync triggers.
+    Write,
+    /// Also: connections, sites, webhooks, disconnecting.
+    Admin,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Read => "read",
+            Scope::Write => "write",
+            Scope::Admin => "admin",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Scope> {
+        match s {
+            "read" => Some(Scope::Read),
+            "write" => Some(Scope::Write),
+            "admin" => Some(Scope::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// A stored API key: only the hash of the token is kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiKey {
+    pub id: i64,
+    pub name: String,
+    pub scope: Scope,
+    /// The token's first characters, to recognise it in a list.
+    pub prefix: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// An API key to store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewApiKey {
+    pub name: String,
+    pub scope: Scope,
+    /// Hex SHA-256 of the whole token.
+    pub hash: String,
+    pub prefix: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A webhook message for the outbox. Delivered to every endpoint subscribed to its type.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Notification {
+    /// Unique message id (`msg_...`), the receivers' deduplication key (`webhook-id`).
+    pub id: String,
+    /// `event.created`, `event.updated`, `event.deleted`, `booking.accepted`,
+    /// `booking.declined`, `connection.failed`.
+    pub event_type: String,
+    pub created_at: DateTime<Utc>,
+    /// The JSON body sent (`{"type", "timestamp", "data"}`).
+    pub payload: String,
+}
+
+/// A registered webhook endpoint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Webhook {
+    pub id: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub description: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A webhook endpoint to store, with its signing secret sealed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewWebhook {
+    pub id: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub description: String,
+    pub secret: SealedSecret,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One message due for one endpoint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delivery {
+    pub id: i64,
+    pub message_id: String,
+    pub event_type: String,
+    pub payload: String,
+    pub webhook_id: String,
+    pub url: String,
+    pub secret: SealedSecret,
+    /// Attempts made so far.
+    pub attempts: u32,
+}
+
+/// How an attempt went.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    /// The endpoint answered 2xx.
+    Delivered { at: DateTime<Utc> },
+    /// Try again at `next_attempt`.
+    Retry { next_attempt: DateTime<Utc>, error: String },
+    /// Out of attempts.
+    Failed { error: String },
+}
+
+/// Deliveries by state, for the metrics and the API.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeliveryCounts {
+    pub pending: u64,
+    pub delivered: u64,
+    pub failed: u64,
+}
+
+/// The last sync run of a calendar.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncStatus {
+    pub calendar_id: CalendarId,
+    pub last_run: DateTime<Utc>,
+    /// `ok`, `failed` or `paused`.
+    pub state: String,
+    /// What went wrong, when it did.
+    pub error: Option<String>,
+    /// What to do about it.
+    pub hint: Option<String>,
+    pub pulled: u64,
+    pub pushed: u64,
+    pub duration_ms: u64,
 }
 
 #[async_trait]
@@ -133,4 +312,64 @@ pub trait Store: Send + Sync {
         writes: &[Write],
         cursor: &CursorUpdate,
     ) -> Result<WriteStats, StoreError>;
+
+    // --- connections through the API ----------------------------------------------------------
+    /// Creates a connection; a name in use is a conflict.
+    async fn create_connection(&self, c: NewConnection) -> Result<Connection, StoreError>;
+    /// Replaces a connection's name, settings, organizer and limit.
+    async fn update_connection(&self, id: ConnectionId, c: NewConnection) -> Result<Connection, StoreError>;
+
+    // --- sealed secrets ------------------------------------------------------------------
+    /// Stores (or replaces) the owner's sealed secret. The owner must exist.
+    async fn put_secret(&self, owner: &SecretOwner, sealed: &SealedSecret) -> Result<(), StoreError>;
+    async fn secret(&self, owner: &SecretOwner) -> Result<Option<SealedSecret>, StoreError>;
+    /// Every sealed secret, for key rotation.
+    async fn secrets(&self) -> Result<Vec<(SecretOwner, SealedSecret)>, StoreError>;
+
+    // --- API keys ------------------------------------------------------------------------
+    async fn create_api_key(&self, k: NewApiKey) -> Result<ApiKey, StoreError>;
+    /// The key whose token hashes to `hash`.
+    async fn api_key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>, StoreError>;
+    async fn api_keys(&self) -> Result<Vec<ApiKey>, StoreError>;
+    async fn delete_api_key(&self, id: i64) -> Result<(), StoreError>;
+
+    // --- local events with their webhook messages ------------------------------------------
+    /// [`Store::create_local_event`], queueing `notify` in the same transaction.
+    async fn create_local_event_notify(
+        &self,
+        calendar_id: CalendarId,
+        id: &EventId,
+        data: &EventData,
+        notify: &[Notification],
+    ) -> Result<Event, StoreError>;
+    /// [`Store::update_local_event`], queueing `notify` in the same transaction.
+    async fn update_local_event_notify(
+        &self,
+        id: &EventId,
+        data: &EventData,
+        expected_version: Option<i64>,
+        notify: &[Notification],
+    ) -> Result<Event, StoreError>;
+    /// [`Store::delete_local_event`], queueing `notify` in the same transaction.
+    async fn delete_local_event_notify(&self, id: &EventId, notify: &[Notification]) -> Result<(), StoreError>;
+
+    // --- webhooks and the outbox ---------------------------------------------------------
+    async fn create_webhook(&self, w: NewWebhook) -> Result<Webhook, StoreError>;
+    async fn webhook(&self, id: &str) -> Result<Option<Webhook>, StoreError>;
+    async fn webhooks(&self) -> Result<Vec<Webhook>, StoreError>;
+    /// Deletes the endpoint and its pending deliveries.
+    async fn delete_webhook(&self, id: &str) -> Result<(), StoreError>;
+    /// Queues messages that report no stored change (`connection.failed`). A message id that
+    /// is already queued is skipped.
+    async fn enqueue(&self, notify: &[Notification]) -> Result<(), StoreError>;
+    /// Pending deliveries whose next attempt is due at `now`, oldest first.
+    async fn due_deliveries(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Delivery>, StoreError>;
+    /// Records an attempt (the attempt counter goes up by one).
+    async fn record_delivery(&self, id: i64, outcome: &DeliveryOutcome) -> Result<(), StoreError>;
+    async fn delivery_counts(&self) -> Result<DeliveryCounts, StoreError>;
+
+    // --- sync status ---------------------------------------------------------------------
+    async fn set_sync_status(&self, status: &SyncStatus) -> Result<(), StoreError>;
+    async fn sync_status(&self, calendar_id: CalendarId) -> Result<Option<SyncStatus>, StoreError>;
+    async fn sync_statuses(&self) -> Result<Vec<SyncStatus>, StoreError>;
 }

@@ -176,6 +176,7 @@ impl Snapshot {
                         self.by_remote.remove(&r.remote_id);
                     }
                 }
+                Write::Notify(_) => {}
             }
         }
     }
@@ -193,6 +194,9 @@ pub enum Write {
     PutRecord(SyncRecord),
     /// Remove a sync record.
     RemoveRecord(EventId),
+    /// Queue a webhook message (`event.created`, `booking.accepted`, ...) in the outbox, in
+    /// the same transaction as the change it reports.
+    Notify(crate::store::Notification),
 }
 
 /// What to do with the stored cursor when committing writes.

@@ -30,7 +30,10 @@ use calbridge_core::hash::content_hash;
 use calbridge_core::model::{
     Calendar, CalendarKind, Connection, ConnectionSettings, Event, EventData, EventId, GraphSettings, LinkState, Origin,
 };
-use calbridge_core::store::{NewCalendar, NewConnection, Store, StoreError, WriteStats};
+use calbridge_core::store::{
+    DeliveryCounts, DeliveryOutcome, NewApiKey, NewCalendar, NewConnection, NewWebhook, Notification, Scope,
+    SealedSecret, SecretOwner, Store, StoreError, SyncStatus, Webhook, WriteStats,
+};
 use calbridge_core::sync::{Cursor, CursorUpdate, SyncRecord, Write};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
@@ -59,6 +62,13 @@ cases![
     commit_identical_recommit_writes_nothing,
     snapshot_contents,
     cursor_set_keep_clear,
+    connection_create_and_update_by_id,
+    secrets_are_kept_per_owner,
+    api_keys_by_hash,
+    local_writes_queue_their_messages,
+    commit_notify_is_atomic,
+    deliveries_retry_deliver_and_fail,
+    sync_status_per_calendar,
 ];
 
 /// Runs every case, each on a store from `make` (which must return a fresh, empty store), and
@@ -717,4 +727,188 @@ pub async fn cursor_set_keep_clear(store: Arc<dyn Store>) {
     assert_eq!(store.commit(cal.id, &[], &CursorUpdate::Clear).await.unwrap(), stats(0, 0, 1));
     assert_eq!(store.cursor(cal.id).await.unwrap(), None);
     assert_eq!(store.commit(cal.id, &[], &CursorUpdate::Clear).await.unwrap(), stats(0, 0, 0));
+}
+
+// --- the API's state: connections by id, secrets, keys, webhooks, outbox, sync status -------
+
+fn sealed(key_id: &str, text: &str) -> SealedSecret {
+    SealedSecret { key_id: key_id.into(), nonce: "bm9uY2U=".into(), ciphertext: text.into() }
+}
+
+fn note(msg: &str, event_type: &str) -> Notification {
+    Notification {
+        id: msg.into(),
+        event_type: event_type.into(),
+        created_at: at(7, 0),
+        payload: format!(r#"{{"type":"{event_type}","data":{{}}}}"#),
+    }
+}
+
+async fn webhook(store: &Arc<dyn Store>, wid: &str, events: &[&str]) -> Webhook {
+    store
+        .create_webhook(NewWebhook {
+            id: wid.into(),
+            url: format!("http://127.0.0.1:9/{wid}"),
+            events: events.iter().map(|e| e.to_string()).collect(),
+            description: String::new(),
+            secret: sealed("k1", wid),
+            created_at: at(6, 0),
+        })
+        .await
+        .expect("create_webhook")
+}
+
+/// `create_connection` refuses a name in use; `update_connection` renames and changes by id.
+pub async fn connection_create_and_update_by_id(store: Arc<dyn Store>) {
+    let a = store.create_connection(new_connection("alpha")).await.unwrap();
+    expect_conflict(store.create_connection(new_connection("alpha")).await, &["alpha"]);
+    let b = store.create_connection(new_connection("beta")).await.unwrap();
+    let renamed = store.update_connection(a.id, NewConnection { max_threads: 2, ..new_connection("gamma") }).await;
+    let renamed = renamed.unwrap();
+    assert_eq!((renamed.id, renamed.name.as_str(), renamed.max_threads), (a.id, "gamma", 2));
+    assert_eq!(store.connection_by_name("alpha").await.unwrap(), None);
+    expect_conflict(store.update_connection(b.id, new_connection("gamma")).await, &["gamma"]);
+    expect_not_found(store.update_connection(a.id + 100, new_connection("delta")).await);
+    assert!(matches!(store.create_connection(new_connection(" ")).await, Err(StoreError::Invalid(_))));
+}
+
+/// Sealed secrets are kept per owner, listed for rotation, replaced, and go with their owner.
+pub async fn secrets_are_kept_per_owner(store: Arc<dyn Store>) {
+    let (c, _) = setup(&store).await;
+    let owner = SecretOwner::Connection(c.id);
+    assert_eq!(store.secret(&owner).await.unwrap(), None);
+    store.put_secret(&owner, &sealed("k1", "AAAA")).await.unwrap();
+    assert_eq!(store.secret(&owner).await.unwrap(), Some(sealed("k1", "AAAA")));
+    webhook(&store, "wh_1", &["event.created"]).await;
+    let all = store.secrets().await.unwrap();
+    assert_eq!(all.len(), 2, "{all:?}");
+    assert!(all.contains(&(SecretOwner::Webhook("wh_1".into()), sealed("k1", "wh_1"))));
+    store.put_secret(&owner, &sealed("k2", "BBBB")).await.unwrap();
+    assert_eq!(store.secret(&owner).await.unwrap().unwrap().key_id, "k2");
+    expect_not_found(store.put_secret(&SecretOwner::Connection(c.id + 100), &sealed("k1", "x")).await);
+    store.delete_connection(c.id).await.unwrap();
+    assert_eq!(store.secret(&owner).await.unwrap(), None);
+    assert_eq!(store.secrets().await.unwrap().len(), 1);
+}
+
+/// API keys are found by hash only, listed and deleted.
+pub async fn api_keys_by_hash(store: Arc<dyn Store>) {
+    let new = |name: &str, scope, hash: &str| NewApiKey {
+        name: name.into(),
+        scope,
+        hash: hash.into(),
+        prefix: "cb_abcd".into(),
+        created_at: at(9, 0),
+    };
+    let k = store.create_api_key(new("lms", Scope::Write, "h1")).await.unwrap();
+    assert_eq!((k.name.as_str(), k.scope, k.created_at), ("lms", Scope::Write, at(9, 0)));
+    assert_eq!(store.api_key_by_hash("h1").await.unwrap(), Some(k.clone()));
+    assert_eq!(store.api_key_by_hash("h2").await.unwrap(), None);
+    expect_conflict(store.create_api_key(new("again", Scope::Read, "h1")).await, &[]);
+    store.create_api_key(new("ops", Scope::Admin, "h2")).await.unwrap();
+    assert_eq!(store.api_keys().await.unwrap().len(), 2);
+    store.delete_api_key(k.id).await.unwrap();
+    assert_eq!(store.api_key_by_hash("h1").await.unwrap(), None);
+    expect_not_found(store.delete_api_key(k.id).await);
+}
+
+/// A local write queues its messages in the same transaction, one delivery per subscribed
+/// endpoint; a failed write queues nothing; a repeated message id is queued once.
+pub async fn local_writes_queue_their_messages(store: Arc<dyn Store>) {
+    let (_, cal) = setup(&store).await;
+    webhook(&store, "wh_all", &["event.created", "event.updated", "event.deleted"]).await;
+    webhook(&store, "wh_created", &["event.created"]).await;
+    let d = data("Class", at(9, 0), at(10, 0));
+    store.create_local_event_notify(cal.id, &id("e1"), &d, &[note("msg_1", "event.created")]).await.unwrap();
+    let due = store.due_deliveries(at(23, 0), 10).await.unwrap();
+    let mut to: Vec<&str> = due.iter().map(|d| d.webhook_id.as_str()).collect();
+    to.sort();
+    assert_eq!(to, ["wh_all", "wh_created"]);
+    assert!(due.iter().all(|d| d.message_id == "msg_1" && d.event_type == "event.created" && d.attempts == 0));
+
+    let d2 = data("Class (moved)", at(11, 0), at(12, 0));
+    store.update_local_event_notify(&id("e1"), &d2, Some(1), &[note("msg_2", "event.updated")]).await.unwrap();
+    // A stale version fails, and its message is not queued.
+    let stale = store.update_local_event_notify(&id("e1"), &d, Some(1), &[note("msg_3", "event.updated")]).await;
+    expect_conflict(stale, &["version"]);
+    store.delete_local_event_notify(&id("e1"), &[note("msg_4", "event.deleted")]).await.unwrap();
+    store.enqueue(&[note("msg_4", "event.deleted")]).await.unwrap();
+    let due = store.due_deliveries(at(23, 0), 10).await.unwrap();
+    let msgs: Vec<&str> = due.iter().map(|d| d.message_id.as_str()).collect();
+    assert_eq!(msgs.len(), 4, "{msgs:?}");
+    assert!(!msgs.contains(&"msg_3"), "{msgs:?}");
+    assert_eq!(msgs.iter().filter(|m| **m == "msg_4").count(), 1, "{msgs:?}");
+    assert_eq!(store.delivery_counts().await.unwrap(), DeliveryCounts { pending: 4, delivered: 0, failed: 0 });
+}
+
+/// Commits queue `Notify` writes atomically with the rest of the commit.
+pub async fn commit_notify_is_atomic(store: Arc<dyn Store>) {
+    let (_, cal) = setup(&store).await;
+    webhook(&store, "wh", &["event.created"]).await;
+    let ev = exchange_event(&cal, "x1", data("From Outlook", at(9, 0), at(10, 0)), 1);
+    let writes = [Write::PutEvent(ev.clone()), Write::Notify(note("msg_x1", "event.created"))];
+    store.commit(cal.id, &writes, &CursorUpdate::Keep).await.unwrap();
+    assert_eq!(store.delivery_counts().await.unwrap().pending, 1);
+    // A failing commit (stale version) leaves no message behind.
+    let stale = [Write::Notify(note("msg_x2", "event.created")), Write::PutEvent(ev.clone())];
+    let failed = store.commit(cal.id, &stale, &CursorUpdate::Keep).await;
+    assert!(failed.is_ok(), "an identical event is a no-op: {failed:?}");
+    let stale = [Write::Notify(note("msg_x3", "event.created")), Write::PutEvent(Event { version: 0, ..ev })];
+    expect_conflict(store.commit(cal.id, &stale, &CursorUpdate::Keep).await, &["x1"]);
+    let msgs: Vec<String> =
+        store.due_deliveries(at(23, 0), 10).await.unwrap().into_iter().map(|d| d.message_id).collect();
+    assert_eq!(msgs, ["msg_x1", "msg_x2"]);
+}
+
+/// Attempts are recorded: a retry waits until its time, delivered and failed leave the queue,
+/// deleting an endpoint drops its deliveries.
+pub async fn deliveries_retry_deliver_and_fail(store: Arc<dyn Store>) {
+    webhook(&store, "wh", &["connection.failed"]).await;
+    store.enqueue(&[note("m1", "connection.failed"), note("m2", "connection.failed")]).await.unwrap();
+    store.enqueue(&[note("m3", "event.created")]).await.unwrap(); // nobody subscribed
+    let due = store.due_deliveries(at(7, 0), 10).await.unwrap();
+    assert_eq!(due.len(), 2);
+    assert_eq!(store.due_deliveries(at(6, 59), 10).await.unwrap().len(), 0, "not due before the message");
+    assert_eq!(store.due_deliveries(at(7, 0), 1).await.unwrap().len(), 1, "the limit holds");
+    let (d1, d2) = (&due[0], &due[1]);
+    store
+        .record_delivery(d1.id, &DeliveryOutcome::Retry { next_attempt: at(8, 0), error: "HTTP 500".into() })
+        .await
+        .unwrap();
+    store.record_delivery(d2.id, &DeliveryOutcome::Delivered { at: at(7, 1) }).await.unwrap();
+    assert_eq!(store.due_deliveries(at(7, 30), 10).await.unwrap().len(), 0);
+    let again = store.due_deliveries(at(8, 0), 10).await.unwrap();
+    assert_eq!((again.len(), again[0].attempts), (1, 1));
+    store.record_delivery(d1.id, &DeliveryOutcome::Failed { error: "HTTP 500".into() }).await.unwrap();
+    assert_eq!(store.delivery_counts().await.unwrap(), DeliveryCounts { pending: 0, delivered: 1, failed: 1 });
+    expect_not_found(store.record_delivery(999_999, &DeliveryOutcome::Delivered { at: at(9, 0) }).await);
+    store.enqueue(&[note("m4", "connection.failed")]).await.unwrap();
+    store.delete_webhook("wh").await.unwrap();
+    assert_eq!(store.due_deliveries(at(23, 0), 10).await.unwrap().len(), 0);
+    assert_eq!(store.webhook("wh").await.unwrap(), None);
+    expect_not_found(store.delete_webhook("wh").await);
+}
+
+/// The last sync run per calendar is replaced by the next and goes with the calendar.
+pub async fn sync_status_per_calendar(store: Arc<dyn Store>) {
+    let (c, cal) = setup(&store).await;
+    assert_eq!(store.sync_status(cal.id).await.unwrap(), None);
+    let mut s = SyncStatus {
+        calendar_id: cal.id,
+        last_run: at(9, 0),
+        state: "failed".into(),
+        error: Some("authentication failed".into()),
+        hint: Some("paste the secret's Value".into()),
+        pulled: 0,
+        pushed: 0,
+        duration_ms: 12,
+    };
+    store.set_sync_status(&s).await.unwrap();
+    s.state = "ok".into();
+    s.error = None;
+    store.set_sync_status(&s).await.unwrap();
+    assert_eq!(store.sync_status(cal.id).await.unwrap(), Some(s.clone()));
+    assert_eq!(store.sync_statuses().await.unwrap(), vec![s]);
+    store.delete_connection(c.id).await.unwrap();
+    assert_eq!(store.sync_statuses().await.unwrap(), vec![]);
 }

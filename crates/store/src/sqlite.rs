@@ -10,7 +10,10 @@ use calbridge_core::model::{
     Calendar, CalendarId, CalendarKind, Connection, ConnectionId, ConnectionSettings, Event, EventData, EventId,
     LinkState, Origin, Site,
 };
-use calbridge_core::store::{NewCalendar, NewConnection, Store, StoreError, WriteStats};
+use calbridge_core::store::{
+    ApiKey, Delivery, DeliveryCounts, DeliveryOutcome, NewApiKey, NewCalendar, NewConnection, NewWebhook, Notification,
+    Scope, SealedSecret, SecretOwner, Store, StoreError, SyncStatus, Webhook, WriteStats,
+};
 use calbridge_core::sync::{Cursor, CursorUpdate, Snapshot, SyncRecord, Write};
 use chrono::{DateTime, Utc};
 use sqlx::migrate::MigrateError;
@@ -477,6 +480,72 @@ async fn update_cursor(tx: &mut Tx, calendar_id: CalendarId, update: &CursorUpda
     }
 }
 
+fn us_to_time(us: i64, what: impl FnOnce() -> String) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::from_timestamp_micros(us).ok_or_else(|| corrupt(what(), format!("instant {us} out of range")))
+}
+
+fn sealed_from_json(json: &str, what: impl FnOnce() -> String) -> Result<SealedSecret, StoreError> {
+    serde_json::from_str(json).map_err(|e| corrupt(what(), e))
+}
+
+fn api_key_from_row(row: &SqliteRow) -> Result<ApiKey, StoreError> {
+    let id: i64 = row.get("id");
+    let scope: String = row.get("scope");
+    Ok(ApiKey {
+        id,
+        name: row.get("name"),
+        scope: Scope::parse(&scope).ok_or_else(|| corrupt(format!("the scope of API key {id}"), "unknown scope"))?,
+        prefix: row.get("prefix"),
+        created_at: us_to_time(row.get("created_us"), || format!("the creation time of API key {id}"))?,
+    })
+}
+
+fn webhook_from_row(row: &SqliteRow) -> Result<Webhook, StoreError> {
+    let id: String = row.get("id");
+    let events: String = row.get("events");
+    Ok(Webhook {
+        events: serde_json::from_str(&events).map_err(|e| corrupt(format!("the events of webhook {id}"), e))?,
+        url: row.get("url"),
+        description: row.get("description"),
+        created_at: us_to_time(row.get("created_us"), || format!("the creation time of webhook {id}"))?,
+        id,
+    })
+}
+
+/// Queues messages and, for each, one delivery per endpoint subscribed to its type. A message
+/// id already queued is left as it is (a retried change).
+async fn insert_notifications(tx: &mut Tx, notify: &[Notification]) -> Result<(), StoreError> {
+    for n in notify {
+        let what = || format!("could not queue webhook message {} ({})", n.id, n.event_type);
+        let inserted = sqlx::query(
+            "INSERT INTO outbox (id, event_type, payload, created_us) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&n.id)
+        .bind(&n.event_type)
+        .bind(&n.payload)
+        .bind(micros(n.created_at))
+        .execute(&mut **tx)
+        .await
+        .context(what)?
+        .rows_affected();
+        if inserted == 0 {
+            continue;
+        }
+        sqlx::query(
+            "INSERT INTO deliveries (message_id, webhook_id, next_attempt_us) \
+             SELECT ?1, w.id, ?2 FROM webhooks w \
+             WHERE EXISTS (SELECT 1 FROM json_each(w.events) WHERE json_each.value = ?3)",
+        )
+        .bind(&n.id)
+        .bind(micros(n.created_at))
+        .bind(&n.event_type)
+        .execute(&mut **tx)
+        .await
+        .context(what)?;
+    }
+    Ok(())
+}
+
 fn normalise_email(email: &str) -> String {
     email.trim().to_lowercase()
 }
@@ -543,6 +612,7 @@ impl Store for SqliteStore {
             format!("DELETE FROM cursors WHERE calendar_id IN ({calendars})"),
             format!("DELETE FROM sync_records WHERE calendar_id IN ({calendars})"),
             format!("DELETE FROM events WHERE calendar_id IN ({calendars})"),
+            format!("DELETE FROM sync_status WHERE calendar_id IN ({calendars})"),
             "DELETE FROM calendars WHERE connection_id = ?1".to_string(),
             // Calendars of other connections may sit in this connection's sites.
             "UPDATE calendars SET site_id = NULL WHERE site_id IN (SELECT id FROM sites WHERE connection_id = ?1)"
@@ -691,6 +761,29 @@ impl Store for SqliteStore {
         id: &EventId,
         data: &EventData,
     ) -> Result<Event, StoreError> {
+        self.create_local_event_notify(calendar_id, id, data, &[]).await
+    }
+
+    async fn update_local_event(
+        &self,
+        id: &EventId,
+        data: &EventData,
+        expected_version: Option<i64>,
+    ) -> Result<Event, StoreError> {
+        self.update_local_event_notify(id, data, expected_version, &[]).await
+    }
+
+    async fn delete_local_event(&self, id: &EventId) -> Result<(), StoreError> {
+        self.delete_local_event_notify(id, &[]).await
+    }
+
+    async fn create_local_event_notify(
+        &self,
+        calendar_id: CalendarId,
+        id: &EventId,
+        data: &EventData,
+        notify: &[Notification],
+    ) -> Result<Event, StoreError> {
         if id.as_str().is_empty() {
             return Err(StoreError::Conflict("an event needs an id".into()));
         }
@@ -720,15 +813,17 @@ impl Store for SqliteStore {
             deleted: false,
         };
         insert_event(&mut tx, &event).await?;
+        insert_notifications(&mut tx, notify).await?;
         commit_tx(tx, &what).await?;
         Ok(event)
     }
 
-    async fn update_local_event(
+    async fn update_local_event_notify(
         &self,
         id: &EventId,
         data: &EventData,
         expected_version: Option<i64>,
+        notify: &[Notification],
     ) -> Result<Event, StoreError> {
         let what = format!("update event {id}");
         let mut tx = self.write_tx(&what).await?;
@@ -754,11 +849,12 @@ impl Store for SqliteStore {
         }
         let event = Event { data: data.clone(), version: stored.version + 1, ..stored };
         replace_event(&mut tx, &event).await?;
+        insert_notifications(&mut tx, notify).await?;
         commit_tx(tx, &what).await?;
         Ok(event)
     }
 
-    async fn delete_local_event(&self, id: &EventId) -> Result<(), StoreError> {
+    async fn delete_local_event_notify(&self, id: &EventId, notify: &[Notification]) -> Result<(), StoreError> {
         let what = format!("delete event {id}");
         let mut tx = self.write_tx(&what).await?;
         let Some(stored) = event_in(&mut tx, id).await? else {
@@ -775,6 +871,7 @@ impl Store for SqliteStore {
         // (or, when Exchange never had it, the push drops the tombstone).
         let tombstone = Event { deleted: true, version: stored.version + 1, ..stored };
         replace_event(&mut tx, &tombstone).await?;
+        insert_notifications(&mut tx, notify).await?;
         commit_tx(tx, &what).await
     }
 
@@ -825,6 +922,374 @@ impl Store for SqliteStore {
             .await
             .context(|| format!("could not read the remote id of event {id}"))?;
         Ok(row.map(|r| r.get("remote_id")))
+    }
+
+    // --- connections through the API ----------------------------------------------------------
+
+    async fn create_connection(&self, c: NewConnection) -> Result<Connection, StoreError> {
+        let name = c.name.trim();
+        if name.is_empty() {
+            return Err(StoreError::Invalid("a connection needs a name".into()));
+        }
+        let row = sqlx::query(&format!(
+            "INSERT INTO connections (name, kind, settings, default_organizer, max_threads) VALUES (?, ?, ?, ?, ?) \
+             RETURNING {CONNECTION_COLUMNS}"
+        ))
+        .bind(name)
+        .bind(c.settings.kind())
+        .bind(to_json(&c.settings))
+        .bind(&c.default_organizer)
+        .bind(i64::from(c.max_threads))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| match e {
+            sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(format!(
+                "a connection named `{name}` already exists; choose another name or update that connection"
+            )),
+            e => crate::error::classify(e, format!("could not create connection `{name}`")),
+        })?;
+        connection_from_row(&row)
+    }
+
+    async fn update_connection(&self, id: ConnectionId, c: NewConnection) -> Result<Connection, StoreError> {
+        let name = c.name.trim();
+        if name.is_empty() {
+            return Err(StoreError::Invalid("a connection needs a name".into()));
+        }
+        let row = sqlx::query(&format!(
+            "UPDATE connections SET name = ?, kind = ?, settings = ?, default_organizer = ?, max_threads = ? \
+             WHERE id = ? RETURNING {CONNECTION_COLUMNS}"
+        ))
+        .bind(name)
+        .bind(c.settings.kind())
+        .bind(to_json(&c.settings))
+        .bind(&c.default_organizer)
+        .bind(i64::from(c.max_threads))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| match e {
+            sqlx::Error::Database(d) if d.is_unique_violation() => {
+                StoreError::Conflict(format!("another connection is already named `{name}`; choose another name"))
+            }
+            e => crate::error::classify(e, format!("could not update connection {id}")),
+        })?;
+        match row {
+            Some(row) => connection_from_row(&row),
+            None => Err(StoreError::NotFound { what: format!("connection {id}") }),
+        }
+    }
+
+    // --- sealed secrets ------------------------------------------------------------------
+
+    async fn put_secret(&self, owner: &SecretOwner, sealed: &SealedSecret) -> Result<(), StoreError> {
+        let json = to_json(sealed);
+        let changed = match owner {
+            SecretOwner::Connection(id) => sqlx::query("UPDATE connections SET secret = ? WHERE id = ?")
+                .bind(&json)
+                .bind(id)
+                .execute(&self.pool)
+                .await
+                .context(|| format!("could not save the secret of connection {id}"))?,
+            SecretOwner::Webhook(id) => sqlx::query("UPDATE webhooks SET secret = ? WHERE id = ?")
+                .bind(&json)
+                .bind(id)
+                .execute(&self.pool)
+                .await
+                .context(|| format!("could not save the secret of webhook {id}"))?,
+        }
+        .rows_affected();
+        if changed == 0 {
+            return Err(StoreError::NotFound {
+                what: match owner {
+                    SecretOwner::Connection(id) => format!("connection {id}"),
+                    SecretOwner::Webhook(id) => format!("webhook {id}"),
+                },
+            });
+        }
+        Ok(())
+    }
+
+    async fn secret(&self, owner: &SecretOwner) -> Result<Option<SealedSecret>, StoreError> {
+        let (sql, what) = match owner {
+            SecretOwner::Connection(id) => ("SELECT secret FROM connections WHERE id = ?", format!("connection {id}")),
+            SecretOwner::Webhook(id) => ("SELECT secret FROM webhooks WHERE id = ?", format!("webhook {id}")),
+        };
+        let q = sqlx::query(sql);
+        let q = match owner {
+            SecretOwner::Connection(id) => q.bind(*id),
+            SecretOwner::Webhook(id) => q.bind(id.clone()),
+        };
+        let row = q.fetch_optional(&self.pool).await.context(|| format!("could not read the secret of {what}"))?;
+        let Some(row) = row else { return Ok(None) };
+        let json: Option<String> = row.get("secret");
+        json.map(|j| sealed_from_json(&j, || format!("the secret of {what}"))).transpose()
+    }
+
+    async fn secrets(&self) -> Result<Vec<(SecretOwner, SealedSecret)>, StoreError> {
+        let mut out = Vec::new();
+        for row in sqlx::query("SELECT id, secret FROM connections WHERE secret IS NOT NULL ORDER BY id")
+            .fetch_all(&self.pool)
+            .await
+            .context(|| "could not list the connections' secrets".into())?
+        {
+            let id: i64 = row.get("id");
+            let json: String = row.get("secret");
+            out.push((
+                SecretOwner::Connection(id),
+                sealed_from_json(&json, || format!("the secret of connection {id}"))?,
+            ));
+        }
+        for row in sqlx::query("SELECT id, secret FROM webhooks ORDER BY id")
+            .fetch_all(&self.pool)
+            .await
+            .context(|| "could not list the webhooks' secrets".into())?
+        {
+            let id: String = row.get("id");
+            let json: String = row.get("secret");
+            let sealed = sealed_from_json(&json, || format!("the secret of webhook {id}"))?;
+            out.push((SecretOwner::Webhook(id), sealed));
+        }
+        Ok(out)
+    }
+
+    // --- API keys ------------------------------------------------------------------------
+
+    async fn create_api_key(&self, k: NewApiKey) -> Result<ApiKey, StoreError> {
+        if k.name.trim().is_empty() {
+            return Err(StoreError::Invalid("an API key needs a name (who or what uses it)".into()));
+        }
+        let row = sqlx::query(
+            "INSERT INTO api_keys (name, scope, hash, prefix, created_us) VALUES (?, ?, ?, ?, ?) \
+             RETURNING id, name, scope, prefix, created_us",
+        )
+        .bind(k.name.trim())
+        .bind(k.scope.as_str())
+        .bind(&k.hash)
+        .bind(&k.prefix)
+        .bind(micros(k.created_at))
+        .fetch_one(&self.pool)
+        .await
+        .context(|| format!("could not create API key `{}`", k.name))?;
+        api_key_from_row(&row)
+    }
+
+    async fn api_key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>, StoreError> {
+        let row = sqlx::query("SELECT id, name, scope, prefix, created_us FROM api_keys WHERE hash = ?")
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await
+            .context(|| "could not look up an API key".into())?;
+        row.as_ref().map(api_key_from_row).transpose()
+    }
+
+    async fn api_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
+        sqlx::query("SELECT id, name, scope, prefix, created_us FROM api_keys ORDER BY id")
+            .fetch_all(&self.pool)
+            .await
+            .context(|| "could not list API keys".into())?
+            .iter()
+            .map(api_key_from_row)
+            .collect()
+    }
+
+    async fn delete_api_key(&self, id: i64) -> Result<(), StoreError> {
+        let changed = sqlx::query("DELETE FROM api_keys WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .context(|| format!("could not delete API key {id}"))?
+            .rows_affected();
+        if changed == 0 {
+            return Err(StoreError::NotFound { what: format!("API key {id}") });
+        }
+        Ok(())
+    }
+
+    // --- webhooks and the outbox ---------------------------------------------------------
+
+    async fn create_webhook(&self, w: NewWebhook) -> Result<Webhook, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO webhooks (id, url, events, description, secret, created_us) VALUES (?, ?, ?, ?, ?, ?) \
+             RETURNING id, url, events, description, created_us",
+        )
+        .bind(&w.id)
+        .bind(&w.url)
+        .bind(to_json(&w.events))
+        .bind(&w.description)
+        .bind(to_json(&w.secret))
+        .bind(micros(w.created_at))
+        .fetch_one(&self.pool)
+        .await
+        .context(|| format!("could not create webhook {}", w.id))?;
+        webhook_from_row(&row)
+    }
+
+    async fn webhook(&self, id: &str) -> Result<Option<Webhook>, StoreError> {
+        let row = sqlx::query("SELECT id, url, events, description, created_us FROM webhooks WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .context(|| format!("could not read webhook {id}"))?;
+        row.as_ref().map(webhook_from_row).transpose()
+    }
+
+    async fn webhooks(&self) -> Result<Vec<Webhook>, StoreError> {
+        sqlx::query("SELECT id, url, events, description, created_us FROM webhooks ORDER BY created_us, id")
+            .fetch_all(&self.pool)
+            .await
+            .context(|| "could not list webhooks".into())?
+            .iter()
+            .map(webhook_from_row)
+            .collect()
+    }
+
+    async fn delete_webhook(&self, id: &str) -> Result<(), StoreError> {
+        let what = format!("delete webhook {id}");
+        let mut tx = self.write_tx(&what).await?;
+        sqlx::query("DELETE FROM deliveries WHERE webhook_id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .context(|| format!("could not {what}"))?;
+        let changed = sqlx::query("DELETE FROM webhooks WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .context(|| format!("could not {what}"))?
+            .rows_affected();
+        if changed == 0 {
+            return Err(StoreError::NotFound { what: format!("webhook {id}") });
+        }
+        commit_tx(tx, &what).await
+    }
+
+    async fn enqueue(&self, notify: &[Notification]) -> Result<(), StoreError> {
+        let what = format!("queue {} webhook message(s)", notify.len());
+        let mut tx = self.write_tx(&what).await?;
+        insert_notifications(&mut tx, notify).await?;
+        commit_tx(tx, &what).await
+    }
+
+    async fn due_deliveries(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Delivery>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT d.id, d.message_id, d.attempts, o.event_type, o.payload, w.id AS webhook_id, w.url, w.secret \
+             FROM deliveries d JOIN outbox o ON o.id = d.message_id JOIN webhooks w ON w.id = d.webhook_id \
+             WHERE d.state = 'pending' AND d.next_attempt_us <= ? ORDER BY d.next_attempt_us, d.id LIMIT ?",
+        )
+        .bind(micros(now))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .context(|| "could not read the due webhook deliveries".into())?;
+        rows.iter()
+            .map(|row| {
+                let id: i64 = row.get("id");
+                let secret: String = row.get("secret");
+                let attempts: i64 = row.get("attempts");
+                Ok(Delivery {
+                    id,
+                    message_id: row.get("message_id"),
+                    event_type: row.get("event_type"),
+                    payload: row.get("payload"),
+                    webhook_id: row.get("webhook_id"),
+                    url: row.get("url"),
+                    secret: sealed_from_json(&secret, || format!("the secret of the webhook of delivery {id}"))?,
+                    attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+                })
+            })
+            .collect()
+    }
+
+    async fn record_delivery(&self, id: i64, outcome: &DeliveryOutcome) -> Result<(), StoreError> {
+        let q = match outcome {
+            DeliveryOutcome::Delivered { at } => sqlx::query(
+                "UPDATE deliveries SET state = 'delivered', attempts = attempts + 1, delivered_us = ?, last_error = NULL \
+                 WHERE id = ?",
+            )
+            .bind(micros(*at)),
+            DeliveryOutcome::Retry { next_attempt, error } => sqlx::query(
+                "UPDATE deliveries SET attempts = attempts + 1, next_attempt_us = ?, last_error = ? WHERE id = ?",
+            )
+            .bind(micros(*next_attempt))
+            .bind(error.clone()),
+            DeliveryOutcome::Failed { error } => sqlx::query(
+                "UPDATE deliveries SET state = 'failed', attempts = attempts + 1, last_error = ? WHERE id = ?",
+            )
+            .bind(error.clone()),
+        };
+        let changed = q
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .context(|| format!("could not record an attempt of delivery {id}"))?
+            .rows_affected();
+        if changed == 0 {
+            return Err(StoreError::NotFound { what: format!("delivery {id}") });
+        }
+        Ok(())
+    }
+
+    async fn delivery_counts(&self) -> Result<DeliveryCounts, StoreError> {
+        let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM deliveries GROUP BY state")
+            .fetch_all(&self.pool)
+            .await
+            .context(|| "could not count webhook deliveries".into())?;
+        let mut c = DeliveryCounts::default();
+        for row in rows {
+            let state: String = row.get("state");
+            let n: i64 = row.get("n");
+            let n = u64::try_from(n).unwrap_or(0);
+            match state.as_str() {
+                "pending" => c.pending = n,
+                "delivered" => c.delivered = n,
+                _ => c.failed += n,
+            }
+        }
+        Ok(c)
+    }
+
+    // --- sync status ---------------------------------------------------------------------
+
+    async fn set_sync_status(&self, status: &SyncStatus) -> Result<(), StoreError> {
+        let id = status.calendar_id;
+        sqlx::query(
+            "INSERT INTO sync_status (calendar_id, status) SELECT id, ?2 FROM calendars WHERE id = ?1 \
+             ON CONFLICT (calendar_id) DO UPDATE SET status = excluded.status",
+        )
+        .bind(id)
+        .bind(to_json(status))
+        .execute(&self.pool)
+        .await
+        .context(|| format!("could not save the sync status of calendar {id}"))?;
+        Ok(())
+    }
+
+    async fn sync_status(&self, calendar_id: CalendarId) -> Result<Option<SyncStatus>, StoreError> {
+        let row = sqlx::query("SELECT status FROM sync_status WHERE calendar_id = ?")
+            .bind(calendar_id)
+            .fetch_optional(&self.pool)
+            .await
+            .context(|| format!("could not read the sync status of calendar {calendar_id}"))?;
+        row.map(|r| {
+            let json: String = r.get("status");
+            serde_json::from_str(&json).map_err(|e| corrupt(format!("the sync status of calendar {calendar_id}"), e))
+        })
+        .transpose()
+    }
+
+    async fn sync_statuses(&self) -> Result<Vec<SyncStatus>, StoreError> {
+        sqlx::query("SELECT calendar_id, status FROM sync_status ORDER BY calendar_id")
+            .fetch_all(&self.pool)
+            .await
+            .context(|| "could not list sync statuses".into())?
+            .iter()
+            .map(|r| {
+                let id: i64 = r.get("calendar_id");
+                let json: String = r.get("status");
+                serde_json::from_str(&json).map_err(|e| corrupt(format!("the sync status of calendar {id}"), e))
+            })
+            .collect()
     }
 
     // --- sync state ----------------------------------------------------------------------
@@ -884,6 +1349,7 @@ impl Store for SqliteStore {
                 }
                 Write::PutRecord(r) => stats.records += put_record(&mut tx, calendar_id, r).await?,
                 Write::RemoveRecord(id) => stats.records += remove_record(&mut tx, calendar_id, id).await?,
+                Write::Notify(n) => insert_notifications(&mut tx, std::slice::from_ref(n)).await?,
             }
         }
         stats.cursors += update_cursor(&mut tx, calendar_id, cursor).await?;
