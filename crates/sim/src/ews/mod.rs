@@ -147,19 +147,19 @@ pub(crate) async fn handler(State(sim): State<Simulator>, headers: HeaderMap, bo
     let limits = Limits { max_bytes: 8 * 1024 * 1024, max_nodes: 1_000_000 };
     let text = match xml::decode(&body, limits) {
         Ok(t) => t,
-        Err(e) => return fault("ErrorSchemaValidation", &format!("The request failed schema validation: {e}"), None),
+        Err(e) => return schema_fault(e).into_response(),
     };
     let doc = match xml::parse(text, limits) {
         Ok(d) => d,
-        Err(e) => return fault("ErrorSchemaValidation", &format!("The request failed schema validation: {e}"), None),
+        Err(e) => return schema_fault(e).into_response(),
     };
     let env = match envelope::split(&doc) {
         Ok(e) => e,
-        Err(e) => return fault("ErrorSchemaValidation", &format!("The request failed schema validation: {e}"), None),
+        Err(e) => return schema_fault(e).into_response(),
     };
     let header = match RequestHeader::parse(env.header) {
         Ok(h) => h,
-        Err(e) => return fault("ErrorSchemaValidation", &format!("The request failed schema validation: {e}"), None),
+        Err(e) => return schema_fault(e).into_response(),
     };
     let acting_as = match &header.impersonation {
         None => None,
@@ -220,7 +220,7 @@ pub(crate) async fn handler(State(sim): State<Simulator>, headers: HeaderMap, bo
                 }),
             )
         }
-        Err(f) => fault(f.code, &f.message, None),
+        Err(f) => f.into_response(),
     }
 }
 
@@ -231,7 +231,13 @@ pub(crate) struct SoapFault {
     pub message: String,
 }
 
-/// A request body that did not parse as the operation: the fault Exchange gives.
+impl SoapFault {
+    fn into_response(self) -> Response {
+        fault(self.code, &self.message, None)
+    }
+}
+
+/// A request that did not parse (XML, envelope or operation): the fault Exchange gives.
 pub(crate) fn schema_fault(e: xml::WireError) -> SoapFault {
     SoapFault { code: "ErrorSchemaValidation", message: format!("The request failed schema validation: {e}") }
 }
