@@ -36,7 +36,7 @@ pub(crate) fn handle(ctx: &Ctx, body: Node<'_, '_>, w: &mut XmlWriter) -> Result
         };
         if !item.is_calendar_item() {
             messages.push(Message::error(
-                "ErrorInvalidItemForOperation",
+                "ErrorInvalidRequest",
                 format!("The simulator creates calendar items only, not {}.", item.element),
             ));
             continue;
