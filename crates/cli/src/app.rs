@@ -14,6 +14,7 @@ use calbridge_core::policy::{present, FreeBusyPolicy};
 use calbridge_core::remote::Remote;
 use calbridge_core::store::{NewCalendar, NewConnection, Store};
 use calbridge_engine::{CalendarReport, Engine, EngineConfig, SyncSummary};
+use calbridge_ews::{EwsConnector, EwsOptions, EwsRemote};
 use calbridge_graph::client::{GraphClient, GraphOptions};
 use calbridge_graph::remote::GraphRemote;
 
@@ -76,10 +77,17 @@ impl App {
     }
 }
 
-/// A connection's adapter, plus the client for request counting.
+/// A connection's adapter, plus its count of requests sent to Exchange.
 pub struct Adapter {
     pub remote: Arc<dyn Remote>,
-    pub client: GraphClient,
+    requests: Box<dyn Fn() -> u64 + Send + Sync>,
+}
+
+impl Adapter {
+    /// Requests sent to Exchange so far (token requests not included).
+    pub fn requests(&self) -> u64 {
+        (self.requests)()
+    }
 }
 
 pub fn adapter(c: &ConnectionConfig, installation_id: &str) -> Result<Adapter> {
@@ -89,7 +97,21 @@ pub fn adapter(c: &ConnectionConfig, installation_id: &str) -> Result<Adapter> {
             let secret = c.secret.clone().map_err(anyhow::Error::msg)?;
             let client = GraphClient::new(g, secret, options)
                 .with_context(|| format!("cannot set up the Graph client of connection {:?}", c.name))?;
-            Ok(Adapter { remote: Arc::new(GraphRemote::new(client.clone())), client })
+            Ok(Adapter {
+                remote: Arc::new(GraphRemote::new(client.clone())),
+                requests: Box::new(move || client.requests()),
+            })
+        }
+        ConnectionSettings::Ews(e) => {
+            let options = EwsOptions { installation_id: installation_id.to_string(), ..EwsOptions::default() };
+            let secret = c.secret.clone().map_err(anyhow::Error::msg)?;
+            let client = EwsConnector::new(options)
+                .client(e, secret)
+                .with_context(|| format!("cannot set up the EWS client of connection {:?}", c.name))?;
+            Ok(Adapter {
+                remote: Arc::new(EwsRemote::new(client.clone())),
+                requests: Box::new(move || client.requests()),
+            })
         }
     }
 }
@@ -210,7 +232,7 @@ pub async fn sync(config: Option<&Path>, args: SyncArgs) -> Result<()> {
             }
             all.extend(reports);
         }
-        println!("  requests to Exchange: {}", ad.client.requests());
+        println!("  requests to Exchange: {}", ad.requests());
     }
     if !matched {
         bail!(

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
-use calbridge_core::model::{CalendarKind, ConnectionSettings, GraphSettings, Secret};
+use calbridge_core::model::{
+    CalendarKind, ConnectionSettings, EwsAuth, EwsSettings, GraphSettings, Secret, EWS_DEFAULT_MAX_CONNECTIONS,
+};
 use calbridge_core::planner::DeleteGuard;
 use calbridge_core::policy::FreeBusyPolicy;
 
@@ -15,6 +17,10 @@ pub const DEFAULT_CONFIG: &str = "calbridge.toml";
 pub const DEFAULT_STORE: &str = "sqlite://calbridge.db";
 pub const DEFAULT_AUTHORITY: &str = "https://login.microsoftonline.com";
 pub const DEFAULT_GRAPH: &str = "https://graph.microsoft.com";
+pub const DEFAULT_EWS_VERSION: &str = "Exchange2016";
+/// The `RequestServerVersion` values calbridge accepts for `version`.
+pub const EWS_VERSIONS: &[&str] =
+    &["Exchange2010", "Exchange2010_SP1", "Exchange2010_SP2", "Exchange2013", "Exchange2013_SP1", "Exchange2016"];
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -52,6 +58,15 @@ struct RawConnection {
     client_secret_env: Option<String>,
     authority_url: Option<String>,
     graph_url: Option<String>,
+    url: Option<String>,
+    version: Option<String>,
+    auth: Option<String>,
+    username: Option<String>,
+    password: Option<Secret>,
+    password_env: Option<String>,
+    impersonation: Option<bool>,
+    max_connections: Option<u32>,
+    ca_file: Option<String>,
     default_organizer: Option<String>,
     max_threads: Option<u32>,
 }
@@ -220,42 +235,16 @@ impl Config {
             if !names.insert(c.name.clone()) {
                 bail!("configuration error at connections[{i}].name: {:?} is used twice. Fix: connection names must be unique", c.name);
             }
-            if c.kind != "graph" {
-                bail!(
-                    "configuration error at {}: {:?} is not a known kind. Fix: use kind = \"graph\" (Exchange Online over Microsoft Graph); \
-                     EWS connections come with the on-premises connector",
-                    at("kind"),
-                    c.kind
-                );
-            }
             let need = |v: Option<String>, key: &str, example: &str| -> Result<String> {
                 match v.filter(|s| !s.trim().is_empty()) {
-                    Some(s) => Ok(s),
+                    Some(s) => Ok(s.trim().to_string()),
                     None => {
                         bail!("configuration error at {}: missing. Fix: set it, for example {key} = {example}", at(key))
                     }
                 }
             };
-            let tenant_id =
-                need(c.tenant_id, "tenant_id", "\"contoso.onmicrosoft.com\" (the directory id or a verified domain)")?;
-            let client_id = need(
-                c.client_id,
-                "client_id",
-                "\"00000000-0000-0000-0000-000000000000\" (the app registration's Application (client) ID)",
-            )?;
-            let env_key = c.client_secret_env.clone().unwrap_or_else(|| secret_env_name(&c.name));
-            // Checked when the connection is used: reading the store needs no secret.
-            let secret = match (env(&env_key), c.client_secret) {
-                (Some(v), _) => Ok(Secret::new(v)),
-                (None, Some(v)) if !v.is_empty() => Ok(v),
-                _ => Err(format!(
-                    "configuration error at {}: no client secret. Fix: set the environment variable {env_key}, \
-                     or client_secret in the file (keep the file private)",
-                    at("client_secret")
-                )),
-            };
             let url = |v: Option<String>, key: &str, default: &str| -> Result<String> {
-                let u = v.unwrap_or_else(|| default.into()).trim_end_matches('/').to_string();
+                let u = v.unwrap_or_else(|| default.into()).trim().trim_end_matches('/').to_string();
                 if !(u.starts_with("https://") || u.starts_with("http://")) {
                     bail!(
                         "configuration error at {}: {u:?} is not a URL. Fix: use an https:// URL (default {default})",
@@ -263,6 +252,129 @@ impl Config {
                     );
                 }
                 Ok(u)
+            };
+            let env_key = |own: &Option<String>| own.clone().unwrap_or_else(|| secret_env_name(&c.name));
+            // Checked when the connection is used: reading the store needs no secret.
+            let secret_from =
+                |env_key: String, inline: Option<Secret>, key: &str, what: &str| match (env(&env_key), inline) {
+                    (Some(v), _) => Ok(Secret::new(v)),
+                    (None, Some(v)) if !v.is_empty() => Ok(v),
+                    _ => Err(format!(
+                        "configuration error at {}: no {what}. Fix: set the environment variable {env_key}, \
+                     or {key} in the file (keep the file private)",
+                        at(key)
+                    )),
+                };
+            let ews_only = [
+                ("url", c.url.is_some()),
+                ("version", c.version.is_some()),
+                ("auth", c.auth.is_some()),
+                ("username", c.username.is_some()),
+                ("password", c.password.is_some()),
+                ("password_env", c.password_env.is_some()),
+                ("impersonation", c.impersonation.is_some()),
+                ("max_connections", c.max_connections.is_some()),
+                ("ca_file", c.ca_file.is_some()),
+            ];
+            let (settings, secret) = match c.kind.as_str() {
+                "graph" => {
+                    if let Some((key, _)) = ews_only.iter().find(|(_, set)| *set) {
+                        bail!(
+                            "configuration error at {}: only EWS connections have it. Fix: remove it, or use kind = \"ews\"",
+                            at(key)
+                        );
+                    }
+                    let tenant_id = need(
+                        c.tenant_id.clone(),
+                        "tenant_id",
+                        "\"contoso.onmicrosoft.com\" (the directory id or a verified domain)",
+                    )?;
+                    let client_id = need(
+                        c.client_id.clone(),
+                        "client_id",
+                        "\"00000000-0000-0000-0000-000000000000\" (the app registration's Application (client) ID)",
+                    )?;
+                    let settings = ConnectionSettings::Graph(GraphSettings {
+                        tenant_id,
+                        client_id,
+                        authority_url: url(c.authority_url.clone(), "authority_url", DEFAULT_AUTHORITY)?,
+                        graph_url: url(c.graph_url.clone(), "graph_url", DEFAULT_GRAPH)?,
+                    });
+                    let secret =
+                        secret_from(env_key(&c.client_secret_env), c.client_secret.clone(), "client_secret", "client secret");
+                    (settings, secret)
+                }
+                "ews" => {
+                    if c.graph_url.is_some() {
+                        bail!("configuration error at {}: EWS connections have url instead. Fix: remove graph_url", at("graph_url"));
+                    }
+                    let ews_url = url(
+                        Some(need(c.url.clone(), "url", "\"https://mail.contoso.com/EWS/Exchange.asmx\"")?),
+                        "url",
+                        "https://mail.contoso.com/EWS/Exchange.asmx",
+                    )?;
+                    let auth = match c.auth.as_deref().map(str::trim).unwrap_or("ntlm") {
+                        "basic" => EwsAuth::Basic,
+                        "ntlm" => EwsAuth::Ntlm,
+                        "oauth2" => EwsAuth::Oauth2,
+                        other => bail!(
+                            "configuration error at {}: {other:?} is not an EWS authentication method. \
+                             Fix: use \"ntlm\" (default, Exchange Server), \"basic\" or \"oauth2\" (Exchange Online)",
+                            at("auth")
+                        ),
+                    };
+                    let version = c.version.clone().map(|v| v.trim().to_string()).unwrap_or_else(|| DEFAULT_EWS_VERSION.into());
+                    if !EWS_VERSIONS.contains(&version.as_str()) {
+                        bail!(
+                            "configuration error at {}: {version:?} is not an EWS version calbridge speaks. Fix: use one of {} \
+                             (Exchange2013_SP1 for Exchange 2013, Exchange2016 for 2016, 2019 and Subscription Edition)",
+                            at("version"),
+                            EWS_VERSIONS.join(", ")
+                        );
+                    }
+                    let max_connections = c.max_connections.unwrap_or(EWS_DEFAULT_MAX_CONNECTIONS);
+                    if max_connections == 0 || max_connections > 256 {
+                        bail!(
+                            "configuration error at {}: {max_connections} is out of range. Fix: use 1 to 256 (default 27, Exchange's EWSMaxConcurrency)",
+                            at("max_connections")
+                        );
+                    }
+                    let (username, tenant_id, client_id, secret) = match auth {
+                        EwsAuth::Basic | EwsAuth::Ntlm => (
+                            need(c.username.clone(), "username", "\"CONTOSO\\\\svc-calbridge\" (the service account)")?,
+                            String::new(),
+                            String::new(),
+                            secret_from(env_key(&c.password_env), c.password.clone(), "password", "password"),
+                        ),
+                        EwsAuth::Oauth2 => (
+                            String::new(),
+                            need(c.tenant_id.clone(), "tenant_id", "\"contoso.onmicrosoft.com\"")?,
+                            need(c.client_id.clone(), "client_id", "\"00000000-0000-0000-0000-000000000000\"")?,
+                            secret_from(env_key(&c.client_secret_env), c.client_secret.clone(), "client_secret", "client secret"),
+                        ),
+                    };
+                    let settings = ConnectionSettings::Ews(EwsSettings {
+                        url: ews_url,
+                        version,
+                        auth,
+                        username,
+                        impersonation: c.impersonation.unwrap_or(true),
+                        tenant_id,
+                        client_id,
+                        authority_url: match auth {
+                            EwsAuth::Oauth2 => url(c.authority_url.clone(), "authority_url", DEFAULT_AUTHORITY)?,
+                            _ => String::new(),
+                        },
+                        max_connections,
+                        ca_file: c.ca_file.clone().filter(|f| !f.trim().is_empty()),
+                    });
+                    (settings, secret)
+                }
+                other => bail!(
+                    "configuration error at {}: {other:?} is not a known kind. Fix: use kind = \"graph\" (Exchange Online over \
+                     Microsoft Graph) or kind = \"ews\" (Exchange Server, or Exchange Online, over EWS)",
+                    at("kind")
+                ),
             };
             let max_threads = c.max_threads.unwrap_or(4);
             if max_threads == 0 || max_threads > 64 {
@@ -272,12 +384,7 @@ impl Config {
                 );
             }
             connections.push(ConnectionConfig {
-                settings: ConnectionSettings::Graph(GraphSettings {
-                    tenant_id,
-                    client_id,
-                    authority_url: url(c.authority_url, "authority_url", DEFAULT_AUTHORITY)?,
-                    graph_url: url(c.graph_url, "graph_url", DEFAULT_GRAPH)?,
-                }),
+                settings,
                 name: c.name,
                 secret,
                 default_organizer: c.default_organizer.map(|s| s.to_ascii_lowercase()),
@@ -415,7 +522,7 @@ busy_only = true
         assert_eq!(c.calendars[0].email, "room1@contoso.example");
         assert_eq!(c.calendars[0].connection, "contoso");
         assert_eq!(c.connections[0].default_organizer.as_deref(), Some("scheduler@contoso.example"));
-        let ConnectionSettings::Graph(g) = &c.connections[0].settings;
+        let ConnectionSettings::Graph(g) = &c.connections[0].settings else { panic!("a graph connection") };
         assert_eq!(g.authority_url, DEFAULT_AUTHORITY);
         assert_eq!(c.connections[0].secret.as_ref().unwrap().expose(), "s3cret");
         assert!(!format!("{:?}", c).contains("s3cret"), "secrets must not appear in Debug output");
@@ -466,6 +573,50 @@ busy_only = true
         let e = Config::parse(&bad, &no_env).unwrap_err().to_string();
         assert!(e.contains("line 11"), "{e}");
         assert!(!e.contains("s3cret"), "a syntax error must not quote the secret: {e}");
+    }
+
+    const EWS: &str = r#"
+[[connections]]
+name = "fabrikam-onprem"
+kind = "ews"
+url = "https://mail.fabrikam.example/EWS/Exchange.asmx"
+username = "FABRIKAM\\svc-calbridge"
+password = "pa55"
+"#;
+
+    #[test]
+    fn an_ews_connection_parses_with_defaults() {
+        let c = Config::parse(EWS, &no_env).unwrap();
+        let ConnectionSettings::Ews(e) = &c.connections[0].settings else { panic!("an ews connection") };
+        assert_eq!(e.url, "https://mail.fabrikam.example/EWS/Exchange.asmx");
+        assert_eq!(
+            (e.auth, e.version.as_str(), e.impersonation, e.max_connections),
+            (EwsAuth::Ntlm, "Exchange2016", true, 27)
+        );
+        assert_eq!(e.username, "FABRIKAM\\svc-calbridge");
+        assert_eq!(c.connections[0].secret.as_ref().unwrap().expose(), "pa55");
+        let env = |k: &str| (k == "CALBRIDGE_FABRIKAM_ONPREM_CLIENT_SECRET").then(|| "from-env".to_string());
+        assert_eq!(Config::parse(EWS, &env).unwrap().connections[0].secret.as_ref().unwrap().expose(), "from-env");
+    }
+
+    #[test]
+    fn ews_errors_name_the_key_and_the_fix() {
+        let e = Config::parse(&EWS.replace("kind = \"ews\"", "kind = \"ews\"\nauth = \"kerberos\""), &no_env)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("connections[0] (fabrikam-onprem).auth") && e.contains("\"ntlm\""), "{e}");
+        let e = Config::parse(&EWS.replace("kind = \"ews\"", "kind = \"ews\"\nversion = \"Exchange2019\""), &no_env)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(".version") && e.contains("Exchange2016"), "{e}");
+        let e = Config::parse(&EWS.replace("username = \"FABRIKAM\\\\svc-calbridge\"\n", ""), &no_env)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(".username: missing"), "{e}");
+        let e = Config::parse(&EWS.replace("kind = \"ews\"", "kind = \"graph\""), &no_env).unwrap_err().to_string();
+        assert!(e.contains(".url: only EWS connections have it"), "{e}");
+        let e = Config::parse(&EWS.replace("https://mail", "ftp://mail"), &no_env).unwrap_err().to_string();
+        assert!(e.contains(".url") && !e.contains("pa55"), "{e}");
     }
 
     #[test]

@@ -29,6 +29,16 @@ pub struct DemoArgs {
     /// Start from scratch: delete the database and the simulator state first.
     #[arg(long)]
     fresh: bool,
+    /// The protocol calbridge speaks to the simulator: `graph` (Exchange Online's Microsoft
+    /// Graph) or `ews` (Exchange Server's EWS, NTLM-signed in with impersonation).
+    #[arg(long, value_enum, default_value_t = Protocol::Graph)]
+    protocol: Protocol,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Protocol {
+    Graph,
+    Ews,
 }
 
 const CONNECTION: &str = "contoso-demo";
@@ -65,7 +75,13 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     }
     let resumed = db.exists() && state_file.exists();
 
-    println!("calbridge demo: a simulated Exchange Online, an embedded SQLite store, one command\n");
+    println!(
+        "calbridge demo: a simulated {}, an embedded SQLite store, one command\n",
+        match args.protocol {
+            Protocol::Graph => "Exchange Online (Microsoft Graph)",
+            Protocol::Ews => "Exchange Server (EWS)",
+        }
+    );
     let sim = if resumed {
         calbridge_sim::Simulator::load_state(&state_file).with_context(|| {
             format!("cannot load the simulator state {}; run with --fresh to start over", state_file.display())
@@ -82,29 +98,41 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     );
 
     let organizer = sim.organizer().unwrap_or_else(|| format!("scheduler@{}", creds.tenant_domain));
+    let connection = match args.protocol {
+        Protocol::Graph => format!(
+            "kind = \"graph\"\ntenant_id = \"{}\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\nauthority_url = \"{}\"\ngraph_url = \"{}\"\n",
+            creds.tenant_domain,
+            creds.client_id,
+            creds.client_secret,
+            running.authority_url(),
+            running.graph_url()
+        ),
+        Protocol::Ews => {
+            let account = sim
+                .ews_accounts()
+                .into_iter()
+                .find(|a| a.impersonation)
+                .context("the simulator's scenario has no EWS service account with impersonation")?;
+            format!(
+                "kind = \"ews\"\nurl = \"{}\"\nauth = \"basic\"\nusername = {:?}\npassword = {:?}\nimpersonation = true\n",
+                running.ews_url(),
+                account.username,
+                account.password
+            )
+        }
+    };
     let text = format!(
         r#"installation_id = "demo"
 store = "sqlite://{db}"
 [[connections]]
 name = "{CONNECTION}"
-kind = "graph"
-tenant_id = "{tenant}"
-client_id = "{client}"
-client_secret = "{secret}"
-authority_url = "{authority}"
-graph_url = "{graph}"
-default_organizer = "{organizer}"
+{connection}default_organizer = "{organizer}"
 max_threads = 8
 [[sites]]
 name = "{SITE}"
 connection = "{CONNECTION}"
 "#,
         db = db.display(),
-        tenant = creds.tenant_domain,
-        client = creds.client_id,
-        secret = creds.client_secret,
-        authority = running.authority_url(),
-        graph = running.graph_url(),
         organizer = organizer,
     );
     let mut text = text;
@@ -124,8 +152,12 @@ connection = "{CONNECTION}"
     let calendars = app.store.calendars(Some(conn.id)).await?;
     let count = |k: CalendarKind| calendars.iter().filter(|c| c.kind == k).count();
     println!(
-        "2. Store {} — connection {CONNECTION:?} (Microsoft Graph), {} mailboxes linked: {} people, {} rooms, {} equipment",
+        "2. Store {} — connection {CONNECTION:?} ({}), {} mailboxes linked: {} people, {} rooms, {} equipment",
         db.display(),
+        match args.protocol {
+            Protocol::Graph => "Microsoft Graph",
+            Protocol::Ews => "EWS, NTLM with impersonation",
+        },
         calendars.len(),
         count(CalendarKind::Person),
         count(CalendarKind::Room),
@@ -246,7 +278,7 @@ connection = "{CONNECTION}"
     );
     println!(
         "  requests         {} to the simulated Exchange ({} throttled)",
-        ad.client.requests(),
+        ad.requests(),
         sim.stats().throttled_429
     );
     println!("  duration         {:.1}s", started.elapsed().as_secs_f64());

@@ -70,14 +70,75 @@ impl fmt::Display for EventId {
 pub enum ConnectionSettings {
     /// Exchange Online over Microsoft Graph, application permissions (client credentials).
     Graph(GraphSettings),
+    /// Exchange Server 2013–2019 and Subscription Edition (or Exchange Online) over EWS.
+    Ews(EwsSettings),
 }
 
 impl ConnectionSettings {
     pub fn kind(&self) -> &'static str {
         match self {
             ConnectionSettings::Graph(_) => "graph",
+            ConnectionSettings::Ews(_) => "ews",
         }
     }
+}
+
+/// How an EWS connection signs in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EwsAuth {
+    /// HTTP Basic with the service account's password (over TLS only, in production).
+    Basic,
+    /// NTLMv2 with the service account's password; it authenticates a TCP connection,
+    /// which calbridge then keeps.
+    Ntlm,
+    /// OAuth2 client credentials (Exchange Online): an app token for
+    /// `https://outlook.office365.com/.default`; the secret is the client secret.
+    Oauth2,
+}
+
+impl EwsAuth {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EwsAuth::Basic => "basic",
+            EwsAuth::Ntlm => "ntlm",
+            EwsAuth::Oauth2 => "oauth2",
+        }
+    }
+}
+
+/// Exchange's default `EWSMaxConcurrency`: concurrent connections a caller may hold open to
+/// one EWS server.
+pub const EWS_DEFAULT_MAX_CONNECTIONS: u32 = 27;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EwsSettings {
+    /// The EWS endpoint, `https://mail.contoso.com/EWS/Exchange.asmx` (no autodiscover).
+    pub url: String,
+    /// `RequestServerVersion`: `Exchange2013_SP1`, `Exchange2016`, ...
+    pub version: String,
+    pub auth: EwsAuth,
+    /// The service account for `basic` and `ntlm`: `user`, `DOMAIN\user` or `user@domain`.
+    #[serde(default)]
+    pub username: String,
+    /// Act as each linked mailbox through `ExchangeImpersonation` (the service account holds
+    /// the ApplicationImpersonation role). When false, calbridge opens the mailboxes by
+    /// delegation (Full Access or calendar folder permissions).
+    pub impersonation: bool,
+    /// For `oauth2`: directory (tenant) id or verified domain.
+    #[serde(default)]
+    pub tenant_id: String,
+    /// For `oauth2`: application (client) id.
+    #[serde(default)]
+    pub client_id: String,
+    /// For `oauth2`: the identity platform, `https://login.microsoftonline.com` by default.
+    #[serde(default)]
+    pub authority_url: String,
+    /// Concurrent connections to this EWS server, shared by every connection to it.
+    pub max_connections: u32,
+    /// A PEM file of CA certificates to trust besides the public roots (an on-premises PKI).
+    #[serde(default)]
+    pub ca_file: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -12,6 +12,17 @@
 //! | `wire/envelope.rs` | the SOAP envelope: `RequestServerVersion`, `ExchangeImpersonation`, `TimeZoneContext`, `ServerVersionInfo`, faults, response-message status |
 //! | `wire/types.rs` | `ItemId`, folder references, `Mailbox`, `Attendee`, `CalendarItem` (as [`wire::types::Item`]), `Recurrence`, extended properties, property paths and shapes |
 //! | `wire/ops/*.rs` | one file per operation: FindItem, GetItem, SyncFolderItems, CreateItem, UpdateItem, DeleteItem, GetUserAvailability, GetRoomLists, GetRooms, ResolveNames, GetFolder, ConvertId |
+//! | `transport.rs` | HTTP/1.1 on connections calbridge holds itself (NTLM signs in a connection), TLS with rustls, the per-server concurrency limit |
+//! | `ntlm.rs` | the NTLMv2 negotiate and authenticate messages |
+//! | `oauth.rs` | app-only tokens for `https://outlook.office365.com/.default` |
+//! | `client.rs` | [`client::EwsClient`]: the envelope headers (version, impersonation, UTC time zone context, `X-AnchorMailbox`), `ErrorServerBusy` back-off, one method per operation |
+//! | `error.rs` | [`error::EwsError`] and its classification into the engine's `RemoteError`, with hints that name the missing role or right |
+//! | `convert.rs` | calendar items ↔ calbridge's `EventData`; the provenance extended property |
+//! | `remote.rs` | [`remote::EwsRemote`], the `Remote` seam: SyncFolderItems + GetItem, CreateItem, UpdateItem, DeleteItem |
+//! | `connector.rs` | [`connector::EwsConnector`]: adapters for stored connections and the connection test |
+//!
+//! The adapter depends on calbridge-core (the model and the `Remote` seam) and, for the
+//! identity platform's token client and the Windows time-zone table, on calbridge-graph.
 //!
 //! The wire module depends on nothing of calbridge's, so the simulator compiles the same
 //! files (it must not depend on calbridge-core). Each type can be written and parsed: the
@@ -26,6 +37,18 @@
 //! resolves them, refuses DTDs by default (no entity expansion, so no billion-laughs) and
 //! enforces a node limit; quick-xml's serde layer matches prefixed names instead.
 
+pub mod client;
+pub mod connector;
+pub mod convert;
+pub mod error;
+mod ntlm;
+pub mod oauth;
+pub mod remote;
 #[doc(hidden)]
 pub mod testing;
+pub mod transport;
 pub mod wire;
+
+pub use client::{EwsClient, EwsOptions};
+pub use connector::EwsConnector;
+pub use remote::EwsRemote;

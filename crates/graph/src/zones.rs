@@ -166,6 +166,20 @@ pub fn resolve(name: &str) -> Option<Tz> {
     WINDOWS_ZONES.iter().find(|(w, _)| w.eq_ignore_ascii_case(name)).and_then(|(_, iana)| Tz::from_str(iana).ok())
 }
 
+/// The Windows zone id for a zone name (a Windows id as it is, an IANA name through CLDR's
+/// territory-001 mapping, UTC as `UTC`); `None` for a zone with no Windows id of its own.
+pub fn windows_name(name: &str) -> Option<&'static str> {
+    let name = name.trim();
+    if name.is_empty() || name.eq_ignore_ascii_case("UTC") || name.eq_ignore_ascii_case("Etc/UTC") {
+        return Some("UTC");
+    }
+    WINDOWS_ZONES
+        .iter()
+        .find(|(w, _)| w.eq_ignore_ascii_case(name))
+        .or_else(|| WINDOWS_ZONES.iter().find(|(_, iana)| iana.eq_ignore_ascii_case(name)))
+        .map(|(w, _)| *w)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,6 +190,15 @@ mod tests {
             assert!(Tz::from_str(iana).is_ok(), "{w} -> {iana} is not in chrono-tz");
             assert!(resolve(w).is_some());
         }
+    }
+
+    #[test]
+    fn windows_names_of_iana_and_windows_zones() {
+        assert_eq!(windows_name("Europe/Berlin"), Some("W. Europe Standard Time"));
+        assert_eq!(windows_name("w. europe standard time"), Some("W. Europe Standard Time"));
+        assert_eq!(windows_name("UTC"), Some("UTC"));
+        assert_eq!(windows_name("America/Los_Angeles"), Some("Pacific Standard Time"));
+        assert_eq!(windows_name("Mars/Olympus"), None);
     }
 
     #[test]

@@ -104,8 +104,8 @@ pub use error::SimError;
 pub use faults::{FailFault, FaultRequest, Faults, SimStats, ThrottleFault};
 pub use outlook::{NewEvent, Outlook};
 pub use scenario::{
-    AppSpec, AttendeeSpec, EventSpec, GenerateSpec, MailboxKind, MailboxSpec, RecurrenceSpec, Scenario, TenantSpec,
-    DEMO_TOML,
+    AppSpec, AttendeeSpec, EventSpec, EwsAccountSpec, GenerateSpec, MailboxKind, MailboxSpec, RecurrenceSpec, Scenario,
+    TenantSpec, DEMO_TOML,
 };
 pub use server::RunningSim;
 pub use tls::SimTls;
@@ -310,6 +310,11 @@ impl Simulator {
             client_id: app.client_id.clone(),
             client_secret: app.client_secret.clone(),
         }
+    }
+
+    /// The scenario's EWS sign-ins (service accounts and people's own accounts).
+    pub fn ews_accounts(&self) -> Vec<EwsAccountSpec> {
+        self.inner.scenario.ews_accounts.clone()
     }
 
     /// Fault injection.

@@ -453,6 +453,11 @@ impl RunningSim {
         self.base_url.clone()
     }
 
+    /// The EWS endpoint.
+    pub fn ews_url(&self) -> String {
+        format!("{}/EWS/Exchange.asmx", self.base_url)
+    }
+
     /// Stops accepting, lets open requests finish (up to 5 s) and waits for the task.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {

@@ -53,10 +53,12 @@ pub(crate) fn handle(ctx: &Ctx, body: Node<'_, '_>, w: &mut XmlWriter) -> Result
         let has_attendees = event.attendees.as_ref().is_some_and(|a| !a.is_empty());
         match state.create_event(&mb.key, event, now) {
             Ok((id, created)) => {
+                // The change key of the item as saved: resources answer afterwards (Exchange's
+                // booking attendant works asynchronously), which changes it again.
+                let ck = state.event(&mb.key, &id).and_then(|e| e.event.change_key.clone());
                 if created && has_attendees && invite {
                     booking::sync_meeting(&mut state, &mb.key, &id, true, now);
                 }
-                let ck = state.event(&mb.key, &id).and_then(|e| e.event.change_key.clone());
                 messages
                     .push(Message::ok(vec![Item { item_id: Some(ItemId::new(ews_id(&id), ck)), ..Item::calendar() }]));
             }

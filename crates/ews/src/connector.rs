@@ -1,0 +1,170 @@
+//! [`EwsConnector`]: EWS adapters for stored connections, and the connection test.
+//!
+//! The test runs, in order, stopping at the first failure that makes the rest meaningless:
+//! - `settings`: the URL, version, account and CA file make a client;
+//! - `token` (oauth2): the identity platform issues an app token for EWS;
+//! - `credentials` (basic, ntlm): the server accepts the service account (GetRoomLists, an
+//!   operation any signed-in account may call);
+//! - `mailbox.<kind>` per probe (person, room, equipment, the default organizer): the
+//!   mailbox's calendar opens — by impersonation or delegation, as configured. A refusal
+//!   names the role or right to grant.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use calbridge_core::connector::{Check, Connector, Probe};
+use calbridge_core::model::{Connection, ConnectionSettings, EwsAuth, EwsSettings, Secret};
+use calbridge_core::remote::{Remote, RemoteError};
+
+use crate::client::{EwsClient, EwsOptions};
+use crate::error::EwsError;
+use crate::oauth::EwsTokens;
+use crate::remote::EwsRemote;
+use crate::transport::TokenSource;
+
+/// Builds EWS clients; `options` apply to every connection.
+#[derive(Clone, Debug, Default)]
+pub struct EwsConnector {
+    pub options: EwsOptions,
+}
+
+impl EwsConnector {
+    pub fn new(options: EwsOptions) -> Self {
+        EwsConnector { options }
+    }
+
+    /// A client for `settings` (with a token source for oauth2).
+    pub fn client(&self, settings: &EwsSettings, secret: Secret) -> Result<EwsClient, EwsError> {
+        let tokens: Option<Arc<dyn TokenSource>> = match settings.auth {
+            EwsAuth::Oauth2 => Some(EwsTokens::new(settings, secret.clone())?),
+            _ => None,
+        };
+        EwsClient::new(settings, secret, tokens, self.options.clone())
+    }
+}
+
+fn settings_of(connection: &Connection) -> Result<&EwsSettings, RemoteError> {
+    match &connection.settings {
+        ConnectionSettings::Ews(s) => Ok(s),
+        other => Err(RemoteError::Permanent(format!(
+            "connection {:?} is of kind {}, not ews",
+            connection.name,
+            other.kind()
+        ))),
+    }
+}
+
+fn hint_of(e: &RemoteError) -> String {
+    match e {
+        RemoteError::Auth { hint, .. } => hint.clone(),
+        RemoteError::NotFound(_) => {
+            "no such mailbox in the organisation: check the address (its primary SMTP address)".into()
+        }
+        RemoteError::Transient(_) => {
+            "the server did not answer: check the EWS url, DNS, the firewall, and that the server's certificate is \
+             trusted (ca_file for an internal CA)"
+                .into()
+        }
+        RemoteError::Throttled { .. } => "the server is throttling calbridge: try again in a few minutes".into(),
+        _ => "see the detail for what Exchange answered".into(),
+    }
+}
+
+#[async_trait]
+impl Connector for EwsConnector {
+    fn kind(&self) -> &'static str {
+        "ews"
+    }
+
+    fn remote(&self, connection: &Connection, secret: Secret) -> Result<Arc<dyn Remote>, RemoteError> {
+        let settings = settings_of(connection)?;
+        let client = self.client(settings, secret).map_err(|e| e.classify())?;
+        Ok(Arc::new(EwsRemote::new(client)))
+    }
+
+    async fn diagnose(&self, connection: &Connection, secret: Secret, probes: &[Probe]) -> Vec<Check> {
+        let mut checks = Vec::new();
+        let settings = match settings_of(connection) {
+            Ok(s) => s,
+            Err(e) => {
+                checks.push(Check::fail("settings", e.to_string(), "create the connection with kind ews"));
+                return checks;
+            }
+        };
+        let tokens = match settings.auth {
+            EwsAuth::Oauth2 => match EwsTokens::new(settings, secret.clone()) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    checks.push(Check::fail("settings", e.to_string(), "fix the setting the message names"));
+                    return checks;
+                }
+            },
+            _ => None,
+        };
+        let client = match EwsClient::new(
+            settings,
+            secret,
+            tokens.clone().map(|t| t as Arc<dyn TokenSource>),
+            self.options.clone(),
+        ) {
+            Ok(c) => c,
+            Err(e) => {
+                checks.push(Check::fail("settings", e.to_string(), "fix the setting the message names"));
+                return checks;
+            }
+        };
+        checks.push(Check::pass(
+            "settings",
+            format!("{} with {} authentication, version {}", settings.url, settings.auth.as_str(), settings.version),
+        ));
+        let signed_in = match &tokens {
+            Some(t) => match t.token().await {
+                Ok(_) => {
+                    checks.push(Check::pass("token", "the identity platform issued an app token for EWS"));
+                    true
+                }
+                Err(e) => {
+                    let e = e.classify();
+                    checks.push(Check::fail("token", e.to_string(), hint_of(&e)));
+                    false
+                }
+            },
+            None => match client.room_lists().await {
+                Err(e @ (EwsError::Unauthorized { .. } | EwsError::Transport { .. } | EwsError::Config { .. })) => {
+                    let c = e.classify();
+                    checks.push(Check::fail("credentials", c.to_string(), hint_of(&c)));
+                    false
+                }
+                // Signed in; whatever else the server said about room lists does not matter here.
+                _ => {
+                    checks.push(Check::pass("credentials", format!("signed in as {}", settings.username.trim())));
+                    true
+                }
+            },
+        };
+        for p in probes {
+            let name = format!("mailbox.{}", p.kind.as_str());
+            if !signed_in {
+                checks.push(Check::skip(name, format!("{}: not checked, signing in failed", p.email)));
+                continue;
+            }
+            let how = if settings.impersonation { "by impersonation" } else { "by delegation" };
+            match client.calendar(&p.email).await {
+                Ok(folder) => checks.push(Check::pass(
+                    name,
+                    format!(
+                        "opened the calendar of {} {how}{}",
+                        p.email,
+                        folder.total_count.map(|n| format!(" ({n} items)")).unwrap_or_default()
+                    ),
+                )),
+                Err(e) => {
+                    let c = e.classify();
+                    checks.push(Check::fail(name, format!("{}: {c}", p.email), hint_of(&c)));
+                }
+            }
+        }
+        checks
+    }
+}
