@@ -1,9 +1,13 @@
 //! # calbridge-tests — the end-to-end harness
 //!
 //! Every end-to-end test gets a fresh world: the Exchange simulator serving real HTTP on
-//! 127.0.0.1:0, a fresh SQLite file in a temporary directory, the real Graph client and the
-//! real engine, wired as the `calbridge` binary wires them. Nothing of calbridge is mocked;
-//! tests act on Exchange as a person in Outlook would, through the simulator's `outlook()`.
+//! 127.0.0.1:0, a fresh SQLite file in a temporary directory, the real protocol client
+//! (Microsoft Graph, or EWS signed in as a service account with impersonation) and the real
+//! engine, wired as the `calbridge` binary wires them. Nothing of calbridge is mocked; tests
+//! act on Exchange as a person in Outlook would, through the simulator's `outlook()`.
+//!
+//! [`Protocol`] picks the adapter, so one test body runs over both protocols (the `both!`
+//! macro of the sync suite).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,6 +20,7 @@ use calbridge_core::remote::{MailboxInfo, Remote, RemoteCalendar, RemoteError};
 use calbridge_core::store::{NewCalendar, NewConnection, Store};
 use calbridge_core::sync::{ChangePage, Confirmed, Cursor, PushChange, RemoteItem, Window};
 use calbridge_engine::{CalendarReport, Engine, EngineConfig};
+use calbridge_ews::{EwsClient, EwsConnector, EwsOptions, EwsRemote};
 use calbridge_graph::client::{GraphClient, GraphOptions};
 use calbridge_graph::remote::GraphRemote;
 use calbridge_sim::{RunningSim, Scenario, Simulator};
@@ -31,6 +36,10 @@ domain = "fabrikam.example"
 [[apps]]
 client_id = "c0ffee00-1234-4abc-8def-0123456789ab"
 client_secret = "e2e-client-secret-value"
+[[ews_accounts]]
+username = "FABRIKAM\\svc-calbridge"
+password = "e2e-ews-password-value"
+impersonation = true
 [[mailboxes]]
 email = "scheduler@fabrikam.example"
 name = "Fabrikam Scheduler"
@@ -56,13 +65,24 @@ kind = "equipment"
 
 static NEXT: AtomicU64 = AtomicU64::new(0);
 
+/// The protocol a world's connection speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    Graph,
+    Ews,
+}
+
 /// One test's world.
 pub struct World {
     pub sim: Simulator,
     pub running: RunningSim,
     pub store: Arc<dyn Store>,
     pub engine: Engine,
-    pub client: GraphClient,
+    pub protocol: Protocol,
+    /// The Graph client (Graph worlds).
+    pub graph: Option<GraphClient>,
+    /// The EWS client (EWS worlds).
+    pub ews: Option<EwsClient>,
     pub remote: Arc<dyn Remote>,
     pub connection: Connection,
     pub dir: PathBuf,
@@ -73,8 +93,78 @@ impl World {
         World::with(SCENARIO, GraphOptions::default(), None).await
     }
 
-    /// A world on `scenario`, with client `options`, and optionally a wrong client secret.
-    pub async fn with(scenario: &str, options: GraphOptions, secret_override: Option<&str>) -> World {
+    /// A world speaking `protocol`, with default client options.
+    pub async fn on(protocol: Protocol) -> World {
+        World::on_with(protocol, None, None).await
+    }
+
+    /// A world speaking `protocol`; `page_size` sets the pages of changes (Graph delta's
+    /// `maxpagesize`, EWS SyncFolderItems' `MaxChangesReturned`); `secret_override` replaces
+    /// the client secret or the service account's password.
+    pub async fn on_with(protocol: Protocol, page_size: Option<u32>, secret_override: Option<&str>) -> World {
+        match protocol {
+            Protocol::Graph => {
+                let options = GraphOptions { page_size: page_size.unwrap_or(100), ..GraphOptions::default() };
+                World::with(SCENARIO, options, secret_override).await
+            }
+            Protocol::Ews => {
+                // Small GetItem batches, so reading a page takes several of them.
+                let options = EwsOptions {
+                    sync_page_size: page_size.unwrap_or(512),
+                    get_item_batch: 5,
+                    max_retry_wait: std::time::Duration::from_secs(20),
+                    ..EwsOptions::default()
+                };
+                World::ews_with(SCENARIO, options, secret_override).await
+            }
+        }
+    }
+
+    /// An EWS world on `scenario`: NTLM as the scenario's first impersonating account.
+    pub async fn ews_with(scenario: &str, options: EwsOptions, secret_override: Option<&str>) -> World {
+        let (sim, running, store, dir) = World::base(scenario).await;
+        let account = sim.ews_accounts().into_iter().find(|a| a.impersonation).expect("an EWS service account");
+        let settings = EwsSettings {
+            url: running.ews_url(),
+            version: "Exchange2016".into(),
+            auth: EwsAuth::Basic,
+            username: account.username.clone(),
+            impersonation: true,
+            tenant_id: String::new(),
+            client_id: String::new(),
+            authority_url: String::new(),
+            max_connections: EWS_DEFAULT_MAX_CONNECTIONS,
+            ca_file: None,
+        };
+        let connection = store
+            .upsert_connection(NewConnection {
+                name: "fabrikam-onprem".into(),
+                settings: ConnectionSettings::Ews(settings.clone()),
+                default_organizer: Some("scheduler@fabrikam.example".into()),
+                max_threads: 4,
+            })
+            .await
+            .unwrap();
+        let secret = Secret::new(secret_override.unwrap_or(&account.password));
+        let options = EwsOptions { installation_id: INSTALLATION.into(), ..options };
+        let client = EwsConnector::new(options).client(&settings, secret).expect("EWS client");
+        let remote: Arc<dyn Remote> = Arc::new(EwsRemote::new(client.clone()));
+        let engine = Engine::new(store.clone(), EngineConfig::new(INSTALLATION));
+        World {
+            sim,
+            running,
+            store,
+            engine,
+            protocol: Protocol::Ews,
+            graph: None,
+            ews: Some(client),
+            remote,
+            connection,
+            dir,
+        }
+    }
+
+    async fn base(scenario: &str) -> (Simulator, RunningSim, Arc<dyn Store>, PathBuf) {
         let sim = Simulator::new(&Scenario::from_toml(scenario).expect("scenario")).expect("simulator");
         let running = sim.start().await.expect("start simulator");
         let dir = std::env::temp_dir().join(format!(
@@ -87,6 +177,30 @@ impl World {
         let store = calbridge_store::open_store(&format!("sqlite://{}", dir.join("calbridge.db").display()))
             .await
             .expect("store");
+        (sim, running, store, dir)
+    }
+
+    /// Requests the world's client sent to Exchange.
+    pub fn requests(&self) -> u64 {
+        match (&self.graph, &self.ews) {
+            (Some(g), _) => g.requests(),
+            (None, Some(e)) => e.requests(),
+            _ => 0,
+        }
+    }
+
+    /// The simulator's (Graph) id of an item calbridge knows by its remote id: EWS ids are the
+    /// same ids in standard base64 (`+` and `/` where Graph has `-` and `_`).
+    pub fn graph_id(&self, remote_id: &str) -> String {
+        match self.protocol {
+            Protocol::Graph => remote_id.to_string(),
+            Protocol::Ews => remote_id.replace('+', "-").replace('/', "_"),
+        }
+    }
+
+    /// A Graph world on `scenario`, with client `options`, and optionally a wrong client secret.
+    pub async fn with(scenario: &str, options: GraphOptions, secret_override: Option<&str>) -> World {
+        let (sim, running, store, dir) = World::base(scenario).await;
         let creds = sim.credentials();
         let settings = GraphSettings {
             tenant_id: creds.tenant_domain.clone(),
@@ -108,7 +222,18 @@ impl World {
         let client = GraphClient::new(&settings, secret, options).expect("client");
         let remote: Arc<dyn Remote> = Arc::new(GraphRemote::new(client.clone()));
         let engine = Engine::new(store.clone(), EngineConfig::new(INSTALLATION));
-        World { sim, running, store, engine, client, remote, connection, dir }
+        World {
+            sim,
+            running,
+            store,
+            engine,
+            protocol: Protocol::Graph,
+            graph: Some(client),
+            ews: None,
+            remote,
+            connection,
+            dir,
+        }
     }
 
     pub async fn link(&self, email: &str, kind: CalendarKind) -> Calendar {

@@ -1,5 +1,8 @@
-//! End-to-end: the engine syncing over Microsoft Graph with the simulator on 127.0.0.1 and an
-//! SQLite file. Each test names the sync rule it proves (docs/sync-spec.md).
+//! End-to-end: the engine syncing with the simulator on 127.0.0.1 and an SQLite file, over
+//! Microsoft Graph and over EWS. Each test names the sync rule it proves (docs/sync-spec.md);
+//! `both!(test)` runs a test body once per protocol (`test::graph`, `test::ews`), so the engine
+//! is shown to behave the same over either. Protocol-specific behaviour (Graph's 429 and
+//! token errors, EWS's ErrorServerBusy and sign-in failures) has tests of its own.
 
 use std::collections::HashSet;
 use std::time::Instant;
@@ -11,7 +14,23 @@ use calbridge_core::model::*;
 use calbridge_core::store::StoreError;
 use calbridge_graph::client::GraphOptions;
 use calbridge_sim::NewEvent;
-use calbridge_tests::{FailingAfter, World, INSTALLATION, SCENARIO};
+use calbridge_tests::{FailingAfter, Protocol, World, INSTALLATION, SCENARIO};
+
+/// Runs `$name(protocol)` as two tests, `$name::graph` and `$name::ews`.
+macro_rules! both {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn graph() {
+                super::$name(super::Protocol::Graph).await
+            }
+            #[tokio::test]
+            async fn ews() {
+                super::$name(super::Protocol::Ews).await
+            }
+        }
+    };
+}
 
 const ANN: &str = "ann@fabrikam.example";
 const ORGANIZER: &str = "scheduler@fabrikam.example";
@@ -34,14 +53,12 @@ fn local_data(subject: &str, days: i64, hour: u32) -> EventData {
     EventData::new(subject, at(days, hour), at(days, hour + 1))
 }
 
-fn small_pages() -> GraphOptions {
-    GraphOptions { page_size: 7, ..GraphOptions::default() }
-}
+/// Pages of 7 changes, so 20 events take several.
+const SMALL_PAGES: Option<u32> = Some(7);
 
 /// R12, R1: the first sync lists the window across pages; the second writes nothing.
-#[tokio::test]
-async fn first_sync_pulls_the_window_and_the_second_is_idle() {
-    let w = World::with(SCENARIO, small_pages(), None).await;
+async fn first_sync_pulls_the_window_and_the_second_is_idle(p: Protocol) {
+    let w = World::on_with(p, SMALL_PAGES, None).await;
     for i in 0..20 {
         outlook_event(&w, ANN, &format!("Meeting {i}"), i - 5, 9);
     }
@@ -65,9 +82,8 @@ async fn first_sync_pulls_the_window_and_the_second_is_idle() {
 }
 
 /// R5: changes made in Outlook arrive through delta pages: created, updated, `@removed`.
-#[tokio::test]
-async fn delta_paging_and_removed_reach_the_store() {
-    let w = World::with(SCENARIO, small_pages(), None).await;
+async fn delta_paging_and_removed_reach_the_store(p: Protocol) {
+    let w = World::on_with(p, SMALL_PAGES, None).await;
     let ids: Vec<String> = (0..10).map(|i| outlook_event(&w, ANN, &format!("Standup {i}"), i, 8)).collect();
     let cal = w.link(ANN, CalendarKind::Person).await;
     w.sync_ok(&cal).await;
@@ -95,9 +111,8 @@ async fn delta_paging_and_removed_reach_the_store() {
 
 /// R6: an expired delta token (410 syncStateNotFound) leads to a full re-listing that neither
 /// loses nor duplicates, and keeps the local ids of what it already knew.
-#[tokio::test]
-async fn expired_cursor_relists_without_loss_or_duplicates() {
-    let w = World::with(SCENARIO, small_pages(), None).await;
+async fn expired_cursor_relists_without_loss_or_duplicates(p: Protocol) {
+    let w = World::on_with(p, SMALL_PAGES, None).await;
     let ids: Vec<String> = (0..12).map(|i| outlook_event(&w, ANN, &format!("Class {i}"), i, 10)).collect();
     let cal = w.link(ANN, CalendarKind::Person).await;
     w.sync_ok(&cal).await;
@@ -138,7 +153,7 @@ async fn throttling_429_retry_after_is_respected() {
         outlook_event(&w, ANN, &format!("Busy {i}"), i, 9);
     }
     let cal = w.link(ANN, CalendarKind::Person).await;
-    w.client.authenticate().await.unwrap();
+    w.graph.as_ref().unwrap().authenticate().await.unwrap();
     w.sim.faults().throttle_next(2, 1);
     let started = Instant::now();
     let r = w.sync_ok(&cal).await;
@@ -154,15 +169,24 @@ async fn throttling_429_retry_after_is_respected() {
 /// R4: a create whose response was lost is not duplicated when retried.
 #[tokio::test]
 async fn lost_create_response_is_not_duplicated_on_retry() {
-    let w = World::new().await;
+    lost_create_response(Protocol::Graph).await
+}
+
+async fn lost_create_response(p: Protocol) {
+    let w = World::on(p).await;
     let cal = w.link(ORGANIZER, CalendarKind::Person).await;
     w.sync_ok(&cal).await;
     w.store.create_local_event(cal.id, &EventId::new("lost-1"), &local_data("Budget review", 3, 11)).await.unwrap();
-    // The create is applied but its answer is lost, and so is the answer to the client's own
-    // retry (Exchange de-duplicates it by transactionId): the push fails.
-    w.sim.faults().drop_responses_after_apply(2);
+    // The create is applied but its answer is lost. Over Graph, so is the answer to the
+    // client's own retry (Exchange de-duplicates it by transactionId); over EWS the client
+    // does not repeat a CreateItem that may have gone through. Either way the push fails.
+    let lost = match p {
+        Protocol::Graph => 2,
+        Protocol::Ews => 1,
+    };
+    w.sim.faults().drop_responses_after_apply(lost);
     let first = w.sync(&cal).await;
-    assert_eq!(w.sim.stats().dropped_responses, 2, "the fault fired");
+    assert_eq!(w.sim.stats().dropped_responses, lost as u64, "the fault fired");
     assert!(first.error.is_some(), "the push could not be confirmed: {first:?}");
     assert!(w.store.remote_id(&EventId::new("lost-1")).await.unwrap().is_none(), "nothing recorded unconfirmed");
     // The next sync's pull finds the tagged event and links it instead of creating another.
@@ -180,7 +204,7 @@ async fn lost_create_response_is_not_duplicated_on_retry() {
         .collect();
     assert_eq!(copies.len(), 1, "exactly one event in Exchange; first {first:?} second {second:?}");
     let remote_id = w.store.remote_id(&EventId::new("lost-1")).await.unwrap().expect("linked");
-    assert_eq!(Some(remote_id), copies[0].id);
+    assert_eq!(Some(w.graph_id(&remote_id)), copies[0].id);
     assert_eq!(w.local(&cal).await.len(), 1, "no duplicate locally either");
 }
 
@@ -205,9 +229,8 @@ async fn token_errors_are_reported_clearly() {
 }
 
 /// R3: events from Exchange are read-only in calbridge.
-#[tokio::test]
-async fn exchange_events_are_read_only_locally() {
-    let w = World::new().await;
+async fn exchange_events_are_read_only_locally(p: Protocol) {
+    let w = World::on(p).await;
     outlook_event(&w, ANN, "Dentist", 2, 9);
     let cal = w.link(ANN, CalendarKind::Person).await;
     w.sync_ok(&cal).await;
@@ -218,9 +241,8 @@ async fn exchange_events_are_read_only_locally() {
 }
 
 /// R3, R4: local creates, edits and deletes reach Exchange, once.
-#[tokio::test]
-async fn local_edits_and_deletes_are_pushed() {
-    let w = World::new().await;
+async fn local_edits_and_deletes_are_pushed(p: Protocol) {
+    let w = World::on(p).await;
     let cal = w.link(ANN, CalendarKind::Person).await;
     w.sync_ok(&cal).await;
     let id = EventId::new("course-42");
@@ -228,14 +250,14 @@ async fn local_edits_and_deletes_are_pushed() {
     let r = w.sync_ok(&cal).await;
     assert_eq!(r.pushed.created, 1);
     let remote_id = w.store.remote_id(&id).await.unwrap().unwrap();
-    assert_eq!(w.sim.outlook().get_event(ANN, &remote_id).unwrap().subject.as_deref(), Some("Course 42"));
+    assert_eq!(w.sim.outlook().get_event(ANN, &w.graph_id(&remote_id)).unwrap().subject.as_deref(), Some("Course 42"));
 
     let mut d = local_data("Course 42 (room changed)", 5, 10);
     d.location = "Room 2".into();
     w.store.update_local_event(&id, &d, Some(1)).await.unwrap();
     let r = w.sync_ok(&cal).await;
     assert_eq!(r.pushed.updated, 1, "{r:?}");
-    let there = w.sim.outlook().get_event(ANN, &remote_id).unwrap();
+    let there = w.sim.outlook().get_event(ANN, &w.graph_id(&remote_id)).unwrap();
     assert_eq!(there.subject.as_deref(), Some("Course 42 (room changed)"));
     assert_eq!(there.location.and_then(|l| l.display_name).as_deref(), Some("Room 2"));
     // Our own update coming back through delta is not a change (only the cursor moves on).
@@ -246,7 +268,7 @@ async fn local_edits_and_deletes_are_pushed() {
     w.store.delete_local_event(&id).await.unwrap();
     let r = w.sync_ok(&cal).await;
     assert_eq!(r.pushed.deleted, 1);
-    assert!(w.sim.outlook().get_event(ANN, &remote_id).is_err(), "deleted in Exchange");
+    assert!(w.sim.outlook().get_event(ANN, &w.graph_id(&remote_id)).is_err(), "deleted in Exchange");
     assert!(w.store.event(&id).await.unwrap().is_none(), "the tombstone is gone");
 }
 
@@ -259,7 +281,7 @@ async fn created_events_carry_provenance() {
     w.store.create_local_event(cal.id, &id, &local_data("Tagged", 1, 14)).await.unwrap();
     w.sync_ok(&cal).await;
     let remote_id = w.store.remote_id(&id).await.unwrap().unwrap();
-    let ev = w.sim.outlook().get_event(ANN, &remote_id).unwrap();
+    let ev = w.sim.outlook().get_event(ANN, &w.graph_id(&remote_id)).unwrap();
     let expected = format!("calbridge:{INSTALLATION}:prov-1");
     assert_eq!(ev.transaction_id.as_deref(), Some(expected.as_str()));
     let props = ev.single_value_extended_properties.unwrap_or_default();
@@ -276,9 +298,8 @@ async fn created_events_carry_provenance() {
 }
 
 /// R13: a room booked as a resource answers; a conflicting booking is declined, not doubled.
-#[tokio::test]
-async fn room_booking_is_accepted_and_a_conflict_is_declined() {
-    let w = World::new().await;
+async fn room_booking_is_accepted_and_a_conflict_is_declined(p: Protocol) {
+    let w = World::on(p).await;
     let org = w.link(ORGANIZER, CalendarKind::Person).await;
     let room = w.link(ROOM1, CalendarKind::Room).await;
     w.sync_ok(&org).await;
@@ -332,9 +353,8 @@ async fn room_booking_is_accepted_and_a_conflict_is_declined() {
 
 /// R7: a mailbox that suddenly loses most of its events pauses instead of deleting, even when
 /// the deletions arrive spread over many small delta pages.
-#[tokio::test]
-async fn mass_deletion_pauses_the_calendar() {
-    let w = World::with(SCENARIO, small_pages(), None).await;
+async fn mass_deletion_pauses_the_calendar(p: Protocol) {
+    let w = World::on_with(p, SMALL_PAGES, None).await;
     let ids: Vec<String> =
         (0..40).map(|i| outlook_event(&w, ANN, &format!("Lesson {i}"), i % 20, 8 + (i as u32 % 8))).collect();
     let cal = w.link(ANN, CalendarKind::Person).await;
@@ -351,9 +371,8 @@ async fn mass_deletion_pauses_the_calendar() {
 
 /// R3, H4: an event calbridge created and someone moved out of the window in Outlook is
 /// reported by delta as removed; calbridge checks with Exchange and keeps it.
-#[tokio::test]
-async fn an_event_of_ours_moved_out_of_the_window_is_kept() {
-    let w = World::new().await;
+async fn an_event_of_ours_moved_out_of_the_window_is_kept(p: Protocol) {
+    let w = World::on(p).await;
     let cal = w.link(ANN, CalendarKind::Person).await;
     w.sync_ok(&cal).await;
     let id = EventId::new("far-1");
@@ -365,7 +384,7 @@ async fn an_event_of_ours_moved_out_of_the_window_is_kept() {
         .outlook()
         .update_event(
             ANN,
-            &remote_id,
+            &w.graph_id(&remote_id),
             json!({"start": {"dateTime": far.format("%Y-%m-%dT%H:%M:%S").to_string(), "timeZone": "UTC"},
                    "end": {"dateTime": (far + Duration::hours(1)).format("%Y-%m-%dT%H:%M:%S").to_string(), "timeZone": "UTC"}}),
         )
@@ -379,9 +398,8 @@ async fn an_event_of_ours_moved_out_of_the_window_is_kept() {
 
 /// R5, R6: a re-listing interrupted after its first page starts over at the next sync and
 /// still ends with the reconcile: deletions made while the cursor was lost are not missed.
-#[tokio::test]
-async fn an_interrupted_relisting_starts_over_and_still_reconciles() {
-    let w = World::with(SCENARIO, small_pages(), None).await;
+async fn an_interrupted_relisting_starts_over_and_still_reconciles(p: Protocol) {
+    let w = World::on_with(p, SMALL_PAGES, None).await;
     let ids: Vec<String> = (0..20).map(|i| outlook_event(&w, ANN, &format!("Seminar {i}"), i, 9)).collect();
     let cal = w.link(ANN, CalendarKind::Person).await;
     w.sync_ok(&cal).await;
@@ -457,15 +475,14 @@ impl calbridge_core::remote::Remote for EditDuringPull {
 
 /// R3: a host-application edit that lands while a pull is planning is not overwritten: the
 /// engine reads the calendar again, and the host's change wins and reaches Exchange.
-#[tokio::test]
-async fn a_host_edit_during_the_pull_is_not_lost() {
-    let w = World::new().await;
+async fn a_host_edit_during_the_pull_is_not_lost(p: Protocol) {
+    let w = World::on(p).await;
     let cal = w.link(ANN, CalendarKind::Person).await;
     let id = EventId::new("race-1");
     w.store.create_local_event(cal.id, &id, &local_data("Original", 4, 10)).await.unwrap();
     w.sync_ok(&cal).await;
     let remote_id = w.store.remote_id(&id).await.unwrap().unwrap();
-    w.sim.outlook().update_event(ANN, &remote_id, json!({"subject": "Outlook edit"})).unwrap();
+    w.sim.outlook().update_event(ANN, &w.graph_id(&remote_id), json!({"subject": "Outlook edit"})).unwrap();
 
     let racing =
         EditDuringPull { inner: w.remote.clone(), store: w.store.clone(), id: id.clone(), done: Default::default() };
@@ -473,8 +490,62 @@ async fn a_host_edit_during_the_pull_is_not_lost() {
     assert!(r.error.is_none(), "the engine recovers from the race: {r:?}");
     assert_eq!(w.store.event(&id).await.unwrap().unwrap().data.subject, "Host edit during the pull");
     assert_eq!(
-        w.sim.outlook().get_event(ANN, &remote_id).unwrap().subject.as_deref(),
+        w.sim.outlook().get_event(ANN, &w.graph_id(&remote_id)).unwrap().subject.as_deref(),
         Some("Host edit during the pull"),
         "both sides changed: the host application's edit wins"
     );
+}
+
+both!(first_sync_pulls_the_window_and_the_second_is_idle);
+both!(delta_paging_and_removed_reach_the_store);
+both!(expired_cursor_relists_without_loss_or_duplicates);
+both!(exchange_events_are_read_only_locally);
+both!(local_edits_and_deletes_are_pushed);
+both!(room_booking_is_accepted_and_a_conflict_is_declined);
+both!(mass_deletion_pauses_the_calendar);
+both!(an_event_of_ours_moved_out_of_the_window_is_kept);
+both!(an_interrupted_relisting_starts_over_and_still_reconciles);
+both!(a_host_edit_during_the_pull_is_not_lost);
+
+/// R14 over EWS: a wrong password is a sign-in failure with the fix, never the password.
+#[tokio::test]
+async fn ews_sign_in_errors_are_reported_clearly() {
+    let wrong = "definitely-not-the-password-42";
+    let w = World::on_with(Protocol::Ews, None, Some(wrong)).await;
+    w.link(ANN, CalendarKind::Person).await;
+    let reports = w
+        .engine
+        .sync_connection(&w.connection, w.remote.clone(), Utc::now(), std::sync::Arc::new(|_| {}))
+        .await
+        .unwrap();
+    let err = reports[0].error.clone().expect("a wrong password fails");
+    assert!(err.contains("401"), "{err}");
+    assert!(err.contains("Fix") && err.contains("password"), "the message names the fix: {err}");
+    assert!(!err.contains(wrong), "the password must never appear: {err}");
+    let cal = w.store.calendar_by_email(ANN).await.unwrap().unwrap();
+    assert!(matches!(cal.link, LinkState::Failed { .. }), "the link shows the failure: {:?}", cal.link);
+}
+
+/// R9 over EWS: the provenance tag is the same MAPI property Graph reads, so an event
+/// calbridge created over EWS is recognised over Graph (and the other way round).
+#[tokio::test]
+async fn ews_created_events_carry_the_provenance_graph_reads() {
+    let w = World::on(Protocol::Ews).await;
+    let cal = w.link(ANN, CalendarKind::Person).await;
+    let id = EventId::new("prov-ews-1");
+    w.store.create_local_event(cal.id, &id, &local_data("Tagged over EWS", 1, 14)).await.unwrap();
+    w.sync_ok(&cal).await;
+    let remote_id = w.store.remote_id(&id).await.unwrap().unwrap();
+    let ev = w.sim.outlook().get_event(ANN, &w.graph_id(&remote_id)).unwrap();
+    let expected = format!("calbridge:{INSTALLATION}:prov-ews-1");
+    let props = ev.single_value_extended_properties.clone().unwrap_or_default();
+    assert!(
+        props.iter().any(|p| p.id.eq_ignore_ascii_case(calbridge_graph::types::PROVENANCE_PROPERTY_ID)
+            && p.value.as_deref() == Some(expected.as_str())),
+        "the extended property carries the tag: {props:?}"
+    );
+    // Read by the Graph adapter, it is calbridge's own event.
+    let as_graph: calbridge_graph::types::Event = serde_json::from_value(serde_json::to_value(&ev).unwrap()).unwrap();
+    let item = calbridge_graph::convert::remote_item(&as_graph).unwrap();
+    assert_eq!(item.provenance.map(|p| p.local_id), Some(id));
 }
