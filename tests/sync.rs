@@ -549,3 +549,99 @@ async fn ews_created_events_carry_the_provenance_graph_reads() {
     let item = calbridge_graph::convert::remote_item(&as_graph).unwrap();
     assert_eq!(item.provenance.map(|p| p.local_id), Some(id));
 }
+
+/// A `Remote` that, right before the first update it pushes, has someone edit the same event
+/// in Outlook: the update leaves with a version Exchange no longer has.
+struct OutlookEditBeforePush {
+    inner: std::sync::Arc<dyn calbridge_core::remote::Remote>,
+    sim: calbridge_sim::Simulator,
+    graph_id: String,
+    done: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl calbridge_core::remote::Remote for OutlookEditBeforePush {
+    async fn mailbox(
+        &self,
+        email: &str,
+    ) -> Result<calbridge_core::remote::MailboxInfo, calbridge_core::remote::RemoteError> {
+        self.inner.mailbox(email).await
+    }
+    async fn list_calendars(
+        &self,
+        email: &str,
+    ) -> Result<Vec<calbridge_core::remote::RemoteCalendar>, calbridge_core::remote::RemoteError> {
+        self.inner.list_calendars(email).await
+    }
+    async fn changes(
+        &self,
+        email: &str,
+        window: &calbridge_core::sync::Window,
+        cursor: Option<&calbridge_core::sync::Cursor>,
+    ) -> Result<calbridge_core::sync::ChangePage, calbridge_core::remote::RemoteError> {
+        self.inner.changes(email, window, cursor).await
+    }
+    async fn fetch(
+        &self,
+        email: &str,
+        ids: &[String],
+    ) -> Result<Vec<calbridge_core::sync::RemoteItem>, calbridge_core::remote::RemoteError> {
+        self.inner.fetch(email, ids).await
+    }
+    async fn push(
+        &self,
+        email: &str,
+        change: &calbridge_core::sync::PushChange,
+    ) -> Result<Option<calbridge_core::sync::Confirmed>, calbridge_core::remote::RemoteError> {
+        if matches!(change, calbridge_core::sync::PushChange::Update { .. })
+            && !self.done.swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            self.sim
+                .outlook()
+                .update_event(email, &self.graph_id, json!({"location": {"displayName": "Hall B"}}))
+                .unwrap();
+        }
+        self.inner.push(email, change).await
+    }
+}
+
+/// R2, R3: an update sent with a stale version (Graph 412, EWS ErrorIrresolvableConflict) is
+/// not forced through: it is deferred, the next pull brings Exchange's state, and the
+/// conflict policy decides — the host application's edit wins and reaches Exchange.
+async fn a_stale_version_is_refused_then_resolved(p: Protocol) {
+    let w = World::on(p).await;
+    let cal = w.link(ANN, CalendarKind::Person).await;
+    let id = EventId::new("stale-1");
+    w.store.create_local_event(cal.id, &id, &local_data("Seminar", 5, 10)).await.unwrap();
+    w.sync_ok(&cal).await;
+    let remote_id = w.store.remote_id(&id).await.unwrap().unwrap();
+    let ev = w.store.event(&id).await.unwrap().unwrap();
+    let mut d = ev.data.clone();
+    d.subject = "Seminar (host edit)".into();
+    w.store.update_local_event(&id, &d, Some(ev.version)).await.unwrap();
+
+    let racing = OutlookEditBeforePush {
+        inner: w.remote.clone(),
+        sim: w.sim.clone(),
+        graph_id: w.graph_id(&remote_id),
+        done: Default::default(),
+    };
+    let first = w.engine.sync_calendar(&racing, &cal, Utc::now()).await;
+    assert_eq!(first.deferred, 1, "the stale update is refused and deferred: {first:?}");
+    assert_eq!(
+        w.sim.outlook().get_event(ANN, &w.graph_id(&remote_id)).unwrap().subject.as_deref(),
+        Some("Seminar"),
+        "nothing was forced over the Outlook edit"
+    );
+    let second = w.sync_ok(&cal).await;
+    let there = w.sim.outlook().get_event(ANN, &w.graph_id(&remote_id)).unwrap();
+    assert_eq!(there.subject.as_deref(), Some("Seminar (host edit)"), "the host application's edit wins");
+    assert_eq!(w.store.event(&id).await.unwrap().unwrap().data.subject, "Seminar (host edit)");
+    // The next pull sees calbridge's own update (the cursor moves past it), then all is quiet.
+    let third = w.sync_ok(&cal).await;
+    assert_eq!((third.pulled.total(), third.pushed.total()), (0, 0), "{second:?} {third:?}");
+    assert_eq!(third.writes.events + third.writes.records, 0, "{third:?}");
+    assert_eq!(w.sync_ok(&cal).await.writes.total(), 0);
+}
+
+both!(a_stale_version_is_refused_then_resolved);
