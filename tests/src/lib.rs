@@ -40,6 +40,9 @@ client_secret = "e2e-client-secret-value"
 username = "FABRIKAM\\svc-calbridge"
 password = "e2e-ews-password-value"
 impersonation = true
+[[ews_accounts]]
+username = "helpdesk@fabrikam.example"
+password = "e2e-helpdesk-password"
 [[mailboxes]]
 email = "scheduler@fabrikam.example"
 name = "Fabrikam Scheduler"
