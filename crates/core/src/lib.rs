@@ -26,6 +26,7 @@ pub mod hash;
 pub mod model;
 pub mod planner;
 pub mod policy;
+pub mod recurrence;
 pub mod remote;
 pub mod store;
 pub mod sync;
