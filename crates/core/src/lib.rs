@@ -30,5 +30,6 @@ pub mod recurrence;
 pub mod remote;
 pub mod store;
 pub mod sync;
+pub mod zones;
 
 pub use model::*;

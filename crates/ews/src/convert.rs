@@ -276,7 +276,7 @@ fn attendees_of(data: &EventData, role: AttendeeRole) -> Option<Vec<WireAttendee
 /// The item calbridge writes for `data` (every field it owns), with the provenance tag on a
 /// create.
 pub fn to_item(data: &EventData, provenance: Option<&Provenance>) -> Item {
-    let zone = calbridge_graph::zones::windows_name(&data.time_zone).map(TimeZoneRef::id);
+    let zone = calbridge_core::zones::windows_name(&data.time_zone).map(TimeZoneRef::id);
     Item {
         subject: Some(data.subject.clone()),
         sensitivity: Some(sensitivity_wire(data.sensitivity).into()),
