@@ -338,11 +338,21 @@ pub struct Series {
     pub master_id: Option<String>,
     /// The occurrence's original start, for occurrences and exceptions.
     pub original_start: Option<DateTime<Utc>>,
+    /// The rule, for a master (in the event's zone; its first occurrence is the event's own
+    /// start and end). Left out of the serialised form when absent, so content hashes of
+    /// single events stay what they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recurrence: Option<Box<crate::recurrence::Recurrence>>,
 }
 
 impl Series {
     pub fn single() -> Self {
-        Series { kind: SeriesKind::Single, master_id: None, original_start: None }
+        Series { kind: SeriesKind::Single, master_id: None, original_start: None, recurrence: None }
+    }
+
+    /// A series master repeating by `rule`.
+    pub fn master(rule: crate::recurrence::Recurrence) -> Self {
+        Series { kind: SeriesKind::Master, master_id: None, original_start: None, recurrence: Some(Box::new(rule)) }
     }
 }
 

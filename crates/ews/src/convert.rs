@@ -200,9 +200,21 @@ pub fn event_data(item: &Item) -> Result<EventData, ConvertError> {
     };
     let original_start = item.original_start.as_deref().and_then(parse_time);
     let series = match kind {
-        SeriesKind::Single | SeriesKind::Master => Series { kind, master_id: None, original_start: None },
-        SeriesKind::Occurrence => Series { kind, master_id: None, original_start: original_start.or(Some(start)) },
-        SeriesKind::Exception => Series { kind, master_id: None, original_start },
+        SeriesKind::Single => Series::single(),
+        SeriesKind::Master => {
+            let recurrence = item.recurrence.as_ref().and_then(|r| match crate::recurrence::from_wire(r) {
+                Ok(rule) => Some(Box::new(rule)),
+                Err(e) => {
+                    tracing::warn!(%id, "the series' recurrence cannot be read ({e}); keeping the series without it");
+                    None
+                }
+            });
+            Series { kind, master_id: None, original_start: None, recurrence }
+        }
+        SeriesKind::Occurrence => {
+            Series { kind, master_id: None, original_start: original_start.or(Some(start)), recurrence: None }
+        }
+        SeriesKind::Exception => Series { kind, master_id: None, original_start, recurrence: None },
     };
     let body = item.body.as_ref().map(|b| {
         if b.body_type.eq_ignore_ascii_case("HTML") {
@@ -292,6 +304,10 @@ pub fn to_item(data: &EventData, provenance: Option<&Provenance>) -> Item {
         required_attendees: attendees_of(data, AttendeeRole::Required),
         optional_attendees: attendees_of(data, AttendeeRole::Optional),
         resources: attendees_of(data, AttendeeRole::Resource),
+        recurrence: match (&data.series.kind, &data.series.recurrence) {
+            (SeriesKind::Master, Some(rule)) => crate::recurrence::to_wire(rule).ok(),
+            _ => None,
+        },
         start_time_zone: zone.clone(),
         end_time_zone: zone,
         ..Item::calendar()
@@ -318,8 +334,9 @@ const UPDATE_FIELDS: &[&str] = &[
 /// An UpdateItem change that makes the item `id` (at change key `change_key`) hold `data`.
 pub fn item_change(id: &str, change_key: &str, data: &EventData) -> ItemChange {
     let full = to_item(data, None);
-    let updates = UPDATE_FIELDS
-        .iter()
+    let master = ["calendar:Recurrence"];
+    let fields = UPDATE_FIELDS.iter().chain(master.iter().filter(|_| data.series.kind == SeriesKind::Master));
+    let updates = fields
         .map(|uri| {
             let path = PropertyPath::field(uri);
             if full.has_field(uri) {
@@ -330,6 +347,14 @@ pub fn item_change(id: &str, change_key: &str, data: &EventData) -> ItemChange {
         })
         .collect();
     ItemChange { item_id: ItemRef::Item(ItemId::new(id, Some(change_key.to_string()))), updates }
+}
+
+/// Why `data` cannot be written over EWS, if it cannot.
+pub fn unwritable(data: &EventData) -> Option<String> {
+    match (&data.series.kind, &data.series.recurrence) {
+        (SeriesKind::Master, Some(rule)) => crate::recurrence::to_wire(rule).err(),
+        _ => None,
+    }
 }
 
 /// Whether a meeting request (or cancellation) goes out for `data`.
@@ -383,6 +408,31 @@ mod tests {
         assert_eq!(back.provenance, Some(p));
         assert_eq!(back.data.time_zone, "W. Europe Standard Time");
         assert_eq!(EventData { time_zone: d.time_zone.clone(), ..back.data }, d);
+    }
+
+    #[test]
+    fn a_series_master_carries_its_rule_both_ways() {
+        let rule = calbridge_core::recurrence::Recurrence {
+            pattern: calbridge_core::recurrence::Pattern::Weekly {
+                interval: 1,
+                days: vec![chrono::Weekday::Mon, chrono::Weekday::Wed],
+                first_day_of_week: chrono::Weekday::Mon,
+            },
+            start_date: chrono::NaiveDate::from_ymd_opt(2026, 12, 7).unwrap(),
+            range: calbridge_core::recurrence::Range::Numbered { count: 10 },
+        };
+        let mut d = sample();
+        d.series = Series::master(rule.clone());
+        let mut item = to_item(&d, None);
+        assert!(item.recurrence.is_some());
+        item.item_id = Some(ItemId::new("AAMkS", Some("CK".into())));
+        item.calendar_item_type = Some("RecurringMaster".into());
+        assert_eq!(remote_item(&item).unwrap().data.series.recurrence, Some(Box::new(rule)));
+        let c = item_change("AAMkS", "CK", &d);
+        assert!(c.updates.iter().any(|u| u.path() == &PropertyPath::field("calendar:Recurrence")));
+        // Single items never touch the field.
+        let c = item_change("AAMk1", "CK", &sample());
+        assert!(!c.updates.iter().any(|u| u.path() == &PropertyPath::field("calendar:Recurrence")));
     }
 
     #[test]

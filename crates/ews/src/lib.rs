@@ -43,6 +43,7 @@ pub mod convert;
 pub mod error;
 mod ntlm;
 pub mod oauth;
+pub mod recurrence;
 pub mod remote;
 #[doc(hidden)]
 pub mod testing;

@@ -229,6 +229,9 @@ impl Remote for EwsRemote {
     async fn push(&self, email: &str, change: &PushChange) -> Result<Option<Confirmed>, RemoteError> {
         match change {
             PushChange::Create { data, provenance } => {
+                if let Some(why) = convert::unwritable(data) {
+                    return Err(RemoteError::Permanent(why));
+                }
                 let item = convert::to_item(data, Some(provenance));
                 let created = self.client.create_item(email, item, convert::invitations(data)).await?;
                 let id = created
@@ -241,6 +244,9 @@ impl Remote for EwsRemote {
                     return Err(RemoteError::Permanent(format!(
                         "refusing to update {remote_id} without a version: the change key last read is unknown"
                     )));
+                }
+                if let Some(why) = convert::unwritable(data) {
+                    return Err(RemoteError::Permanent(why));
                 }
                 let change = convert::item_change(remote_id, if_match, data);
                 let updated = self.client.update_item(email, change, convert::invitations(data)).await?;

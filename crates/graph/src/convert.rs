@@ -170,10 +170,22 @@ fn series(ev: &types::Event, start: DateTime<Utc>) -> Series {
         _ => SeriesKind::Single,
     };
     match kind {
-        SeriesKind::Single | SeriesKind::Master => Series { kind, master_id: None, original_start: None },
+        SeriesKind::Single => Series::single(),
+        SeriesKind::Master => {
+            let recurrence = ev.recurrence.as_ref().and_then(|r| match crate::recurrence::from_wire(r) {
+                Ok(rule) => Some(Box::new(rule)),
+                Err(e) => {
+                    tracing::warn!(id = ?ev.id, "the series' recurrence cannot be read ({e}); keeping the series without it");
+                    None
+                }
+            });
+            Series { kind, master_id: None, original_start: None, recurrence }
+        }
         // An unmodified occurrence starts where it was meant to.
-        SeriesKind::Occurrence => Series { kind, master_id, original_start: original_start.or(Some(start)) },
-        SeriesKind::Exception => Series { kind, master_id, original_start },
+        SeriesKind::Occurrence => {
+            Series { kind, master_id, original_start: original_start.or(Some(start)), recurrence: None }
+        }
+        SeriesKind::Exception => Series { kind, master_id, original_start, recurrence: None },
     }
 }
 
@@ -394,6 +406,10 @@ pub fn to_wire(data: &EventData) -> types::Event {
         show_as: Some(show_as_wire(data.show_as).into()),
         sensitivity: Some(sensitivity_wire(data.sensitivity).into()),
         is_all_day: Some(data.all_day),
+        recurrence: match (&data.series.kind, &data.series.recurrence) {
+            (SeriesKind::Master, Some(rule)) => Some(crate::recurrence::to_wire(rule, &data.time_zone)),
+            _ => None,
+        },
         ..Default::default()
     }
 }
@@ -528,6 +544,30 @@ fn entity(s: &str) -> Option<(char, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_series_master_reads_and_writes_its_rule() {
+        let ev: types::Event = serde_json::from_value(serde_json::json!({
+            "id": "AAMkMaster",
+            "type": "seriesMaster",
+            "subject": "Weekly lab",
+            "start": {"dateTime": "2026-12-07T09:00:00.0000000", "timeZone": "UTC"},
+            "end": {"dateTime": "2026-12-07T10:00:00.0000000", "timeZone": "UTC"},
+            "recurrence": {
+                "pattern": {"type": "weekly", "interval": 1, "daysOfWeek": ["monday"], "firstDayOfWeek": "monday"},
+                "range": {"type": "numbered", "startDate": "2026-12-07", "numberOfOccurrences": 5}
+            }
+        }))
+        .unwrap();
+        let data = event_data(&ev).unwrap();
+        assert_eq!(data.series.kind, SeriesKind::Master);
+        let rule = data.series.recurrence.clone().expect("the rule is read");
+        assert_eq!(rule.range, calbridge_core::recurrence::Range::Numbered { count: 5 });
+        let wire = to_wire(&data);
+        assert_eq!(crate::recurrence::from_wire(wire.recurrence.as_ref().unwrap()).unwrap(), *rule);
+        // A single event never sends a recurrence.
+        assert!(to_wire(&EventData::new("x", data.start, data.end)).recurrence.is_none());
+    }
     use crate::test_support::example;
     use calbridge_core::model::EventId;
 

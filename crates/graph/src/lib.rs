@@ -69,6 +69,7 @@ pub mod client;
 pub mod convert;
 pub mod endpoints;
 pub mod error;
+pub mod recurrence;
 pub mod remote;
 pub mod types;
 pub mod zones;
