@@ -351,6 +351,44 @@ async fn room_booking_is_accepted_and_a_conflict_is_declined(p: Protocol) {
     assert!(in_room[0].contains("Workshop A") || in_room.iter().any(|s| s.contains("Workshop A")), "{in_room:?}");
 }
 
+/// R13: rooms decide by their calendar-processing settings: a booking longer than
+/// MaximumDurationInMinutes (24 hours by default) or starting beyond BookingWindowInDays (180)
+/// is declined; one within both is accepted.
+async fn room_rules_decline_too_long_and_too_far_bookings(p: Protocol) {
+    let w = World::on(p).await;
+    let org = w.link(ORGANIZER, CalendarKind::Person).await;
+    w.sync_ok(&org).await;
+    let resource = Attendee {
+        email: ROOM1.into(),
+        name: "Room 1".into(),
+        role: AttendeeRole::Resource,
+        response: ResponseStatus::None,
+    };
+    let mut ok = local_data("Within the rules", 20, 9);
+    ok.attendees = vec![resource.clone()];
+    let mut long = local_data("Two-day retreat", 30, 9);
+    long.end = long.start + Duration::hours(26);
+    long.attendees = vec![resource.clone()];
+    let mut far = local_data("Next year's kickoff", 200, 9);
+    far.attendees = vec![resource];
+    for (id, d) in [("rule-ok", &ok), ("rule-long", &long), ("rule-far", &far)] {
+        w.store.create_local_event(org.id, &EventId::new(id), d).await.unwrap();
+    }
+    w.sync_ok(&org).await;
+    w.sync_ok(&org).await;
+    let state = |id: &str| {
+        let store = w.store.clone();
+        let id = EventId::new(id);
+        async move {
+            let ev = store.event(&id).await.unwrap().unwrap();
+            BookingState::from_response(ev.data.resource_response(ROOM1).unwrap())
+        }
+    };
+    assert_eq!(state("rule-ok").await, BookingState::Accepted);
+    assert_eq!(state("rule-long").await, BookingState::Declined, "longer than the room's maximum duration");
+    assert_eq!(state("rule-far").await, BookingState::Declined, "beyond the room's booking window");
+}
+
 /// R7: a mailbox that suddenly loses most of its events pauses instead of deleting, even when
 /// the deletions arrive spread over many small delta pages.
 async fn mass_deletion_pauses_the_calendar(p: Protocol) {
@@ -503,6 +541,7 @@ both!(exchange_events_are_read_only_locally);
 both!(local_edits_and_deletes_are_pushed);
 both!(room_booking_is_accepted_and_a_conflict_is_declined);
 both!(mass_deletion_pauses_the_calendar);
+both!(room_rules_decline_too_long_and_too_far_bookings);
 both!(an_event_of_ours_moved_out_of_the_window_is_kept);
 both!(an_interrupted_relisting_starts_over_and_still_reconciles);
 both!(a_host_edit_during_the_pull_is_not_lost);
