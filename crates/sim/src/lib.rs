@@ -22,7 +22,8 @@
 //! graph/*.rs                 one file per endpoint, each opening with Microsoft's doc link
 //! ews/*.rs                   the EWS face (/EWS/Exchange.asmx): Basic sign-in, impersonation,
 //!                            GetFolder, FindItem, GetItem, CreateItem, UpdateItem, DeleteItem,
-//!                            SyncFolderItems, on the same mailboxes and change log
+//!                            SyncFolderItems, ConvertId, ResolveNames, GetRoomLists, GetRooms,
+//!                            GetUserAvailability, on the same mailboxes and change log
 //! control.rs                 /_sim/*: fault injection and statistics for other processes
 //! outlook.rs                 acting as a person in Outlook (for tests)
 //! ```
@@ -104,8 +105,8 @@ pub use error::SimError;
 pub use faults::{FailFault, FaultRequest, Faults, SimStats, ThrottleFault};
 pub use outlook::{NewEvent, Outlook};
 pub use scenario::{
-    AppSpec, AttendeeSpec, EventSpec, GenerateSpec, MailboxKind, MailboxSpec, RecurrenceSpec, Scenario, TenantSpec,
-    DEMO_TOML,
+    AppSpec, AttendeeSpec, EventSpec, GenerateSpec, MailboxKind, MailboxSpec, RecurrenceSpec, RoomListSpec, Scenario,
+    TenantSpec, DEMO_TOML,
 };
 pub use server::RunningSim;
 pub use tls::SimTls;

@@ -450,3 +450,310 @@ async fn update_item_checks_the_change_key_and_shows_over_graph() {
     assert_ne!(new_ck, before.change_key);
     assert_eq!((after.start, after.end), (before.start, before.end), "only the subject changed");
 }
+
+/// Posts a request and parses the answer's body element with `parse`, after validating it.
+async fn call<T>(
+    env: &Env,
+    what: &str,
+    header: &RequestHeader,
+    body: impl FnOnce(&mut XmlWriter),
+    parse: impl Fn(calbridge_ews::wire::xml::Node<'_, '_>) -> Result<T, calbridge_ews::wire::xml::WireError>,
+) -> T {
+    let (status, text) = post(env, "svc-calbridge", "svc-password", header, body).await;
+    assert_eq!(status, 200, "{what}: {text}");
+    assert_valid(what, &text);
+    let doc = parse_doc(&text);
+    parse(envelope::split(&doc).unwrap().body).unwrap()
+}
+
+fn parse_doc(text: &str) -> calbridge_ews::wire::xml::Document<'_> {
+    parse(text, Limits::default()).unwrap()
+}
+
+fn impersonating(address: &str) -> RequestHeader {
+    let mut header = RequestHeader::new("Exchange2016");
+    header.impersonation = Some(ConnectingSid::PrimarySmtpAddress(address.into()));
+    header
+}
+
+#[tokio::test]
+async fn convert_id_answers_the_version_probe_and_converts_real_ids() {
+    use calbridge_ews::wire::ops::convert_id::{self, AlternateId};
+    let env = env().await;
+    let graph_id =
+        env.sim.outlook().create_event("ann@test.example", NewEvent::new("Review", at(1, 9), at(1, 10))).unwrap();
+    let ews_id = graph_id.replace('-', "+").replace('_', "/");
+    let header = RequestHeader::new("Exchange2016");
+
+    // exchangelib's probe: the id DUMMY is malformed, and the header says which server this is.
+    let probe = convert_id::Request {
+        destination_format: "EntryId".into(),
+        source_ids: vec![AlternateId { format: "EwsId".into(), id: "DUMMY".into(), mailbox: "DUMMY".into() }],
+    };
+    let (status, text) = post(&env, "svc-calbridge", "svc-password", &header, |w| probe.write(w)).await;
+    assert_eq!(status, 200, "{text}");
+    assert_valid("ConvertId probe answer", &text);
+    let doc = parse_doc(&text);
+    let env_parts = envelope::split(&doc).unwrap();
+    let info = env_parts.header.unwrap().first_element_child().unwrap();
+    assert_eq!(info.attribute("MajorVersion"), Some("15"));
+    let r = convert_id::parse_response(env_parts.body).unwrap();
+    assert_eq!(r[0].status.code, "ErrorInvalidIdMalformed");
+
+    // A real id: to hex and back, and to Graph's (REST) id.
+    let to = |format: &str, from: AlternateId| convert_id::Request {
+        destination_format: format.into(),
+        source_ids: vec![from],
+    };
+    let ews = AlternateId { format: "EwsId".into(), id: ews_id.clone(), mailbox: "ann@test.example".into() };
+    let req = to("HexEntryId", ews.clone());
+    let hex = call(&env, "ConvertId answer", &header, |w| req.write(w), convert_id::parse_response).await;
+    let hex = hex[0].payload.clone().unwrap();
+    assert_eq!(hex.format, "HexEntryId");
+    assert!(hex.id.chars().all(|c| c.is_ascii_hexdigit()));
+    let req = to("EwsId", hex);
+    let back = call(&env, "ConvertId answer", &header, |w| req.write(w), convert_id::parse_response).await;
+    assert_eq!(back[0].payload.as_ref().unwrap().id, ews_id);
+    // RestId is Exchange Online's (not in the 2013 SP1 schema): not validated.
+    let req = to("RestId", ews.clone());
+    let (_, text) = post(&env, "svc-calbridge", "svc-password", &header, |w| req.write(w)).await;
+    let doc = parse_doc(&text);
+    let rest = convert_id::parse_response(envelope::split(&doc).unwrap().body).unwrap();
+    assert_eq!(rest[0].payload.as_ref().unwrap().id, graph_id);
+    // The id with another mailbox beside it is malformed.
+    let req = to("EntryId", AlternateId { mailbox: "bob@test.example".into(), ..ews });
+    let wrong = call(&env, "ConvertId answer", &header, |w| req.write(w), convert_id::parse_response).await;
+    assert_eq!(wrong[0].status.code, "ErrorInvalidIdMalformed");
+}
+
+#[tokio::test]
+async fn get_folder_walks_from_root_to_the_calendar_with_the_properties_clients_ask() {
+    let env = env().await;
+    env.sim.outlook().create_event("ann@test.example", NewEvent::new("One", at(1, 9), at(1, 10))).unwrap();
+    let header = impersonating("ann@test.example");
+    let shape = Shape {
+        base_shape: "IdOnly".into(),
+        body_type: None,
+        additional_properties: [
+            "folder:ParentFolderId",
+            "folder:FolderClass",
+            "folder:DisplayName",
+            "folder:TotalCount",
+            "folder:ChildFolderCount",
+            "folder:UnreadCount",
+            "folder:EffectiveRights",
+            "folder:PermissionSet",
+            "folder:DistinguishedFolderId",
+        ]
+        .iter()
+        .map(|u| PropertyPath::field(u))
+        .collect(),
+    };
+    let distinguished = |id: &str| FolderRef::Distinguished {
+        id: id.into(),
+        change_key: None,
+        mailbox: Some("ann@test.example".into()),
+    };
+    let req = get_folder::Request {
+        folder_shape: shape.clone(),
+        folder_ids: vec![
+            distinguished("root"),
+            distinguished("msgfolderroot"),
+            distinguished("calendar"),
+            distinguished("journal"),
+        ],
+    };
+    let r = call(&env, "GetFolder answer", &header, |w| req.write(w), get_folder::parse_response).await;
+    let folder = |i: usize| r[i].payload.as_ref().unwrap()[0].clone();
+    let (root, top, calendar) = (folder(0), folder(1), folder(2));
+    assert_eq!(root.distinguished_folder_id.as_deref(), Some("root"));
+    assert_eq!(root.parent_folder_id, None);
+    assert_eq!(top.parent_folder_id.as_ref().map(|p| &p.id), root.folder_id.as_ref().map(|f| &f.id));
+    assert_eq!(calendar.parent_folder_id.as_ref().map(|p| &p.id), top.folder_id.as_ref().map(|f| &f.id));
+    assert_eq!(calendar.element, "CalendarFolder");
+    assert_eq!(calendar.folder_class.as_deref(), Some("IPF.Appointment"));
+    assert_eq!(calendar.total_count, Some(1));
+    assert_eq!(calendar.unread_count, None, "calendar folders have no unread count");
+    assert!(calendar.effective_rights.as_ref().is_some_and(|r| r.read && r.create_contents && r.delete));
+    let default =
+        calendar.permissions.as_ref().unwrap().iter().find(|p| p.distinguished_user.as_deref() == Some("Default"));
+    assert_eq!(default.map(|p| p.level.as_str()), Some("FreeBusyTimeOnly"));
+    assert_eq!(top.unread_count, Some(0));
+    assert!(top.child_folder_count.unwrap() >= 1);
+    assert_eq!(r[3].status.code, "ErrorFolderNotFound", "the simulator has no journal");
+
+    // By folder id: the same folder; IdOnly without extras is just the id.
+    let req = get_folder::Request {
+        folder_shape: Shape::id_only(),
+        folder_ids: vec![FolderRef::Id(root.folder_id.clone().unwrap())],
+    };
+    let r = call(&env, "GetFolder answer", &header, |w| req.write(w), get_folder::parse_response).await;
+    let again = &r[0].payload.as_ref().unwrap()[0];
+    assert_eq!(again.folder_id, root.folder_id);
+    assert_eq!((again.display_name.as_ref(), again.effective_rights.as_ref()), (None, None));
+}
+
+#[tokio::test]
+async fn resolve_names_searches_the_directory() {
+    use calbridge_ews::wire::ops::resolve_names;
+    let env = env().await;
+    let header = RequestHeader::new("Exchange2016");
+    let resolve = |entry: &str| resolve_names::Request {
+        return_full_contact_data: true,
+        search_scope: Some("ActiveDirectory".into()),
+        unresolved_entry: entry.into(),
+    };
+    let req = resolve("ann");
+    let r = call(&env, "ResolveNames answer", &header, |w| req.write(w), resolve_names::parse_response).await;
+    let set = r[0].payload.as_ref().unwrap();
+    assert_eq!(r[0].status.code, "NoError");
+    assert_eq!(set.resolutions[0].mailbox.email_address.as_deref(), Some("ann@test.example"));
+    assert_eq!(set.resolutions[0].contact_display_name.as_deref(), Some("Ann Archer"));
+
+    let req = resolve("SMTP:bob@test.example");
+    let r = call(&env, "ResolveNames answer", &header, |w| req.write(w), resolve_names::parse_response).await;
+    assert_eq!(r[0].payload.as_ref().unwrap().resolutions[0].mailbox.name.as_deref(), Some("Bob Baker"));
+
+    let req = resolve("room");
+    let r = call(&env, "ResolveNames answer", &header, |w| req.write(w), resolve_names::parse_response).await;
+    assert_eq!(r[0].status.code, "ErrorNameResolutionMultipleResults");
+    let found: Vec<_> =
+        r[0].payload.as_ref().unwrap().resolutions.iter().filter_map(|x| x.mailbox.email_address.clone()).collect();
+    assert_eq!(found, vec!["room1@test.example", "room2@test.example", "manual-room@test.example"]);
+
+    let req = resolve("nobody");
+    let r = call(&env, "ResolveNames answer", &header, |w| req.write(w), resolve_names::parse_response).await;
+    assert_eq!(r[0].status.code, "ErrorNameResolutionNoResults");
+    assert!(r[0].payload.is_none());
+}
+
+#[tokio::test]
+async fn room_lists_come_from_the_scenario_or_from_the_rooms() {
+    use calbridge_ews::wire::ops::{get_room_lists, get_rooms};
+    let header = RequestHeader::new("Exchange2016");
+    // Without [[room_lists]]: one list of every room.
+    let env = env().await;
+    let lists = call(
+        &env,
+        "GetRoomLists answer",
+        &header,
+        |w| get_room_lists::Request.write(w),
+        get_room_lists::parse_response,
+    )
+    .await;
+    assert_eq!(lists.room_lists.len(), 1);
+    assert_eq!(lists.room_lists[0].email_address.as_deref(), Some("allrooms@test.example"));
+    let req = get_rooms::Request { room_list: "allrooms@test.example".into() };
+    let rooms = call(&env, "GetRooms answer", &header, |w| req.write(w), get_rooms::parse_response).await;
+    let addresses: Vec<_> = rooms.rooms.iter().filter_map(|r| r.email_address.clone()).collect();
+    assert_eq!(addresses, vec!["room1@test.example", "room2@test.example", "manual-room@test.example"]);
+    assert_eq!(rooms.rooms[0].name.as_deref(), Some("Room 1 (12 seats)"));
+    let req = get_rooms::Request { room_list: "nolist@test.example".into() };
+    let none = call(&env, "GetRooms error answer", &header, |w| req.write(w), get_rooms::parse_response).await;
+    assert_eq!(none.status.code, "ErrorNameResolutionNoResults");
+
+    // With [[room_lists]].
+    let lists_toml = r#"
+[[room_lists]]
+email = "north@test.example"
+name = "North wing"
+rooms = ["room2@test.example"]
+"#;
+    let env = Env::with(&format!("{SCENARIO}{ACCOUNTS}{lists_toml}")).await;
+    let lists = call(
+        &env,
+        "GetRoomLists answer",
+        &header,
+        |w| get_room_lists::Request.write(w),
+        get_room_lists::parse_response,
+    )
+    .await;
+    assert_eq!(lists.room_lists[0].name.as_deref(), Some("North wing"));
+    let req = get_rooms::Request { room_list: "NORTH@test.example".into() };
+    let rooms = call(&env, "GetRooms answer", &header, |w| req.write(w), get_rooms::parse_response).await;
+    assert_eq!(
+        rooms.rooms.iter().filter_map(|r| r.email_address.as_deref()).collect::<Vec<_>>(),
+        vec!["room2@test.example"]
+    );
+
+    // A list naming a person is refused when the scenario loads.
+    let bad = lists_toml.replace("room2@", "ann@");
+    let err = calbridge_sim::Scenario::from_toml(&format!("{SCENARIO}{bad}")).unwrap_err().to_string();
+    assert!(err.contains("room_lists[0].rooms"), "{err}");
+}
+
+#[tokio::test]
+async fn availability_reports_busy_types_details_and_the_merged_string() {
+    use calbridge_ews::wire::ops::get_user_availability::{self, MailboxData};
+    let env = env().await;
+    let outlook = env.sim.outlook();
+    let day = at(2, 0);
+    let hour = |h: i64| day + chrono::Duration::hours(h);
+    outlook.create_event("bob@test.example", NewEvent::new("Busy one", hour(9), hour(10))).unwrap();
+    outlook
+        .create_event("bob@test.example", NewEvent::new("Maybe", hour(11), hour(12)).with_show_as("tentative"))
+        .unwrap();
+    outlook.create_event("bob@test.example", NewEvent::new("Away", hour(13), hour(14)).with_show_as("oof")).unwrap();
+    let mut private = NewEvent::new("Doctor", hour(15), hour(16));
+    private.sensitivity = Some("private".into());
+    outlook.create_event("bob@test.example", private).unwrap();
+    let fmt = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%dT%H:%M:%S").to_string();
+    let req = |view: &str| get_user_availability::Request {
+        utc_time_zone: true,
+        mailboxes: vec![
+            MailboxData {
+                address: "bob@test.example".into(),
+                attendee_type: "Required".into(),
+                exclude_conflicts: Some(false),
+            },
+            MailboxData {
+                address: "nobody@test.example".into(),
+                attendee_type: "Required".into(),
+                exclude_conflicts: None,
+            },
+        ],
+        start_time: fmt(hour(8)),
+        end_time: fmt(hour(17)),
+        merged_free_busy_interval_in_minutes: Some(60),
+        requested_view: view.into(),
+    };
+    // The service account impersonates Bob: details.
+    let r = req("DetailedMerged");
+    let answer = call(
+        &env,
+        "GetUserAvailability answer",
+        &impersonating("bob@test.example"),
+        |w| r.write(w),
+        get_user_availability::parse_response,
+    )
+    .await;
+    let bob = &answer[0];
+    assert_eq!(bob.view_type.as_deref(), Some("DetailedMerged"));
+    assert_eq!(bob.merged_free_busy.as_deref(), Some("020103020"));
+    let kinds: Vec<_> = bob.events.iter().map(|e| e.busy_type.as_str()).collect();
+    assert_eq!(kinds, vec!["Busy", "Tentative", "OOF", "Busy"]);
+    assert_eq!(bob.events[0].start_time, fmt(hour(9)));
+    assert_eq!(bob.events[0].subject.as_deref(), Some("Busy one"));
+    assert_eq!(bob.events[3].subject, None, "a private item's subject is withheld");
+    assert_eq!(answer[1].status.code, "ErrorMailRecipientNotFound");
+
+    // Ann may not open Bob's calendar: free/busy only.
+    let r = req("Detailed");
+    let header = RequestHeader::new("Exchange2016");
+    let xml = envelope::request(&header, |w| r.write(w));
+    let resp = env
+        .http
+        .post(format!("{}/EWS/Exchange.asmx", env.run.base_url))
+        .basic_auth("ann", Some("ann-password"))
+        .body(xml)
+        .send()
+        .await
+        .unwrap();
+    let text = resp.text().await.unwrap();
+    assert_valid("GetUserAvailability answer", &text);
+    let doc = parse_doc(&text);
+    let answer = get_user_availability::parse_response(envelope::split(&doc).unwrap().body).unwrap();
+    assert_eq!(answer[0].view_type.as_deref(), Some("FreeBusy"));
+    assert!(answer[0].events.iter().all(|e| e.subject.is_none()));
+    assert_eq!(answer[0].merged_free_busy, None);
+}

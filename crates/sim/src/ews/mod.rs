@@ -5,16 +5,21 @@
 //! Every request passes, in order: Basic authentication against the scenario's
 //! `[[ews_accounts]]` (401 with `WWW-Authenticate` otherwise), the XML limits (no DTD, 8 MiB),
 //! the SOAP envelope, `ExchangeImpersonation` (the account needs the impersonation role, else
-//! the `ErrorImpersonateUserDenied` fault), and the operation. Errors an operation reports
-//! per item are response messages with `ResponseClass="Error"`; errors of the whole request
-//! are SOAP faults with HTTP 500, as Exchange writes them.
+//! the `ErrorImpersonateUserDenied` fault), and the operation.
+//! Errors an operation reports per item are response messages with `ResponseClass="Error"`;
+//! errors of the whole request are SOAP faults with HTTP 500, as Exchange writes them.
 
 mod convert;
+mod convert_id;
 mod create_item;
 mod delete_item;
 mod find_item;
 mod get_folder;
 mod get_item;
+mod get_room_lists;
+mod get_rooms;
+mod get_user_availability;
+mod resolve_names;
 mod sync_folder_items;
 mod update_item;
 
@@ -30,6 +35,7 @@ use crate::ews_wire::xml::{self, Limits, XmlWriter};
 use crate::scenario::EwsAccountSpec;
 use crate::state::Mailbox;
 use crate::Simulator;
+use get_folder::KnownFolder;
 
 /// What a request may see: who signed in, and as whom it acts.
 pub(crate) struct Ctx {
@@ -45,38 +51,48 @@ pub(crate) type ItemError = (&'static str, String);
 impl Ctx {
     /// The mailbox a folder reference points at, if this request may open it.
     pub fn mailbox_for(&self, folder: &FolderRef) -> Result<Mailbox, ItemError> {
+        self.folder_for(folder).map(|(mb, _)| mb)
+    }
+
+    /// The mailbox and the well-known folder a folder reference points at, if this request
+    /// may open it.
+    pub fn folder_for(&self, folder: &FolderRef) -> Result<(Mailbox, &'static KnownFolder), ItemError> {
+        let not_found = || ("ErrorFolderNotFound", "The specified folder could not be found in the store.".to_string());
         let state = self.sim.inner.state.lock().unwrap();
-        let target = match folder {
-            FolderRef::Distinguished { mailbox: Some(address), .. } => state.mailbox(address).cloned().ok_or((
-                "ErrorNonExistentMailbox",
-                format!("No mailbox with such guid or address exists: {address}."),
-            ))?,
-            FolderRef::Distinguished { mailbox: None, .. } => match (&self.acting_as, &self.account.mailbox) {
-                (Some(m), _) => m.clone(),
-                (None, Some(own)) => state
-                    .mailbox(own)
-                    .cloned()
-                    .ok_or(("ErrorNonExistentMailbox", "The account's own mailbox does not exist.".to_string()))?,
-                (None, None) => {
-                    return Err((
-                        "ErrorMissingEmailAddress",
-                        "When making a request as an account that does not have a mailbox, you must specify the mailbox primary SMTP address for any distinguished folder Ids.".into(),
-                    ))
-                }
-            },
+        let (target, known) = match folder {
+            FolderRef::Distinguished { id, mailbox, .. } => {
+                let known = get_folder::known_folder(id).ok_or_else(not_found)?;
+                let target = match (mailbox, &self.acting_as, &self.account.mailbox) {
+                    (Some(address), _, _) => state.mailbox(address).cloned().ok_or((
+                        "ErrorNonExistentMailbox",
+                        format!("No mailbox with such guid or address exists: {address}."),
+                    ))?,
+                    (None, Some(m), _) => m.clone(),
+                    (None, None, Some(own)) => state
+                        .mailbox(own)
+                        .cloned()
+                        .ok_or(("ErrorNonExistentMailbox", "The account's own mailbox does not exist.".to_string()))?,
+                    (None, None, None) => {
+                        return Err((
+                            "ErrorMissingEmailAddress",
+                            "When making a request as an account that does not have a mailbox, you must specify the mailbox primary SMTP address for any distinguished folder Ids.".into(),
+                        ))
+                    }
+                };
+                (target, known)
+            }
             FolderRef::Id(id) => {
                 let graph = convert::graph_id(&id.id);
                 state
                     .mailboxes
                     .iter()
-                    .find(|m| m.calendar_id == graph)
-                    .cloned()
-                    .ok_or(("ErrorFolderNotFound", "The specified folder could not be found in the store.".to_string()))?
+                    .find_map(|m| get_folder::folder_by_id(m, &graph).map(|k| (m.clone(), k)))
+                    .ok_or_else(not_found)?
             }
         };
         drop(state);
         self.check_access(&target)?;
-        Ok(target)
+        Ok((target, known))
     }
 
     /// Whether this request may open `target`: as the impersonated user, as its owner, or
@@ -205,6 +221,11 @@ pub(crate) async fn handler(State(sim): State<Simulator>, headers: HeaderMap, bo
         "DeleteItem" => delete_item::handle(&ctx, env.body, &mut w),
         "SyncFolderItems" => sync_folder_items::handle(&ctx, env.body, &mut w),
         "UpdateItem" => update_item::handle(&ctx, env.body, &mut w),
+        "ConvertId" => convert_id::handle(&ctx, env.body, &mut w),
+        "ResolveNames" => resolve_names::handle(&ctx, env.body, &mut w),
+        "GetRoomLists" => get_room_lists::handle(&ctx, env.body, &mut w),
+        "GetRooms" => get_rooms::handle(&ctx, env.body, &mut w),
+        "GetUserAvailabilityRequest" => get_user_availability::handle(&ctx, env.body, &mut w),
         other => Err(SoapFault {
             code: "ErrorInvalidRequest",
             message: format!("The request is invalid: the simulator does not implement {other}."),

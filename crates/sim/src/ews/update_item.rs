@@ -37,8 +37,10 @@ fn apply(current: &mut Item, updates: &[FieldUpdate]) -> Result<(), (&'static st
     for u in updates {
         match (u, u.path()) {
             (FieldUpdate::Set { item, .. } | FieldUpdate::Append { item, .. }, PropertyPath::Field(uri)) => {
+                // Fields the simulator does not model (item:InReplyTo, item:Culture of a
+                // reply, …) are accepted and not kept, as clients send every field they know.
                 if !current.set_field(uri, item) {
-                    return Err(("ErrorInvalidPropertySet", format!("The property {uri} cannot be set.")));
+                    tracing::debug!("UpdateItem: {uri} is not kept by the simulator");
                 }
             }
             (FieldUpdate::Set { item, .. }, PropertyPath::Extended(uri)) => {
@@ -48,9 +50,10 @@ fn apply(current: &mut Item, updates: &[FieldUpdate]) -> Result<(), (&'static st
                     .extend(item.extended_properties.iter().filter(|p| p.uri.same_property(uri)).cloned());
             }
             (FieldUpdate::Delete { .. }, PropertyPath::Field(uri)) => {
-                if !current.clear_field(uri) {
+                if matches!(uri.as_str(), "item:Subject" | "calendar:Start" | "calendar:End" | "item:ItemClass") {
                     return Err(("ErrorInvalidPropertyDelete", format!("The property {uri} cannot be deleted.")));
                 }
+                current.clear_field(uri);
             }
             (FieldUpdate::Delete { .. }, PropertyPath::Extended(uri)) => {
                 current.extended_properties.retain(|p| !p.uri.same_property(uri));
