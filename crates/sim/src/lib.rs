@@ -15,15 +15,17 @@
 //! booking.rs                 meeting copies in attendee mailboxes; room/equipment processing
 //! recurrence.rs, tz.rs, ids.rs   series expansion, zones (IANA/Windows), Exchange-shaped ids
 //! auth.rs                    JWT-shaped access tokens (HS256 with the simulator's key)
+//! ntlm.rs                    NTLM's server side: challenge messages, NTLMv2 verification
 //! delta.rs                   opaque, signed sync-state tokens; delta pages from the change log
 //! faults.rs                  fault injection and request statistics
 //! http.rs                    Graph error bodies, request ids, Prefer, query and base URL
 //! server.rs, tls.rs          the router, middleware (faults, auth, throttling), serve loop, TLS
 //! graph/*.rs                 one file per endpoint, each opening with Microsoft's doc link
-//! ews/*.rs                   the EWS face (/EWS/Exchange.asmx): Basic sign-in, impersonation,
-//!                            GetFolder, FindItem, GetItem, CreateItem, UpdateItem, DeleteItem,
-//!                            SyncFolderItems, ConvertId, ResolveNames, GetRoomLists, GetRooms,
-//!                            GetUserAvailability, on the same mailboxes and change log
+//! ews/*.rs                   the EWS face (/EWS/Exchange.asmx): Basic, NTLM (per connection)
+//!                            and Bearer sign-in, impersonation, GetFolder, FindItem, GetItem,
+//!                            CreateItem, UpdateItem, DeleteItem, SyncFolderItems, ConvertId,
+//!                            ResolveNames, GetRoomLists, GetRooms, GetUserAvailability, on the
+//!                            same mailboxes and change log
 //! control.rs                 /_sim/*: fault injection and statistics for other processes
 //! outlook.rs                 acting as a person in Outlook (for tests)
 //! ```
@@ -85,6 +87,7 @@ mod generate;
 mod graph;
 mod http;
 mod ids;
+mod ntlm;
 mod outlook;
 mod recurrence;
 mod scenario;

@@ -1,6 +1,7 @@
-//! The simulator's EWS face over HTTP: Basic sign-in, impersonation rights, GetFolder,
-//! FindItem with a CalendarView and GetItem on the same events the Graph face serves; every
-//! answer validates against Microsoft's schema.
+//! The simulator's EWS face over HTTP: Basic, NTLM and Bearer sign-in, impersonation rights,
+//! and every operation (GetFolder, FindItem, GetItem, CreateItem, UpdateItem, DeleteItem,
+//! SyncFolderItems, ConvertId, ResolveNames, GetRoomLists, GetRooms, GetUserAvailability) on
+//! the same events the Graph face serves; every answer validates against Microsoft's schema.
 
 mod common;
 
@@ -756,4 +757,251 @@ async fn availability_reports_busy_types_details_and_the_merged_string() {
     assert_eq!(answer[0].view_type.as_deref(), Some("FreeBusy"));
     assert!(answer[0].events.iter().all(|e| e.subject.is_none()));
     assert_eq!(answer[0].merged_free_busy, None);
+}
+
+/// A bare HTTP/1.1 connection, so a test controls which requests share a TCP connection.
+struct RawConnection {
+    stream: tokio::io::BufReader<tokio::net::TcpStream>,
+}
+
+struct RawResponse {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl RawResponse {
+    fn header_values(&self, name: &str) -> Vec<&str> {
+        self.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str()).collect()
+    }
+}
+
+impl RawConnection {
+    async fn open(env: &Env) -> RawConnection {
+        let stream = tokio::net::TcpStream::connect(env.run.addr).await.unwrap();
+        RawConnection { stream: tokio::io::BufReader::new(stream) }
+    }
+
+    async fn post(&mut self, authorization: Option<&str>, body: &str) -> RawResponse {
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+        let auth = authorization.map(|a| format!("Authorization: {a}\r\n")).unwrap_or_default();
+        let request = format!(
+            "POST /EWS/Exchange.asmx HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/xml; charset=utf-8\r\n{auth}Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        self.stream.get_mut().write_all(request.as_bytes()).await.unwrap();
+        let mut line = String::new();
+        self.stream.read_line(&mut line).await.unwrap();
+        let status: u16 = line.split_whitespace().nth(1).expect("a status line").parse().unwrap();
+        let mut headers = Vec::new();
+        loop {
+            line.clear();
+            self.stream.read_line(&mut line).await.unwrap();
+            let l = line.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            let (k, v) = l.split_once(':').unwrap();
+            headers.push((k.trim().to_string(), v.trim().to_string()));
+        }
+        let len: usize = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+            .map(|(_, v)| v.parse().unwrap())
+            .unwrap_or(0);
+        let mut body = vec![0u8; len];
+        self.stream.read_exact(&mut body).await.unwrap();
+        RawResponse { status, headers, body: String::from_utf8(body).unwrap() }
+    }
+}
+
+/// A minimal NTLMv2 client (MS-NLMP), written independently of the simulator's verifier.
+mod ntlm_client {
+    use hmac::{Hmac, Mac};
+    use md4::{Digest, Md4};
+
+    fn utf16(s: &str) -> Vec<u8> {
+        s.encode_utf16().flat_map(|u| u.to_le_bytes()).collect()
+    }
+
+    fn hmac_md5(key: &[u8], data: &[u8]) -> Vec<u8> {
+        let mut mac = Hmac::<md5::Md5>::new_from_slice(key).unwrap();
+        mac.update(data);
+        mac.finalize().into_bytes().to_vec()
+    }
+
+    const FLAGS: u32 = 0x0000_0001 | 0x0000_0200 | 0x0008_0000 | 0x0080_0000 | 0x2000_0000 | 0x0000_0004;
+
+    pub fn negotiate() -> String {
+        let mut m = b"NTLMSSP\0".to_vec();
+        m.extend(1u32.to_le_bytes());
+        m.extend(FLAGS.to_le_bytes());
+        m.extend([0u8; 16]);
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, m)
+    }
+
+    /// The AUTHENTICATE message answering the CHALLENGE in a `WWW-Authenticate: NTLM …` value.
+    pub fn authenticate(header: &str, domain: &str, user: &str, password: &str) -> String {
+        use base64::Engine;
+        let challenge = base64::engine::general_purpose::STANDARD
+            .decode(header.strip_prefix("NTLM ").expect("an NTLM challenge"))
+            .unwrap();
+        assert_eq!(&challenge[..8], b"NTLMSSP\0");
+        assert_eq!(u32::from_le_bytes(challenge[8..12].try_into().unwrap()), 2);
+        let server_challenge = &challenge[24..32];
+        let info_len = u16::from_le_bytes([challenge[40], challenge[41]]) as usize;
+        let info_at = u32::from_le_bytes(challenge[44..48].try_into().unwrap()) as usize;
+        let info = &challenge[info_at..info_at + info_len];
+        // The timestamp pair (MsvAvTimestamp, 7) must be there: NTLMv2 with a MIC needs it.
+        let mut timestamp = None;
+        let mut i = 0;
+        while i + 4 <= info.len() {
+            let (id, len) =
+                (u16::from_le_bytes([info[i], info[i + 1]]), u16::from_le_bytes([info[i + 2], info[i + 3]]) as usize);
+            if id == 7 {
+                timestamp = Some(info[i + 4..i + 4 + len].to_vec());
+            }
+            i += 4 + len;
+        }
+        let mut blob = vec![1, 1, 0, 0, 0, 0, 0, 0];
+        blob.extend(timestamp.expect("the challenge carries a timestamp"));
+        blob.extend([0x5a; 8]);
+        blob.extend([0; 4]);
+        blob.extend(info);
+        blob.extend([0; 4]);
+        let key = hmac_md5(&Md4::digest(utf16(password)), &utf16(&format!("{}{domain}", user.to_uppercase())));
+        let mut nt = hmac_md5(&key, &[server_challenge, &blob].concat());
+        nt.extend(&blob);
+        let (d, u, ws) = (utf16(domain), utf16(user), utf16("TESTHOST"));
+        let lm = vec![0u8; 24];
+        let mut m = b"NTLMSSP\0".to_vec();
+        m.extend(3u32.to_le_bytes());
+        let mut offset = 64usize;
+        let mut payload: Vec<u8> = Vec::new();
+        for part in [&lm, &nt, &d, &u, &ws, &Vec::new()] {
+            m.extend((part.len() as u16).to_le_bytes());
+            m.extend((part.len() as u16).to_le_bytes());
+            m.extend((offset as u32).to_le_bytes());
+            offset += part.len();
+            payload.extend(part.iter());
+        }
+        m.extend(FLAGS.to_le_bytes());
+        m.extend(payload);
+        base64::engine::general_purpose::STANDARD.encode(m)
+    }
+}
+
+#[tokio::test]
+async fn ntlm_signs_in_a_connection_which_then_carries_on_without_credentials() {
+    let env = env().await;
+    let folders = get_folder::Request {
+        folder_shape: Shape::id_only(),
+        folder_ids: vec![FolderRef::calendar(Some("ann@test.example"))],
+    };
+    let body = envelope::request(&impersonating("ann@test.example"), |w| folders.write(w));
+
+    // No credentials: 401 offering Basic, NTLM and Bearer.
+    let mut conn = RawConnection::open(&env).await;
+    let r = conn.post(None, &body).await;
+    assert_eq!(r.status, 401);
+    let offered = r.header_values("www-authenticate").join(" | ");
+    assert!(
+        offered.contains("Basic realm=\"127.0.0.1\"") && offered.contains("NTLM") && offered.contains("Bearer"),
+        "{offered}"
+    );
+
+    // The handshake on the same connection: NEGOTIATE → CHALLENGE → AUTHENTICATE.
+    let r = conn.post(Some(&format!("NTLM {}", ntlm_client::negotiate())), &body).await;
+    assert_eq!(r.status, 401);
+    let challenge = r.header_values("www-authenticate")[0].to_string();
+    let auth = ntlm_client::authenticate(&challenge, "TEST", "svc-calbridge", "svc-password");
+    let r = conn.post(Some(&format!("NTLM {auth}")), &body).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_valid("GetFolder answer over NTLM", &r.body);
+    // The connection stays signed in: no credentials, no new handshake.
+    let r = conn.post(None, &body).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // Another connection is not.
+    let mut other = RawConnection::open(&env).await;
+    assert_eq!(other.post(None, &body).await.status, 401);
+
+    // A UPN with no domain works; a wrong password does not, and replaying is no good.
+    let r = other.post(Some(&format!("NTLM {}", ntlm_client::negotiate())), &body).await;
+    let challenge = r.header_values("www-authenticate")[0].to_string();
+    let wrong = ntlm_client::authenticate(&challenge, "TEST", "svc-calbridge", "not-the-password");
+    assert_eq!(other.post(Some(&format!("NTLM {wrong}")), &body).await.status, 401);
+    assert_eq!(other.post(None, &body).await.status, 401);
+    let r = other.post(Some(&format!("NTLM {}", ntlm_client::negotiate())), &body).await;
+    let challenge = r.header_values("www-authenticate")[0].to_string();
+    let upn = ntlm_client::authenticate(&challenge, "", "svc-calbridge@test.example", "svc-password");
+    assert_eq!(other.post(Some(&format!("NTLM {upn}")), &body).await.status, 200);
+    let mut third = RawConnection::open(&env).await;
+    let r = third.post(Some(&format!("NTLM {}", ntlm_client::negotiate())), &body).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(third.post(Some(&format!("NTLM {upn}")), &body).await.status, 401, "an answer to another challenge");
+}
+
+#[tokio::test]
+async fn bearer_tokens_for_exchange_online_act_on_mailboxes_only_by_impersonation() {
+    let apps = r#"
+[[apps]]
+client_id = "cccccccc-bbbb-4ccc-8ddd-eeeeeeeeeeee"
+client_secret = "ews-app-secret"
+roles = ["full_access_as_app"]
+"#;
+    let env = Env::with(&format!("{SCENARIO}{apps}{ACCOUNTS}")).await;
+    let token = |client: &'static str, secret: &'static str, scope: &'static str| {
+        let env = &env;
+        async move {
+            let resp = env
+                .http
+                .post(format!("{}/{}/oauth2/v2.0/token", env.run.base_url, common::TENANT_ID))
+                .form(&[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", client),
+                    ("client_secret", secret),
+                    ("scope", scope),
+                ])
+                .send()
+                .await
+                .unwrap();
+            resp.json::<serde_json::Value>().await.unwrap()["access_token"].as_str().unwrap().to_string()
+        }
+    };
+    let ews_token =
+        token("cccccccc-bbbb-4ccc-8ddd-eeeeeeeeeeee", "ews-app-secret", "https://outlook.office365.com/.default").await;
+    let folders = get_folder::Request { folder_shape: Shape::id_only(), folder_ids: vec![FolderRef::calendar(None)] };
+    let send = |token: String, header: RequestHeader| {
+        let env = &env;
+        let xml = envelope::request(&header, |w| folders.write(w));
+        async move {
+            let resp = env
+                .http
+                .post(format!("{}/EWS/Exchange.asmx", env.run.base_url))
+                .bearer_auth(token)
+                .header("Content-Type", "text/xml; charset=utf-8")
+                .body(xml)
+                .send()
+                .await
+                .unwrap();
+            let diagnostics = resp.headers().get("x-ms-diagnostics").map(|v| v.to_str().unwrap().to_string());
+            (resp.status().as_u16(), diagnostics, resp.text().await.unwrap())
+        }
+    };
+    let (status, _, text) = send(ews_token.clone(), impersonating("bob@test.example")).await;
+    assert_eq!(status, 200, "{text}");
+    assert_valid("GetFolder answer with a token", &text);
+    // Without impersonation an app token has no mailbox: Exchange Online's fault.
+    let (status, _, text) = send(ews_token, RequestHeader::new("Exchange2016")).await;
+    assert_eq!(status, 500);
+    assert!(text.contains("ErrorInvalidExchangeImpersonationHeaderData"), "{text}");
+    // A Graph token is for another audience; an app without the EWS role has no permission.
+    let graph_token = token(common::CLIENT_ID, common::SECRET, "https://graph.microsoft.com/.default").await;
+    let (status, diagnostics, _) = send(graph_token, impersonating("bob@test.example")).await;
+    assert_eq!(status, 401);
+    assert!(diagnostics.unwrap().contains("audience"));
+    let no_role = token(common::CLIENT_ID, common::SECRET, "https://outlook.office365.com/.default").await;
+    let (status, diagnostics, _) = send(no_role, impersonating("bob@test.example")).await;
+    assert_eq!(status, 401);
+    assert!(diagnostics.unwrap().contains("no permissions"));
 }

@@ -2,13 +2,15 @@
 //! face. One file per operation, each opening with Microsoft's page; the wire types are
 //! calbridge-ews's `wire` module compiled in ([`crate::ews_wire`]).
 //!
-//! Every request passes, in order: Basic authentication against the scenario's
-//! `[[ews_accounts]]` (401 with `WWW-Authenticate` otherwise), the XML limits (no DTD, 8 MiB),
-//! the SOAP envelope, `ExchangeImpersonation` (the account needs the impersonation role, else
-//! the `ErrorImpersonateUserDenied` fault), and the operation.
+//! Every request passes, in order: sign-in ([`auth`]: Basic or NTLM against the scenario's
+//! `[[ews_accounts]]`, or a Bearer token of the simulator's own; 401 with `WWW-Authenticate`
+//! otherwise), the XML limits (no DTD, 8 MiB), the SOAP envelope,
+//! `ExchangeImpersonation` (the account needs the impersonation role, else the
+//! `ErrorImpersonateUserDenied` fault; an app token needs it always), and the operation.
 //! Errors an operation reports per item are response messages with `ResponseClass="Error"`;
 //! errors of the whole request are SOAP faults with HTTP 500, as Exchange writes them.
 
+pub(crate) mod auth;
 mod convert;
 mod convert_id;
 mod create_item;
@@ -24,10 +26,11 @@ mod sync_folder_items;
 mod update_item;
 
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
+
+pub use auth::Connection;
 
 use crate::ews_wire::envelope::{self, ConnectingSid, Fault, RequestHeader, ServerVersionInfo};
 use crate::ews_wire::types::FolderRef;
@@ -35,11 +38,13 @@ use crate::ews_wire::xml::{self, Limits, XmlWriter};
 use crate::scenario::EwsAccountSpec;
 use crate::state::Mailbox;
 use crate::Simulator;
+use auth::{Principal, SignIn};
 use get_folder::KnownFolder;
 
 /// What a request may see: who signed in, and as whom it acts.
 pub(crate) struct Ctx {
     pub sim: Simulator,
+    /// The signed-in account's rights (an app token: impersonation only).
     pub account: EwsAccountSpec,
     /// The impersonated mailbox (`ExchangeImpersonation`), already checked.
     pub acting_as: Option<Mailbox>,
@@ -126,40 +131,25 @@ pub(crate) fn fault(code: &str, message: &str, back_off_ms: Option<u64>) -> Resp
     xml_response(StatusCode::INTERNAL_SERVER_ERROR, f.to_xml())
 }
 
-fn unauthorized() -> Response {
-    let mut resp =
-        (StatusCode::UNAUTHORIZED, "401 - Unauthorized: Access is denied due to invalid credentials.").into_response();
-    resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"calbridge-sim\""));
-    resp
-}
-
-/// The account a `Basic` header names, if its password matches.
-fn basic_account(sim: &Simulator, headers: &HeaderMap) -> Option<EwsAccountSpec> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
-    let (scheme, rest) = value.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let decoded = base64::engine::general_purpose::STANDARD.decode(rest.trim()).ok()?;
-    let decoded = String::from_utf8(decoded).ok()?;
-    let (user, password) = decoded.split_once(':')?;
-    let plain = |u: &str| u.rsplit('\\').next().unwrap_or(u).to_ascii_lowercase();
-    sim.inner
-        .scenario
-        .ews_accounts
-        .iter()
-        .find(|a| {
-            (plain(&a.username) == plain(user) || a.mailbox.as_deref().is_some_and(|m| m.eq_ignore_ascii_case(user)))
-                && a.password == password
-        })
-        .cloned()
-}
-
 /// `POST /EWS/Exchange.asmx`.
-pub(crate) async fn handler(State(sim): State<Simulator>, headers: HeaderMap, body: Bytes) -> Response {
-    let Some(account) = basic_account(&sim, &headers) else {
-        return unauthorized();
+pub(crate) async fn handler(State(sim): State<Simulator>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let headers = parts.headers;
+    let connection = parts.extensions.get::<Connection>().cloned();
+    // Read the body first: an NTLM leg's 401 must leave the connection ready for the next.
+    let body: Bytes = match axum::body::to_bytes(body, 9 * 1024 * 1024).await {
+        Ok(b) => b,
+        Err(_) => {
+            return schema_fault(xml::WireError::TooLarge { size: 9 * 1024 * 1024, limit: 8 * 1024 * 1024 })
+                .into_response()
+        }
     };
+    let principal = match auth::sign_in(&sim, &headers, connection.as_ref()) {
+        SignIn::Ok(p) => p,
+        SignIn::Respond(resp) => return resp,
+        SignIn::Denied(reason) => return auth::unauthorized(&headers, reason),
+    };
+    let account = principal.as_account();
     let limits = Limits { max_bytes: 8 * 1024 * 1024, max_nodes: 1_000_000 };
     let text = match xml::decode(&body, limits) {
         Ok(t) => t,
@@ -178,6 +168,13 @@ pub(crate) async fn handler(State(sim): State<Simulator>, headers: HeaderMap, bo
         Err(e) => return schema_fault(e).into_response(),
     };
     let acting_as = match &header.impersonation {
+        None if matches!(principal, Principal::App { .. }) => {
+            return fault(
+                "ErrorInvalidExchangeImpersonationHeaderData",
+                "ExchangeImpersonation SOAP header must be present for this type of OAuth token.",
+                None,
+            )
+        }
         None => None,
         Some(sid) => {
             if !account.impersonation {
