@@ -1005,3 +1005,32 @@ roles = ["full_access_as_app"]
     assert_eq!(status, 401);
     assert!(diagnostics.unwrap().contains("no permissions"));
 }
+
+#[tokio::test]
+async fn throttling_answers_server_busy_with_the_back_off_as_exchange_does() {
+    let env = env().await;
+    let folders = get_folder::Request { folder_shape: Shape::id_only(), folder_ids: vec![FolderRef::calendar(None)] };
+    let header = impersonating("ann@test.example");
+    env.sim.faults().throttle_next(1, 3);
+    // A request that does not sign in is refused before it counts.
+    let (status, _) = post(&env, "svc-calbridge", "wrong", &header, |w| folders.write(w)).await;
+    assert_eq!(status, 401);
+    let (status, text) = post(&env, "svc-calbridge", "svc-password", &header, |w| folders.write(w)).await;
+    assert_eq!(status, 500);
+    let doc = parse_doc(&text);
+    let fault = Fault::parse(envelope::split(&doc).unwrap().body).unwrap();
+    assert_eq!((fault.response_code.as_deref(), fault.back_off_ms), (Some("ErrorServerBusy"), Some(3000)));
+    assert_eq!(fault.fault_code, "a:ErrorServerBusy");
+    // Only that one; the next is served.
+    let (status, _) = post(&env, "svc-calbridge", "svc-password", &header, |w| folders.write(w)).await;
+    assert_eq!(status, 200);
+    assert_eq!(env.sim.stats().throttled_429, 1);
+    // Injected failures: a 500 is Exchange's fault, a 503 the front end's.
+    env.sim.faults().fail_next(1, 503);
+    let (status, _) = post(&env, "svc-calbridge", "svc-password", &header, |w| folders.write(w)).await;
+    assert_eq!(status, 503);
+    env.sim.faults().fail_next(1, 500);
+    let (status, text) = post(&env, "svc-calbridge", "svc-password", &header, |w| folders.write(w)).await;
+    assert_eq!(status, 500);
+    assert!(text.contains("ErrorInternalServerError"), "{text}");
+}

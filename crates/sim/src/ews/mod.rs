@@ -4,7 +4,9 @@
 //!
 //! Every request passes, in order: sign-in ([`auth`]: Basic or NTLM against the scenario's
 //! `[[ews_accounts]]`, or a Bearer token of the simulator's own; 401 with `WWW-Authenticate`
-//! otherwise), the XML limits (no DTD, 8 MiB), the SOAP envelope,
+//! otherwise), injected faults (`fail_next`: that HTTP status; `throttle_next`: the
+//! `ErrorServerBusy` fault with `BackOffMilliseconds`, HTTP 500, as Exchange throttles),
+//! injected latency, the XML limits (no DTD, 8 MiB), the SOAP envelope,
 //! `ExchangeImpersonation` (the account needs the impersonation role, else the
 //! `ErrorImpersonateUserDenied` fault; an app token needs it always), and the operation.
 //! Errors an operation reports per item are response messages with `ResponseClass="Error"`;
@@ -119,6 +121,22 @@ fn xml_response(status: StatusCode, xml: String) -> Response {
     resp
 }
 
+/// Exchange's throttling answer: HTTP 500, the `ErrorServerBusy` fault, and how long to
+/// back off in `MessageXml`.
+pub(crate) fn server_busy(back_off_ms: u64) -> Response {
+    fault("ErrorServerBusy", "The server cannot service this request right now. Try again later.", Some(back_off_ms))
+}
+
+/// An injected server failure: a 500 is Exchange's internal-error fault; other statuses
+/// (502, 503, 504) come from the front end, with a plain body.
+fn server_error(status: u16) -> Response {
+    if status == 500 {
+        return fault("ErrorInternalServerError", "An internal server error occurred. The operation failed.", None);
+    }
+    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    (code, code.canonical_reason().unwrap_or("Service Unavailable").to_string()).into_response()
+}
+
 /// A SOAP fault, HTTP 500.
 pub(crate) fn fault(code: &str, message: &str, back_off_ms: Option<u64>) -> Response {
     let f = Fault {
@@ -149,6 +167,19 @@ pub(crate) async fn handler(State(sim): State<Simulator>, request: Request) -> R
         SignIn::Respond(resp) => return resp,
         SignIn::Denied(reason) => return auth::unauthorized(&headers, reason),
     };
+    let faults = &sim.inner.faults;
+    if let Some(status) = faults.take_fail() {
+        sim.inner.stats.failed();
+        return server_error(status);
+    }
+    if let Some(secs) = faults.take_throttle() {
+        sim.inner.stats.throttled();
+        return server_busy(secs.saturating_mul(1000));
+    }
+    let latency = faults.latency();
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
     let account = principal.as_account();
     let limits = Limits { max_bytes: 8 * 1024 * 1024, max_nodes: 1_000_000 };
     let text = match xml::decode(&body, limits) {
