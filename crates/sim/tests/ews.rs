@@ -1034,3 +1034,102 @@ async fn throttling_answers_server_busy_with_the_back_off_as_exchange_does() {
     assert_eq!(status, 500);
     assert!(text.contains("ErrorInternalServerError"), "{text}");
 }
+
+#[tokio::test]
+async fn recurring_series_expand_in_a_calendar_view_and_show_their_pattern_on_the_master() {
+    use calbridge_ews::wire::ops::create_item;
+    use calbridge_ews::wire::types::{Item, Recurrence, RecurrencePattern, RecurrenceRange};
+    let env = env().await;
+    let outlook = env.sim.outlook();
+    let (start, end) = (at(7, 9), at(7, 10));
+    let mut weekly = NewEvent::new("Weekly class", start, end);
+    weekly.recurrence = Some(
+        serde_json::from_value(serde_json::json!({
+            "pattern": {"type": "weekly", "interval": 1, "daysOfWeek": [start.format("%A").to_string().to_lowercase()]},
+            "range": {"type": "numbered", "startDate": start.format("%Y-%m-%d").to_string(), "numberOfOccurrences": 4},
+        }))
+        .unwrap(),
+    );
+    let master = outlook.create_event("ann@test.example", weekly).unwrap();
+    let week = chrono::Duration::weeks(1);
+    let instances = outlook.list_instances("ann@test.example", start - week, start + week * 5).unwrap();
+    assert_eq!(instances.len(), 4);
+    // The second occurrence moves an hour later; the third is cancelled.
+    let moved = instances[1].id.clone().unwrap();
+    outlook
+        .update_event(
+            "ann@test.example",
+            &moved,
+            serde_json::json!({"start": common::graph_time(start + week + chrono::Duration::hours(1)), "end": common::graph_time(end + week + chrono::Duration::hours(1))}),
+        )
+        .unwrap();
+    outlook.delete_event("ann@test.example", instances[2].id.as_ref().unwrap()).unwrap();
+
+    let header = impersonating("ann@test.example");
+    let find = find_item::Request {
+        traversal: "Shallow".into(),
+        item_shape: shape(),
+        view: Some(find_item::View::Calendar {
+            start_date: (start - week).format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            end_date: (start + week * 5).format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            max_entries_returned: None,
+        }),
+        parent_folder_ids: vec![FolderRef::calendar(None)],
+    };
+    let r = call(&env, "FindItem answer", &header, |w| find.write(w), find_item::parse_response).await;
+    let kinds: Vec<_> =
+        r[0].payload.as_ref().unwrap().items.iter().map(|i| i.calendar_item_type.clone().unwrap()).collect();
+    assert_eq!(kinds, vec!["Occurrence", "Exception", "Occurrence"]);
+
+    let get = get_item::Request {
+        item_shape: Shape { base_shape: "AllProperties".into(), body_type: None, additional_properties: vec![] },
+        item_ids: vec![ItemRef::Item(calbridge_ews::wire::types::ItemId::new(
+            master.replace('-', "+").replace('_', "/"),
+            None,
+        ))],
+    };
+    let r = call(&env, "GetItem answer", &header, |w| get.write(w), get_item::parse_response).await;
+    let m = &r[0].payload.as_ref().unwrap()[0];
+    assert_eq!(m.calendar_item_type.as_deref(), Some("RecurringMaster"));
+    let rec = m.recurrence.as_ref().unwrap();
+    assert!(matches!(&rec.pattern, RecurrencePattern::Weekly { interval: 1, .. }));
+    assert!(matches!(&rec.range, RecurrenceRange::Numbered { number_of_occurrences: 4, .. }));
+    let ews = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    assert_eq!(m.first_occurrence.as_ref().map(|o| o.start.clone()), Some(ews(start)));
+    assert_eq!(m.last_occurrence.as_ref().map(|o| o.start.clone()), Some(ews(start + week * 3)));
+    let modified = m.modified_occurrences.as_ref().unwrap();
+    assert_eq!((modified.len(), modified[0].original_start.clone()), (1, ews(start + week)));
+    assert_eq!(modified[0].start, ews(start + week + chrono::Duration::hours(1)));
+    assert_eq!(m.deleted_occurrences.as_deref(), Some(&[ews(start + week * 2)][..]));
+    // The exception's own id reads the exception.
+    let get = get_item::Request { item_shape: shape(), item_ids: vec![ItemRef::Item(modified[0].item_id.clone())] };
+    let r = call(&env, "GetItem answer", &header, |w| get.write(w), get_item::parse_response).await;
+    assert_eq!(r[0].payload.as_ref().unwrap()[0].calendar_item_type.as_deref(), Some("Exception"));
+
+    // A daily series created over EWS recurs over Graph too.
+    let item = Item {
+        subject: Some("Daily stand-up".into()),
+        start: Some(ews(at(20, 8))),
+        end: Some(ews(at(20, 8) + chrono::Duration::minutes(15))),
+        recurrence: Some(Recurrence {
+            pattern: RecurrencePattern::Daily { interval: 1 },
+            range: RecurrenceRange::Numbered {
+                start_date: at(20, 8).format("%Y-%m-%d").to_string(),
+                number_of_occurrences: 3,
+            },
+        }),
+        ..Item::calendar()
+    };
+    let create = create_item::Request {
+        send_meeting_invitations: Some("SendToNone".into()),
+        message_disposition: None,
+        saved_item_folder_id: None,
+        items: vec![item],
+    };
+    let r = call(&env, "CreateItem answer", &header, |w| create.write(w), create_item::parse_response).await;
+    assert_eq!(r[0].status.code, "NoError");
+    let graph = outlook.list_instances("ann@test.example", at(19, 0), at(25, 0)).unwrap();
+    let standups: Vec<_> = graph.iter().filter(|e| e.subject.as_deref() == Some("Daily stand-up")).collect();
+    assert_eq!(standups.len(), 3);
+    assert!(standups.iter().all(|e| e.kind.as_deref() == Some("occurrence")));
+}

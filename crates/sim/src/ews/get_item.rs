@@ -1,10 +1,13 @@
 //! GetItem — <https://learn.microsoft.com/exchange/client-developer/web-service-reference/getitem-operation-calendar-item>
 //!
 //! Items by EWS id (the Graph id in standard base64), in any mailbox this request may open,
-//! with the fields of the item shape; an unknown id is `ErrorItemNotFound`.
+//! with the fields of the item shape; an unknown id is `ErrorItemNotFound`. A series' master
+//! comes with its recurrence and its modified and deleted occurrences; an occurrence id reads
+//! that occurrence (or exception).
 
 use super::convert::{calendar_item, graph_id};
 use super::find_item::shaped;
+use super::series::add_series_fields;
 use super::{schema_fault, Ctx, SoapFault};
 use crate::ews_wire::ops::{get_item, Message};
 use crate::ews_wire::types::ItemRef;
@@ -38,7 +41,12 @@ pub(crate) fn handle(ctx: &Ctx, body: Node<'_, '_>, w: &mut XmlWriter) -> Result
             }
             let Some(ev) = state.event(&mb.key, &master) else { return not_found() };
             let item = match occurrence {
-                None => calendar_item(&render_event(ev, &opts), ev.start, ev.end, &mb.calendar_id, text_body),
+                None => {
+                    let mut item =
+                        calendar_item(&render_event(ev, &opts), ev.start, ev.end, &mb.calendar_id, text_body);
+                    add_series_fields(&mut item, ev);
+                    item
+                }
                 Some(key) => match ev.occurrence(key) {
                     Some(inst) => {
                         calendar_item(&render_instance(&inst, &opts), inst.start, inst.end, &mb.calendar_id, text_body)

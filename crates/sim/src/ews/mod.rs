@@ -24,6 +24,7 @@ mod get_room_lists;
 mod get_rooms;
 mod get_user_availability;
 mod resolve_names;
+mod series;
 mod sync_folder_items;
 mod update_item;
 
