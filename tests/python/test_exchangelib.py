@@ -1,0 +1,333 @@
+"""exchangelib, unmodified, against the EWS face of calbridge's Exchange simulator.
+
+A full session, over Basic and over NTLM: the version probe (ConvertId of the id ``DUMMY``)
+or a configured version, the folder walk to the calendar (GetFolder of ``root`` and
+``calendar``), a CalendarView, a meeting with a room as a resource (CreateItem with
+invitations; the room accepts by its booking rules), an update that moves it, its deletion,
+and SyncFolderItems reporting each of those changes; also the directory (ResolveNames,
+GetRoomLists, GetRooms), ConvertId of a real id, and throttling (``ErrorServerBusy`` with
+``BackOffMilliseconds``, which exchangelib's fault-tolerant retry policy honours).
+
+How the simulator is reached: as in ``test_msgraph_sdk.py``, over HTTPS with the simulator's
+throw-away CA trusted through ``REQUESTS_CA_BUNDLE`` (exchangelib uses requests); no
+autodiscover (``Configuration(service_endpoint=...)``, ``Account(autodiscover=False)``). The
+service account of the bundled demo organisation, ``svc-calbridge``, has the
+ApplicationImpersonation role, so the accounts use ``access_type=IMPERSONATION``. NTLM comes
+from exchangelib's own dependency, requests_ntlm; the simulator keeps the NTLM-authenticated
+connection, so the handshake happens once per connection, as with Exchange's IIS.
+
+Every answer exchangelib receives is recorded and, at the end of each test, validated against
+Microsoft's EWS schema with xmllint (the ``exchange2016`` variant under
+``$CALBRIDGE_PROTOCOL_DIR/ews``, as calbridge's Rust tests do); SOAP faults are checked for
+well-formedness only, since the schema does not describe them. Without the schema files or
+xmllint the validation is skipped with a message, except under CI (``CI`` set).
+
+Run: ``python3 -m pip install -r tests/python/requirements.txt && python3 -m pytest -q tests/python``
+from the repository root (``scripts/test.sh`` does this).
+"""
+
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+
+from test_msgraph_sdk import _sim_command
+
+REPO = Path(__file__).resolve().parents[2]
+ORGANIZER = "scheduler@contoso.example"
+ROOM = "room201@contoso.example"
+# The demo scenario's EWS sign-in (crates/sim/scenarios/demo.toml).
+EWS_USER = "svc-calbridge"
+EWS_PASSWORD = "demo-ews-password-change-me"
+
+
+@pytest.fixture(scope="module")
+def sim():
+    tmp = tempfile.mkdtemp(prefix="calbridge-sim-exchangelib-")
+    ca = os.path.join(tmp, "ca.pem")
+    proc = subprocess.Popen(
+        _sim_command() + ["--tls", "--ca-out", ca, "--exit-on-stdin-eof"],
+        cwd=REPO,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    saved = {k: os.environ.get(k) for k in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")}
+    try:
+        line = proc.stdout.readline().decode()
+        if not line:
+            raise RuntimeError("the simulator exited before printing its address")
+        info = json.loads(line)
+        info["ca_cert_file"] = info.get("ca_cert_file") or ca
+        os.environ["REQUESTS_CA_BUNDLE"] = info["ca_cert_file"]
+        os.environ["SSL_CERT_FILE"] = info["ca_cert_file"]
+        yield info
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        proc.stdin.close()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+class Recorder:
+    """Keeps every answer exchangelib receives (it posts through ``post_ratelimited``)."""
+
+    def __init__(self):
+        self.answers = []
+
+    def install(self, monkeypatch):
+        import exchangelib.services.common as common
+
+        original = common.post_ratelimited
+
+        def recording(*args, **kwargs):
+            r, session = original(*args, **kwargs)
+            self.answers.append((r.status_code, r.content))
+            return r, session
+
+        monkeypatch.setattr(common, "post_ratelimited", recording)
+
+
+def _schema():
+    """The envelope schema wrapper for xmllint, or None (after saying why) when unavailable."""
+    ews = Path(os.environ.get("CALBRIDGE_PROTOCOL_DIR", REPO.parent / "shared" / "protocol")) / "ews"
+    template = ews / "xsd" / "soap-env-ews.xsd.template"
+    why = None
+    if not template.is_file():
+        why = f"Microsoft's EWS schemas are not at {ews} (set CALBRIDGE_PROTOCOL_DIR)"
+    elif shutil.which("xmllint") is None:
+        why = "xmllint is not installed (apt-get install libxml2-utils)"
+    if why:
+        if os.environ.get("CI"):
+            pytest.fail(why)
+        print(f"SKIPPED schema validation: {why}")
+        return None
+    schema = Path(tempfile.mkdtemp(prefix="calbridge-xsd-")) / "env2016.xsd"
+    schema.write_text(template.read_text().replace("SCHEMADIR", str((ews / "xsd" / "exchange2016").resolve())))
+    return schema
+
+
+def _validate(answers):
+    schema = _schema()
+    if schema is None:
+        return
+    from lxml import etree
+
+    checked = 0
+    with tempfile.TemporaryDirectory() as d:
+        files = []
+        for i, (status, content) in enumerate(answers):
+            root = etree.fromstring(content)  # well-formed, or this raises
+            body = root.find("{http://schemas.xmlsoap.org/soap/envelope/}Body")
+            if body is not None and body.find("{http://schemas.xmlsoap.org/soap/envelope/}Fault") is not None:
+                assert status == 500, status
+                continue
+            assert status == 200, (status, content[:500])
+            path = Path(d) / f"answer-{i}.xml"
+            path.write_bytes(content)
+            files.append(str(path))
+        for start in range(0, len(files), 200):
+            batch = files[start : start + 200]
+            out = subprocess.run(["xmllint", "--noout", "--schema", str(schema), *batch], capture_output=True, text=True)
+            assert out.returncode == 0, out.stderr[-4000:]
+            checked += len(batch)
+    assert checked, "no answer was validated"
+    print(f"{checked} answers validate against the EWS schema")
+
+
+@pytest.fixture
+def recorder(monkeypatch):
+    rec = Recorder()
+    rec.install(monkeypatch)
+    yield rec
+    _validate(rec.answers)
+
+
+def _account(sim, auth_type, mailbox=ORGANIZER, probe=False, retry_policy=None):
+    from exchangelib import IMPERSONATION, UTC, Account, Configuration, Credentials, Version
+    from exchangelib.version import EXCHANGE_2016
+
+    kwargs = {} if probe else {"version": Version(build=EXCHANGE_2016)}
+    if retry_policy is not None:
+        kwargs["retry_policy"] = retry_policy
+    config = Configuration(
+        service_endpoint=sim["ews_url"],
+        credentials=Credentials(EWS_USER, EWS_PASSWORD),
+        auth_type=auth_type,
+        **kwargs,
+    )
+    return Account(mailbox, config=config, autodiscover=False, access_type=IMPERSONATION, default_timezone=UTC)
+
+
+@pytest.fixture(autouse=True)
+def fresh_protocols():
+    # exchangelib caches one protocol (and its sessions) per endpoint and credentials; the
+    # Basic and NTLM runs use the same credentials, so each test starts afresh.
+    from exchangelib.protocol import close_connections
+
+    close_connections()
+    yield
+    close_connections()
+
+
+def _ews_requests(sim):
+    stats = requests.get(f"{sim['base_url']}/_sim/stats", timeout=10).json()
+    return stats["by_route"].get("ews", 0)
+
+
+def _changes(folder, state):
+    """One SyncFolderItems round from `state`: ({id: change type}, the new state)."""
+    folder.item_sync_state = state
+    seen = {}
+    for change, item in folder.sync_items(only_fields=["subject", "start", "end"]):
+        seen[item.id] = (change, getattr(item, "subject", None))
+    return seen, folder.item_sync_state
+
+
+@pytest.mark.parametrize("auth", ["basic", "ntlm"])
+def test_a_full_session_over_basic_and_ntlm(sim, recorder, auth):
+    from exchangelib import BASIC, NTLM, CalendarItem, EWSDateTime
+    from exchangelib.items import SEND_TO_ALL_AND_SAVE_COPY
+    from exchangelib.properties import Attendee, Mailbox
+    from exchangelib.version import Build
+
+    # NTLM also lets exchangelib probe the server's version (ConvertId of "DUMMY").
+    account = _account(sim, BASIC if auth == "basic" else NTLM, probe=(auth == "ntlm"))
+    if auth == "ntlm":
+        assert account.version.build == Build(15, 2, 1118, 7)
+        assert account.version.api_version.startswith("Exchange")
+    calendar = account.calendar
+    assert calendar.name == "Calendar" and calendar.folder_class == "IPF.Appointment"
+
+    # A CalendarView: the organizer's class sessions, series expanded.
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    items = list(calendar.view(start=EWSDateTime.from_datetime(now), end=EWSDateTime.from_datetime(now + dt.timedelta(days=30))))
+    assert items, "the demo organizer has class sessions in the next thirty days"
+    assert all(isinstance(i, CalendarItem) for i in items)
+    assert [i.start for i in items] == sorted(i.start for i in items)
+    assert {i.type for i in items} <= {"Single", "Occurrence", "Exception"}
+    assert "Occurrence" in {i.type for i in items}, "a tenth of the demo's meetings recur"
+
+    # NTLM signs the connection in once: later calls need no new handshake, so the simulator
+    # sees one HTTP request per EWS call exchangelib makes (a view is FindItem + GetItem).
+    before, calls = _ews_requests(sim), len(recorder.answers)
+    for _ in range(3):
+        list(calendar.view(start=EWSDateTime.from_datetime(now), end=EWSDateTime.from_datetime(now + dt.timedelta(days=1))))
+    calls = len(recorder.answers) - calls
+    assert calls >= 3
+    assert _ews_requests(sim) - before == calls, "no request was answered with a 401 challenge"
+
+    # The sync baseline: every item of the folder, then nothing.
+    baseline, state = _changes(calendar, None)
+    assert len(baseline) > 100 and {c for c, _ in baseline.values()} == {"create"}
+    idle, state = _changes(calendar, state)
+    assert idle == {}
+
+    # A meeting with a room, beyond the demo's generated events and inside the room's
+    # 180-day booking window, an hour apart per run so the runs never collide.
+    hour = 5 if auth == "basic" else 7
+    when = (now + dt.timedelta(days=150)).replace(hour=hour, minute=0, second=0)
+    subject = f"exchangelib {auth} session {uuid.uuid4().hex[:8]}"
+    meeting = CalendarItem(
+        account=account,
+        folder=calendar,
+        subject=subject,
+        body="Booked by exchangelib",
+        start=EWSDateTime.from_datetime(when),
+        end=EWSDateTime.from_datetime(when + dt.timedelta(hours=1)),
+        location="Room 2.01",
+        resources=[Attendee(mailbox=Mailbox(email_address=ROOM))],
+    )
+    meeting.save(send_meeting_invitations=SEND_TO_ALL_AND_SAVE_COPY)
+    assert meeting.id and meeting.changekey
+    meeting.refresh()
+    assert meeting.subject == subject
+    assert meeting.organizer.email_address == ORGANIZER
+    assert [(r.mailbox.email_address, r.response_type) for r in meeting.resources] == [(ROOM, "Accept")]
+    # The room's own calendar holds the booking.
+    room = _account(sim, BASIC if auth == "basic" else NTLM, mailbox=ROOM)
+    window = dict(start=EWSDateTime.from_datetime(when - dt.timedelta(hours=1)), end=EWSDateTime.from_datetime(when + dt.timedelta(hours=3)))
+    booked = [i for i in room.calendar.view(**window) if i.subject == subject]
+    assert len(booked) == 1 and booked[0].legacy_free_busy_status == "Busy"
+
+    changes, state = _changes(calendar, state)
+    assert changes == {meeting.id: ("create", subject)}
+
+    # Moved half an hour later and renamed: the room decides again and still accepts.
+    meeting.subject = subject + " (moved)"
+    meeting.start = EWSDateTime.from_datetime(when + dt.timedelta(minutes=30))
+    meeting.end = EWSDateTime.from_datetime(when + dt.timedelta(minutes=90))
+    old_changekey = meeting.changekey
+    meeting.save(send_meeting_invitations=SEND_TO_ALL_AND_SAVE_COPY)
+    assert meeting.changekey != old_changekey
+    meeting.refresh()
+    assert meeting.start == EWSDateTime.from_datetime(when + dt.timedelta(minutes=30))
+    assert meeting.resources[0].response_type == "Accept"
+    changes, state = _changes(calendar, state)
+    assert changes == {meeting.id: ("update", subject + " (moved)")}
+
+    # Deleted with cancellations: gone from the organizer's and the room's calendars.
+    meeting_id = meeting.id
+    meeting.delete(send_meeting_cancellations=SEND_TO_ALL_AND_SAVE_COPY)
+    changes, state = _changes(calendar, state)
+    assert list(changes) == [meeting_id] and changes[meeting_id][0] == "delete"
+    assert not [i for i in room.calendar.view(**window) if i.subject.startswith(subject)]
+
+
+def test_directory_rooms_and_id_conversion(sim, recorder):
+    from exchangelib import BASIC
+    from exchangelib.properties import EWS_ID, HEX_ENTRY_ID, OWA_ID, AlternateId
+
+    account = _account(sim, BASIC)
+    protocol = account.protocol
+    [found] = protocol.resolve_names([ROOM])
+    assert found.email_address == ROOM and found.name.startswith("Room 2.01")
+    lists = list(protocol.get_roomlists())
+    assert [l.email_address for l in lists] == ["allrooms@contoso.example"]
+    rooms = [r.email_address for r in protocol.get_rooms(lists[0].email_address)]
+    assert ROOM in rooms and all(r.startswith("room") for r in rooms)
+
+    item = next(iter(account.calendar.view(
+        start=dt.datetime.now(dt.timezone.utc), end=dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=30)
+    )))
+    source = AlternateId(id=item.id, format=EWS_ID, mailbox=ORGANIZER)
+    [hex_id] = protocol.convert_ids([source], destination_format=HEX_ENTRY_ID)
+    assert all(c in "0123456789ABCDEF" for c in hex_id.id)
+    [back] = protocol.convert_ids([hex_id], destination_format=EWS_ID)
+    assert back.id == item.id
+    # The simulator's OwaId is the id Graph uses (the same bytes, URL-safe base64).
+    [owa] = protocol.convert_ids([source], destination_format=OWA_ID)
+    assert owa.id == item.id.replace("+", "-").replace("/", "_")
+
+
+def test_throttling_is_answered_with_a_back_off_that_exchangelib_honours(sim, recorder):
+    from exchangelib import BASIC, FaultTolerance, EWSDateTime
+
+    account = _account(sim, BASIC, retry_policy=FaultTolerance(max_wait=60))
+    calendar = account.calendar
+    faults = requests.post(f"{sim['base_url']}/_sim/faults", json={"throttle_next": {"n": 1, "retry_after_secs": 1}}, timeout=10)
+    assert faults.status_code == 204
+    throttled_before = requests.get(f"{sim['base_url']}/_sim/stats", timeout=10).json()["throttled_429"]
+    started = time.monotonic()
+    now = dt.datetime.now(dt.timezone.utc)
+    items = list(calendar.view(start=EWSDateTime.from_datetime(now), end=EWSDateTime.from_datetime(now + dt.timedelta(days=7))))
+    assert items
+    assert time.monotonic() - started >= 1.0, "exchangelib waited BackOffMilliseconds"
+    stats = requests.get(f"{sim['base_url']}/_sim/stats", timeout=10).json()
+    assert stats["throttled_429"] == throttled_before + 1
+    assert any(status == 500 and b"ErrorServerBusy" in body for status, body in recorder.answers)
