@@ -1,6 +1,7 @@
 """exchangelib, unmodified, against the EWS face of calbridge's Exchange simulator.
 
-A full session, over Basic and over NTLM: the version probe (ConvertId of the id ``DUMMY``)
+A full session, over Basic, over NTLM and with OAuth (client credentials, as for Exchange
+Online): the version probe (ConvertId of the id ``DUMMY``)
 or a configured version, the folder walk to the calendar (GetFolder of ``root`` and
 ``calendar``), a CalendarView, a meeting with a room as a resource (CreateItem with
 invitations; the room accepts by its booking rules), an update that moves it, its deletion,
@@ -12,7 +13,9 @@ How the simulator is reached: as in ``test_msgraph_sdk.py``, over HTTPS with the
 throw-away CA trusted through ``REQUESTS_CA_BUNDLE`` (exchangelib uses requests); no
 autodiscover (``Configuration(service_endpoint=...)``, ``Account(autodiscover=False)``). The
 service account of the bundled demo organisation, ``svc-calbridge``, has the
-ApplicationImpersonation role, so the accounts use ``access_type=IMPERSONATION``. NTLM comes
+ApplicationImpersonation role, so the accounts use ``access_type=IMPERSONATION``; with OAuth,
+the demo app (role ``full_access_as_app``) gets a token for ``https://outlook.office365.com``
+from the simulator's token endpoint (``token_url`` overridden). NTLM comes
 from exchangelib's own dependency, requests_ntlm; the simulator keeps the NTLM-authenticated
 connection, so the handshake happens once per connection, as with Exchange's IIS.
 
@@ -158,19 +161,34 @@ def recorder(monkeypatch):
     _validate(rec.answers)
 
 
-def _account(sim, auth_type, mailbox=ORGANIZER, probe=False, retry_policy=None):
-    from exchangelib import IMPERSONATION, UTC, Account, Configuration, Credentials, Version
+def _credentials(sim, auth):
+    """Basic and NTLM: the service account; OAuth: the demo app's client credentials, with
+    the token endpoint at the simulator instead of login.microsoftonline.com."""
+    from exchangelib import BASIC, NTLM, OAUTH2, Credentials, OAuth2Credentials
+
+    if auth == "oauth":
+
+        class SimulatorOAuth2Credentials(OAuth2Credentials):
+            @property
+            def token_url(self):
+                return f"{sim['base_url']}/{self.tenant_id}/oauth2/v2.0/token"
+
+        creds = SimulatorOAuth2Credentials(
+            client_id=sim["client_id"], client_secret=sim["client_secret"], tenant_id=sim["tenant_id"]
+        )
+        return creds, OAUTH2
+    return Credentials(EWS_USER, EWS_PASSWORD), BASIC if auth == "basic" else NTLM
+
+
+def _account(sim, auth, mailbox=ORGANIZER, probe=False, retry_policy=None):
+    from exchangelib import IMPERSONATION, UTC, Account, Configuration, Version
     from exchangelib.version import EXCHANGE_2016
 
     kwargs = {} if probe else {"version": Version(build=EXCHANGE_2016)}
     if retry_policy is not None:
         kwargs["retry_policy"] = retry_policy
-    config = Configuration(
-        service_endpoint=sim["ews_url"],
-        credentials=Credentials(EWS_USER, EWS_PASSWORD),
-        auth_type=auth_type,
-        **kwargs,
-    )
+    credentials, auth_type = _credentials(sim, auth)
+    config = Configuration(service_endpoint=sim["ews_url"], credentials=credentials, auth_type=auth_type, **kwargs)
     return Account(mailbox, config=config, autodiscover=False, access_type=IMPERSONATION, default_timezone=UTC)
 
 
@@ -199,15 +217,15 @@ def _changes(folder, state):
     return seen, folder.item_sync_state
 
 
-@pytest.mark.parametrize("auth", ["basic", "ntlm"])
-def test_a_full_session_over_basic_and_ntlm(sim, recorder, auth):
-    from exchangelib import BASIC, NTLM, CalendarItem, EWSDateTime
+@pytest.mark.parametrize("auth", ["basic", "ntlm", "oauth"])
+def test_a_full_session_over_basic_ntlm_and_oauth(sim, recorder, auth):
+    from exchangelib import CalendarItem, EWSDateTime
     from exchangelib.items import SEND_TO_ALL_AND_SAVE_COPY
     from exchangelib.properties import Attendee, Mailbox
     from exchangelib.version import Build
 
     # NTLM also lets exchangelib probe the server's version (ConvertId of "DUMMY").
-    account = _account(sim, BASIC if auth == "basic" else NTLM, probe=(auth == "ntlm"))
+    account = _account(sim, auth, probe=(auth == "ntlm"))
     if auth == "ntlm":
         assert account.version.build == Build(15, 2, 1118, 7)
         assert account.version.api_version.startswith("Exchange")
@@ -240,7 +258,7 @@ def test_a_full_session_over_basic_and_ntlm(sim, recorder, auth):
 
     # A meeting with a room, beyond the demo's generated events and inside the room's
     # 180-day booking window, an hour apart per run so the runs never collide.
-    hour = 5 if auth == "basic" else 7
+    hour = {"basic": 5, "ntlm": 7, "oauth": 9}[auth]
     when = (now + dt.timedelta(days=150)).replace(hour=hour, minute=0, second=0)
     subject = f"exchangelib {auth} session {uuid.uuid4().hex[:8]}"
     meeting = CalendarItem(
@@ -260,7 +278,7 @@ def test_a_full_session_over_basic_and_ntlm(sim, recorder, auth):
     assert meeting.organizer.email_address == ORGANIZER
     assert [(r.mailbox.email_address, r.response_type) for r in meeting.resources] == [(ROOM, "Accept")]
     # The room's own calendar holds the booking.
-    room = _account(sim, BASIC if auth == "basic" else NTLM, mailbox=ROOM)
+    room = _account(sim, auth, mailbox=ROOM)
     window = dict(start=EWSDateTime.from_datetime(when - dt.timedelta(hours=1)), end=EWSDateTime.from_datetime(when + dt.timedelta(hours=3)))
     booked = [i for i in room.calendar.view(**window) if i.subject == subject]
     assert len(booked) == 1 and booked[0].legacy_free_busy_status == "Busy"
@@ -290,10 +308,9 @@ def test_a_full_session_over_basic_and_ntlm(sim, recorder, auth):
 
 
 def test_directory_rooms_and_id_conversion(sim, recorder):
-    from exchangelib import BASIC
     from exchangelib.properties import EWS_ID, HEX_ENTRY_ID, OWA_ID, AlternateId
 
-    account = _account(sim, BASIC)
+    account = _account(sim, "basic")
     protocol = account.protocol
     [found] = protocol.resolve_names([ROOM])
     assert found.email_address == ROOM and found.name.startswith("Room 2.01")
@@ -316,9 +333,9 @@ def test_directory_rooms_and_id_conversion(sim, recorder):
 
 
 def test_throttling_is_answered_with_a_back_off_that_exchangelib_honours(sim, recorder):
-    from exchangelib import BASIC, FaultTolerance, EWSDateTime
+    from exchangelib import EWSDateTime, FaultTolerance
 
-    account = _account(sim, BASIC, retry_policy=FaultTolerance(max_wait=60))
+    account = _account(sim, "basic", retry_policy=FaultTolerance(max_wait=60))
     calendar = account.calendar
     faults = requests.post(f"{sim['base_url']}/_sim/faults", json={"throttle_next": {"n": 1, "retry_after_secs": 1}}, timeout=10)
     assert faults.status_code == 204

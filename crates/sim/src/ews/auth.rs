@@ -11,8 +11,8 @@
 //!   of its own: it needs the `full_access_as_app` role and acts on a mailbox only through
 //!   `ExchangeImpersonation`.
 //!
-//! Anything else is a 401 offering `Basic realm="…"`, `NTLM` and `Bearer`. No password,
-//! hash or token is ever logged.
+//! Anything else is a 401 offering `Basic realm="…"`, `NTLM` and, when an app of the scenario
+//! has the EWS role, `Bearer`. No password, hash or token is ever logged.
 
 use std::sync::{Arc, Mutex};
 
@@ -237,8 +237,19 @@ pub(crate) fn sign_in(sim: &Simulator, headers: &HeaderMap, conn: Option<&Connec
     }
 }
 
-/// 401 with every way in: Basic (with the host as realm), NTLM and Bearer.
-pub(crate) fn unauthorized(headers: &HeaderMap, reason: Option<&str>) -> Response {
+/// Whether OAuth is configured for EWS: some app of the scenario has the EWS role.
+fn oauth_configured(sim: &Simulator) -> bool {
+    sim.inner
+        .scenario
+        .apps
+        .iter()
+        .flat_map(|a| &a.roles)
+        .any(|r| EWS_APP_ROLES.iter().any(|w| w.eq_ignore_ascii_case(r)))
+}
+
+/// 401 with every way in: Basic (with the host as realm), NTLM, and Bearer when OAuth is
+/// configured (or a token was refused: then with the reason, as Exchange Online says it).
+pub(crate) fn unauthorized(sim: &Simulator, headers: &HeaderMap, reason: Option<&str>) -> Response {
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
     let host = host.split(':').next().unwrap_or(host).replace('"', "");
     let mut resp =
@@ -249,6 +260,10 @@ pub(crate) fn unauthorized(headers: &HeaderMap, reason: Option<&str>) -> Respons
             h.append(header::WWW_AUTHENTICATE, v);
         }
     }
+    if reason.is_none() && !oauth_configured(sim) {
+        return resp;
+    }
+    let h = resp.headers_mut();
     let bearer = match reason {
         None => "Bearer client_id=\"00000002-0000-0ff1-ce00-000000000000\", token_types=\"app_asserted_user_v1 service_asserted_app_v1\"".to_string(),
         Some(r) => format!("Bearer client_id=\"00000002-0000-0ff1-ce00-000000000000\", error=\"invalid_token\", error_description=\"{}\"", r.replace(['"', '\n'], " ")),

@@ -166,7 +166,7 @@ pub(crate) async fn handler(State(sim): State<Simulator>, request: Request) -> R
     let principal = match auth::sign_in(&sim, &headers, connection.as_ref()) {
         SignIn::Ok(p) => p,
         SignIn::Respond(resp) => return resp,
-        SignIn::Denied(reason) => return auth::unauthorized(&headers, reason),
+        SignIn::Denied(reason) => return auth::unauthorized(&sim, &headers, reason),
     };
     let faults = &sim.inner.faults;
     if let Some(status) = faults.take_fail() {
