@@ -1,11 +1,13 @@
-//! # calbridge-sim — an Exchange Online stand-in: Microsoft Graph and the token endpoint
+//! # calbridge-sim — an Exchange stand-in: Microsoft Graph, EWS and the token endpoint
 //!
-//! A faithful, offline simulator of what calbridge talks to in Exchange Online: the
-//! identity platform's client-credentials token endpoint (with Entra's AADSTS errors and the
-//! OpenID/instance discovery MSAL needs) and the Microsoft Graph v1.0 calendar surface
-//! (users, calendars, events, `calendarView`, `calendarView/delta`, `getSchedule`). It is
-//! seeded from a [`Scenario`] (TOML), and powers calbridge's tests, demo and benchmarks;
-//! Microsoft's own SDKs (msal, azure-identity, msgraph-sdk) work against it unchanged.
+//! A faithful, offline simulator of what calbridge talks to in Exchange: the identity
+//! platform's client-credentials token endpoint (with Entra's AADSTS errors and the
+//! OpenID/instance discovery MSAL needs), the Microsoft Graph v1.0 calendar surface (users,
+//! calendars, events, `calendarView`, `calendarView/delta`, `getSchedule`) and Exchange Web
+//! Services on the same mailboxes (Basic, NTLM and OAuth sign-in; the calendar operations,
+//! the directory and free/busy). It is seeded from a [`Scenario`] (TOML), and powers
+//! calbridge's tests, demo and benchmarks; Microsoft's own SDKs (msal, azure-identity,
+//! msgraph-sdk) and Python's exchangelib work against it unchanged.
 //!
 //! ## Architecture
 //!

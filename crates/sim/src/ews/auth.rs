@@ -5,7 +5,8 @@
 //! * `NTLM`: the three-leg handshake of [`crate::ntlm`]. NTLM authenticates the TCP
 //!   connection, not a request: after the AUTHENTICATE leg, later requests on the same
 //!   connection carry no `Authorization` header and are served as that account (IIS's
-//!   default, `authPersistNonNTLM`). The serve loop gives each connection a [`Connection`].
+//!   default: `authPersistSingleRequest` is off). The serve loop gives each connection a
+//!   [`Connection`].
 //! * `Bearer`: the simulator's own access tokens for the resource
 //!   `https://outlook.office365.com` (as Exchange Online's EWS). An app token has no mailbox
 //!   of its own: it needs the `full_access_as_app` role and acts on a mailbox only through
