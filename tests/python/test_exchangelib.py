@@ -1,13 +1,14 @@
 """exchangelib, unmodified, against the EWS face of calbridge's Exchange simulator.
 
 A full session, over Basic, over NTLM and with OAuth (client credentials, as for Exchange
-Online): the version probe (ConvertId of the id ``DUMMY``)
-or a configured version, the folder walk to the calendar (GetFolder of ``root`` and
-``calendar``), a CalendarView, a meeting with a room as a resource (CreateItem with
-invitations; the room accepts by its booking rules), an update that moves it, its deletion,
-and SyncFolderItems reporting each of those changes; also the directory (ResolveNames,
-GetRoomLists, GetRooms), ConvertId of a real id, and throttling (``ErrorServerBusy`` with
-``BackOffMilliseconds``, which exchangelib's fault-tolerant retry policy honours).
+Online): the version probe (ConvertId of the id ``DUMMY``) or a configured version, the folder
+walk to the calendar (GetFolder of ``root`` and ``calendar``), a CalendarView, a meeting with a
+room as a resource (CreateItem with invitations; the room accepts by its booking rules), the
+room's free/busy (GetServerTimeZones, then GetUserAvailability in a zone with daylight saving),
+an update that moves the meeting, its deletion, and SyncFolderItems reporting each of those
+changes; also the directory (ResolveNames, GetRoomLists, GetRooms), ConvertId of a real id, and
+throttling (``ErrorServerBusy`` with ``BackOffMilliseconds``, which exchangelib's fault-tolerant
+retry policy honours).
 
 How the simulator is reached: as in ``test_msgraph_sdk.py``, over HTTPS with the simulator's
 throw-away CA trusted through ``REQUESTS_CA_BUNDLE`` (exchangelib uses requests); no
@@ -282,6 +283,26 @@ def test_a_full_session_over_basic_ntlm_and_oauth(sim, recorder, auth):
     window = dict(start=EWSDateTime.from_datetime(when - dt.timedelta(hours=1)), end=EWSDateTime.from_datetime(when + dt.timedelta(hours=3)))
     booked = [i for i in room.calendar.view(**window) if i.subject == subject]
     assert len(booked) == 1 and booked[0].legacy_free_busy_status == "Busy"
+
+    # Free/busy (GetServerTimeZones, then GetUserAvailability in that zone's terms, here one
+    # with daylight saving): the room is busy for that hour. The service account may not open
+    # the room's calendar itself, so the detailed view comes back as free/busy only.
+    if auth != "oauth":  # protocol-level calls carry no impersonation, which app tokens need
+        from exchangelib import EWSTimeZone
+
+        berlin = EWSTimeZone("Europe/Berlin")
+        fb_start = EWSDateTime.from_datetime(when - dt.timedelta(hours=2)).astimezone(berlin)
+        [view] = account.protocol.get_free_busy_info(
+            accounts=[(ROOM, "Room", False)],
+            start=fb_start,
+            end=fb_start + dt.timedelta(hours=4),
+            merged_free_busy_interval=60,
+            requested_view="DetailedMerged",
+        )
+        assert view.view_type == "FreeBusyMerged"
+        assert view.merged == "0020"
+        busy = [e for e in view.calendar_events if e.start == EWSDateTime.from_datetime(when)]
+        assert len(busy) == 1 and busy[0].busy_type == "Busy" and busy[0].details is None
 
     changes, state = _changes(calendar, state)
     assert changes == {meeting.id: ("create", subject)}

@@ -26,8 +26,8 @@
 //! ews/*.rs                   the EWS face (/EWS/Exchange.asmx): Basic, NTLM (per connection)
 //!                            and Bearer sign-in, impersonation, GetFolder, FindItem, GetItem,
 //!                            CreateItem, UpdateItem, DeleteItem, SyncFolderItems, ConvertId,
-//!                            ResolveNames, GetRoomLists, GetRooms, GetUserAvailability, on the
-//!                            same mailboxes and change log
+//!                            ResolveNames, GetRoomLists, GetRooms, GetUserAvailability,
+//!                            GetServerTimeZones, on the same mailboxes and change log
 //! control.rs                 /_sim/*: fault injection and statistics for other processes
 //! outlook.rs                 acting as a person in Outlook (for tests)
 //! ```

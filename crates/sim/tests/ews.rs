@@ -1134,3 +1134,45 @@ async fn recurring_series_expand_in_a_calendar_view_and_show_their_pattern_on_th
     assert_eq!(standups.len(), 3);
     assert!(standups.iter().all(|e| e.kind.as_deref() == Some("occurrence")));
 }
+
+#[tokio::test]
+async fn server_time_zones_describe_the_yearly_rule_clients_send_back_for_free_busy() {
+    let env = env().await;
+    let header = RequestHeader::new("Exchange2016");
+    let ask = |ids: &'static [&'static str], full: &'static str| {
+        move |w: &mut XmlWriter| {
+            w.open("m:GetServerTimeZones", &[("ReturnFullTimeZoneData", full)]).open("m:Ids", &[]);
+            for id in ids {
+                w.leaf("t:Id", id);
+            }
+            w.close("m:Ids").close("m:GetServerTimeZones");
+        }
+    };
+    let (status, text) =
+        post(&env, "svc-calbridge", "svc-password", &header, ask(&["W. Europe Standard Time", "UTC"], "true")).await;
+    assert_eq!(status, 200, "{text}");
+    assert_valid("GetServerTimeZones answer", &text);
+    let doc = parse_doc(&text);
+    let defs: Vec<_> = doc.descendants().filter(|n| n.has_tag_name("TimeZoneDefinition")).collect();
+    assert_eq!(defs.len(), 2);
+    let text_of = |n: roxmltree::Node<'_, '_>, name: &str| {
+        n.descendants()
+            .filter(|c| c.has_tag_name(name))
+            .map(|c| c.text().unwrap_or_default().to_string())
+            .collect::<Vec<_>>()
+    };
+    let periods: Vec<_> = defs[0]
+        .descendants()
+        .filter(|n| n.has_tag_name("Period"))
+        .map(|p| p.attribute("Bias").unwrap().to_string())
+        .collect();
+    assert_eq!(periods, vec!["-PT60M", "-PT120M"]);
+    assert_eq!(text_of(defs[0], "Month"), vec!["3", "10"]);
+    assert_eq!(text_of(defs[0], "Occurrence"), vec!["-1", "-1"]);
+    assert_eq!(text_of(defs[0], "TimeOffset"), vec!["PT2H0M", "PT3H0M"]);
+    assert_eq!(text_of(defs[1], "RecurringDayTransition"), Vec::<String>::new(), "UTC has no daylight saving");
+
+    let (_, text) = post(&env, "svc-calbridge", "svc-password", &header, ask(&["Mars Standard Time"], "false")).await;
+    assert_valid("GetServerTimeZones error answer", &text);
+    assert!(text.contains("ErrorTimeZone"), "{text}");
+}

@@ -22,6 +22,7 @@ mod get_folder;
 mod get_item;
 mod get_room_lists;
 mod get_rooms;
+mod get_server_time_zones;
 mod get_user_availability;
 mod resolve_names;
 mod series;
@@ -255,6 +256,7 @@ pub(crate) async fn handler(State(sim): State<Simulator>, request: Request) -> R
         "GetRoomLists" => get_room_lists::handle(&ctx, env.body, &mut w),
         "GetRooms" => get_rooms::handle(&ctx, env.body, &mut w),
         "GetUserAvailabilityRequest" => get_user_availability::handle(&ctx, env.body, &mut w),
+        "GetServerTimeZones" => get_server_time_zones::handle(&ctx, env.body, &mut w),
         other => Err(SoapFault {
             code: "ErrorInvalidRequest",
             message: format!("The request is invalid: the simulator does not implement {other}."),
