@@ -1176,3 +1176,127 @@ async fn server_time_zones_describe_the_yearly_rule_clients_send_back_for_free_b
     assert_valid("GetServerTimeZones error answer", &text);
     assert!(text.contains("ErrorTimeZone"), "{text}");
 }
+
+/// exchangelib's own requests, as it sent them in a session against the simulator (see
+/// `tests/exchangelib/README.md`), with `{{PLACEHOLDERS}}` for what differs between runs.
+const EXCHANGELIB_REQUESTS: &[(&str, &str)] = &[
+    ("00-ConvertId", include_str!("exchangelib/00-ConvertId.xml")),
+    ("01-GetFolder", include_str!("exchangelib/01-GetFolder.xml")),
+    ("02-GetFolder", include_str!("exchangelib/02-GetFolder.xml")),
+    ("03-FindItem", include_str!("exchangelib/03-FindItem.xml")),
+    ("04-GetItem", include_str!("exchangelib/04-GetItem.xml")),
+    ("05-CreateItem", include_str!("exchangelib/05-CreateItem.xml")),
+    ("06-GetItem", include_str!("exchangelib/06-GetItem.xml")),
+    ("07-UpdateItem", include_str!("exchangelib/07-UpdateItem.xml")),
+    ("08-SyncFolderItems", include_str!("exchangelib/08-SyncFolderItems.xml")),
+    ("09-DeleteItem", include_str!("exchangelib/09-DeleteItem.xml")),
+    ("10-ResolveNames", include_str!("exchangelib/10-ResolveNames.xml")),
+    ("11-GetRoomLists", include_str!("exchangelib/11-GetRoomLists.xml")),
+    ("12-GetRooms", include_str!("exchangelib/12-GetRooms.xml")),
+    ("13-GetServerTimeZones", include_str!("exchangelib/13-GetServerTimeZones.xml")),
+    ("14-GetUserAvailabilityRequest", include_str!("exchangelib/14-GetUserAvailabilityRequest.xml")),
+];
+
+#[tokio::test]
+async fn exchangelibs_requests_replayed_are_answered_and_every_answer_validates() {
+    use chrono::TimeZone;
+    use std::collections::BTreeMap;
+    let env = env().await;
+    // The session's CalendarView covers 2027-01-04 to 2027-01-11; its meeting is on the 5th.
+    let day = |d: u32, h: u32| chrono::Utc.with_ymd_and_hms(2027, 1, d, h, 0, 0).unwrap();
+    let planning =
+        env.sim.outlook().create_event("ann@test.example", NewEvent::new("Planning", day(6, 9), day(6, 10))).unwrap();
+    let planning_ck = env.sim.outlook().get_event("ann@test.example", &planning).unwrap().change_key.unwrap();
+    let mut vars: BTreeMap<&str, String> = BTreeMap::from([
+        ("ORGANIZER", "ann@test.example".to_string()),
+        ("ROOM", "room1@test.example".to_string()),
+        ("ROOM_LIST", "allrooms@test.example".to_string()),
+        ("VIEW_ITEM_ID", planning.replace('-', "+").replace('_', "/")),
+        ("CHANGE_KEY", planning_ck),
+    ]);
+    let attr = |text: &str, element: &str, name: &str| -> Option<String> {
+        let doc = parse_doc(text);
+        let node = doc.descendants().find(|n| n.has_tag_name(element))?;
+        node.attribute(name).map(str::to_string)
+    };
+    let leaf = |text: &str, element: &str| -> Option<String> {
+        let doc = parse_doc(text);
+        let node = doc.descendants().find(|n| n.has_tag_name(element))?;
+        Some(node.text().unwrap_or_default().to_string())
+    };
+    let replay = |name: &str, template: &str, vars: &BTreeMap<&str, String>| {
+        let mut xml = template.to_string();
+        for (k, v) in vars {
+            xml = xml.replace(&format!("{{{{{k}}}}}"), v);
+        }
+        assert!(!xml.contains("{{"), "{name}: a placeholder is left: {xml}");
+        let env = &env;
+        let name = name.to_string();
+        async move {
+            let resp = env
+                .http
+                .post(format!("{}/EWS/Exchange.asmx", env.run.base_url))
+                .basic_auth("svc-calbridge", Some("svc-password"))
+                .header("Content-Type", "text/xml; charset=utf-8")
+                .body(xml)
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status().as_u16();
+            let text = resp.text().await.unwrap();
+            assert_eq!(status, 200, "{name}: {text}");
+            assert_valid(&format!("{name} answer"), &text);
+            let errors = text.matches("ResponseClass=\"Error\"").count();
+            assert_eq!(errors, usize::from(name == "00-ConvertId"), "{name}: {text}");
+            text
+        }
+    };
+    for (name, template) in EXCHANGELIB_REQUESTS {
+        let text = replay(name, template, &vars).await;
+        match *name {
+            "00-ConvertId" => assert!(text.contains("ErrorInvalidIdMalformed")),
+            // A view is FindItem for the ids, then GetItem for the fields.
+            "03-FindItem" => assert!(text.contains(&vars["VIEW_ITEM_ID"]), "{text}"),
+            "04-GetItem" => assert!(text.contains("<t:Subject>Planning</t:Subject>"), "{text}"),
+            "05-CreateItem" => {
+                vars.insert("ITEM_ID", attr(&text, "ItemId", "Id").unwrap());
+                vars.insert("CHANGE_KEY", attr(&text, "ItemId", "ChangeKey").unwrap());
+            }
+            "06-GetItem" => {
+                assert!(text.contains("<t:ResponseType>Accept</t:ResponseType>"), "the room accepts: {text}");
+                vars.insert("UID", leaf(&text, "UID").unwrap());
+            }
+            "07-UpdateItem" => {
+                let ck = attr(&text, "ItemId", "ChangeKey").unwrap();
+                assert_ne!(Some(&ck), vars.get("CHANGE_KEY"));
+                vars.insert("CHANGE_KEY", ck);
+                let ev = env
+                    .sim
+                    .outlook()
+                    .get_event("ann@test.example", &vars["ITEM_ID"].replace('+', "-").replace('/', "_"));
+                assert_eq!(ev.unwrap().subject.as_deref(), Some("Replayed session (moved)"));
+            }
+            "08-SyncFolderItems" => {
+                // The listing, then (the same request with the state it gave) nothing new.
+                assert!(text.contains("<t:Subject>Replayed session (moved)</t:Subject>"), "{text}");
+                let state = leaf(&text, "SyncState").unwrap();
+                let again = template.replace(
+                    "<m:MaxChangesReturned>",
+                    &format!("<m:SyncState>{state}</m:SyncState><m:MaxChangesReturned>"),
+                );
+                let text = replay("08-SyncFolderItems with a state", &again, &vars).await;
+                assert!(text.contains("<m:Changes />"), "{text}");
+            }
+            "09-DeleteItem" => {
+                assert!(env
+                    .sim
+                    .outlook()
+                    .get_event("ann@test.example", &vars["ITEM_ID"].replace('+', "-").replace('/', "_"))
+                    .is_err())
+            }
+            "12-GetRooms" => assert!(text.contains("room1@test.example")),
+            "14-GetUserAvailabilityRequest" => assert!(text.contains("<t:MergedFreeBusy>"), "{text}"),
+            _ => {}
+        }
+    }
+}
