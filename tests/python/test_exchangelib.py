@@ -257,9 +257,9 @@ def test_a_full_session_over_basic_ntlm_and_oauth(sim, recorder, auth):
     idle, state = _changes(calendar, state)
     assert idle == {}
 
-    # A meeting with a room, beyond the demo's generated events and inside the room's
-    # 180-day booking window, an hour apart per run so the runs never collide.
-    hour = {"basic": 5, "ntlm": 7, "oauth": 9}[auth]
+    # A meeting with a room inside its 180-day booking window, early in the morning (the demo's
+    # room meetings start at 09:00 local), two hours apart per run so the runs never collide.
+    hour = {"basic": 2, "ntlm": 4, "oauth": 6}[auth]
     when = (now + dt.timedelta(days=150)).replace(hour=hour, minute=0, second=0)
     subject = f"exchangelib {auth} session {uuid.uuid4().hex[:8]}"
     meeting = CalendarItem(

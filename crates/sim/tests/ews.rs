@@ -1300,3 +1300,16 @@ async fn exchangelibs_requests_replayed_are_answered_and_every_answer_validates(
         }
     }
 }
+
+#[tokio::test]
+async fn an_operation_the_simulator_lacks_is_refused_without_blaming_the_version() {
+    let env = env().await;
+    let (status, text) = post(&env, "svc-calbridge", "svc-password", &RequestHeader::new("Exchange2016"), |w| {
+        w.empty("m:GetInboxRules", &[]);
+    })
+    .await;
+    assert_eq!(status, 500);
+    let doc = parse_doc(&text);
+    let fault = Fault::parse(envelope::split(&doc).unwrap().body).unwrap();
+    assert_eq!(fault.response_code.as_deref(), Some("ErrorInvalidOperation"), "{text}");
+}

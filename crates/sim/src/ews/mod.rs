@@ -257,9 +257,10 @@ pub(crate) async fn handler(State(sim): State<Simulator>, request: Request) -> R
         "GetRooms" => get_rooms::handle(&ctx, env.body, &mut w),
         "GetUserAvailabilityRequest" => get_user_availability::handle(&ctx, env.body, &mut w),
         "GetServerTimeZones" => get_server_time_zones::handle(&ctx, env.body, &mut w),
+        // Not ErrorInvalidRequest: clients read that as a wrong server version and retry.
         other => Err(SoapFault {
-            code: "ErrorInvalidRequest",
-            message: format!("The request is invalid: the simulator does not implement {other}."),
+            code: "ErrorInvalidOperation",
+            message: format!("The operation {other} is not supported by the simulator."),
         }),
     };
     match outcome {
