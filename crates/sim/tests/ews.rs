@@ -1102,6 +1102,39 @@ async fn recurring_series_expand_in_a_calendar_view_and_show_their_pattern_on_th
     assert_eq!((modified.len(), modified[0].original_start.clone()), (1, ews(start + week)));
     assert_eq!(modified[0].start, ews(start + week + chrono::Duration::hours(1)));
     assert_eq!(m.deleted_occurrences.as_deref(), Some(&[ews(start + week * 2)][..]));
+    // By index (1-based, counting the cancelled one) and back to the series.
+    let master_ews = master.replace('-', "+").replace('_', "/");
+    let by_index = |i: u32| get_item::Request {
+        item_shape: shape(),
+        item_ids: vec![ItemRef::Occurrence {
+            recurring_master_id: master_ews.clone(),
+            change_key: None,
+            instance_index: i,
+        }],
+    };
+    let req = by_index(1);
+    let r = call(&env, "GetItem answer", &header, |w| req.write(w), get_item::parse_response).await;
+    let first = r[0].payload.as_ref().unwrap()[0].clone();
+    assert_eq!((first.calendar_item_type.as_deref(), first.start.clone()), (Some("Occurrence"), Some(ews(start))));
+    let req = by_index(2);
+    let r = call(&env, "GetItem answer", &header, |w| req.write(w), get_item::parse_response).await;
+    assert_eq!(r[0].payload.as_ref().unwrap()[0].calendar_item_type.as_deref(), Some("Exception"));
+    for (i, code) in [
+        (3, "ErrorCalendarOccurrenceIsDeletedFromRecurrence"),
+        (5, "ErrorCalendarOccurrenceIndexIsOutOfRecurrenceRange"),
+    ] {
+        let req = by_index(i);
+        let (_, text) = post(&env, "svc-calbridge", "svc-password", &header, |w| req.write(w)).await;
+        assert_valid("GetItem error answer", &text);
+        assert!(text.contains(code), "{i}: {text}");
+    }
+    let req = get_item::Request {
+        item_shape: shape(),
+        item_ids: vec![ItemRef::RecurringMaster { occurrence_id: first.item_id.clone().unwrap().id, change_key: None }],
+    };
+    let r = call(&env, "GetItem answer", &header, |w| req.write(w), get_item::parse_response).await;
+    assert_eq!(r[0].payload.as_ref().unwrap()[0].calendar_item_type.as_deref(), Some("RecurringMaster"));
+
     // The exception's own id reads the exception.
     let get = get_item::Request { item_shape: shape(), item_ids: vec![ItemRef::Item(modified[0].item_id.clone())] };
     let r = call(&env, "GetItem answer", &header, |w| get.write(w), get_item::parse_response).await;

@@ -3,11 +3,12 @@
 //! Items by EWS id (the Graph id in standard base64), in any mailbox this request may open,
 //! with the fields of the item shape; an unknown id is `ErrorItemNotFound`. A series' master
 //! comes with its recurrence and its modified and deleted occurrences; an occurrence id reads
-//! that occurrence (or exception).
+//! that occurrence (or exception), as does `OccurrenceItemId` (the series and a 1-based index);
+//! `RecurringMasterItemId` reads the series of an occurrence.
 
 use super::convert::{calendar_item, graph_id};
 use super::find_item::shaped;
-use super::series::add_series_fields;
+use super::series::{add_series_fields, nth_occurrence};
 use super::{schema_fault, Ctx, SoapFault};
 use crate::ews_wire::ops::{get_item, Message};
 use crate::ews_wire::types::ItemRef;
@@ -27,15 +28,28 @@ pub(crate) fn handle(ctx: &Ctx, body: Node<'_, '_>, w: &mut XmlWriter) -> Result
         .item_ids
         .iter()
         .map(|r| {
-            let ItemRef::Item(id) = r else {
-                return Message::error("ErrorInvalidIdMalformed", "Id is malformed: the simulator reads ItemId only.");
+            // Which item: by id, the n-th occurrence of a series, or the series of an occurrence.
+            let (gid, index) = match r {
+                ItemRef::Item(id) => (graph_id(&id.id), None),
+                ItemRef::Occurrence { recurring_master_id, instance_index, .. } => {
+                    (graph_id(recurring_master_id), Some(*instance_index))
+                }
+                ItemRef::RecurringMaster { occurrence_id, .. } => {
+                    let gid = graph_id(occurrence_id);
+                    (crate::ids::parse_occurrence_id(&gid).map(|(master, _)| master).unwrap_or(gid), None)
+                }
             };
-            let gid = graph_id(&id.id);
             let found = state.mailboxes.iter().find_map(|mb| {
                 let (master, occurrence) = state.resolve_id(&mb.key, &gid)?;
                 Some((mb.clone(), master, occurrence))
             });
-            let Some((mb, master, occurrence)) = found else { return not_found() };
+            let Some((mb, master, mut occurrence)) = found else { return not_found() };
+            if let (Some(n), Some(ev)) = (index, state.event(&mb.key, &master)) {
+                match nth_occurrence(ev, n) {
+                    Ok(key) => occurrence = Some(key),
+                    Err((code, text)) => return Message::error(code, text),
+                }
+            }
             if let Err((code, text)) = ctx.check_access(&mb) {
                 return Message::error(code, text);
             }

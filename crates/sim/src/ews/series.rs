@@ -117,6 +117,37 @@ pub(crate) fn add_series_fields(item: &mut Item, ev: &StoredEvent) {
     item.deleted_occurrences = (!deleted.is_empty()).then_some(deleted);
 }
 
+/// The original start (Unix seconds) of the `index`-th occurrence (1-based) of a series,
+/// counting cancelled occurrences, as `OccurrenceItemId/@InstanceIndex` does.
+pub(crate) fn nth_occurrence(ev: &StoredEvent, index: u32) -> Result<i64, super::ItemError> {
+    let out_of_range = || {
+        (
+            "ErrorCalendarOccurrenceIndexIsOutOfRecurrenceRange",
+            "Occurrence index is out of recurrence range.".to_string(),
+        )
+    };
+    if ev.event.recurrence.is_none() || index == 0 {
+        return Err(out_of_range());
+    }
+    let span = Duration::days(20 * 366);
+    let mut keys: Vec<i64> = ev
+        .instances(ev.start - Duration::days(1), ev.start + span)
+        .iter()
+        .filter_map(|i| i.original_start.map(|o| o.timestamp()))
+        .chain(ev.cancelled.iter().copied())
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let key = *keys.get(index as usize - 1).ok_or_else(out_of_range)?;
+    if ev.cancelled.contains(&key) {
+        return Err((
+            "ErrorCalendarOccurrenceIsDeletedFromRecurrence",
+            "Occurrence with this index was previously deleted from the recurrence.".into(),
+        ));
+    }
+    Ok(key)
+}
+
 fn month_number(name: &str) -> i32 {
     MONTHS.iter().position(|m| m.eq_ignore_ascii_case(name)).map(|i| i as i32 + 1).unwrap_or(1)
 }
