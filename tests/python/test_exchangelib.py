@@ -6,9 +6,10 @@ walk to the calendar (GetFolder of ``root`` and ``calendar``), a CalendarView, a
 room as a resource (CreateItem with invitations; the room accepts by its booking rules), the
 room's free/busy (GetServerTimeZones, then GetUserAvailability in a zone with daylight saving),
 an update that moves the meeting, its deletion, and SyncFolderItems reporting each of those
-changes; also the directory (ResolveNames, GetRoomLists, GetRooms), ConvertId of a real id, and
-throttling (``ErrorServerBusy`` with ``BackOffMilliseconds``, which exchangelib's fault-tolerant
-retry policy honours).
+changes; a weekly series (CalendarView expansion, the master's recurrence, an occurrence by
+index and its master); also the directory (ResolveNames, GetRoomLists, GetRooms), ConvertId of a
+real id, and throttling (``ErrorServerBusy`` with ``BackOffMilliseconds``, which exchangelib's
+fault-tolerant retry policy honours).
 
 How the simulator is reached: as in ``test_msgraph_sdk.py``, over HTTPS with the simulator's
 throw-away CA trusted through ``REQUESTS_CA_BUNDLE`` (exchangelib uses requests); no
@@ -369,3 +370,44 @@ def test_throttling_is_answered_with_a_back_off_that_exchangelib_honours(sim, re
     stats = requests.get(f"{sim['base_url']}/_sim/stats", timeout=10).json()
     assert stats["throttled_429"] == throttled_before + 1
     assert any(status == 500 and b"ErrorServerBusy" in body for status, body in recorder.answers)
+
+
+def test_a_recurring_meeting_expands_and_its_occurrences_are_reachable(sim, recorder):
+    from exchangelib import CalendarItem, EWSDateTime
+    from exchangelib.items import SEND_TO_NONE
+    from exchangelib.recurrence import NumberedPattern, Recurrence, WeeklyPattern
+
+    account = _account(sim, "basic")
+    calendar = account.calendar
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    first = (now + dt.timedelta(days=160)).replace(hour=3, minute=0, second=0)
+    weekday = first.isoweekday()  # exchangelib numbers weekdays 1 (Monday) to 7
+    series = CalendarItem(
+        account=account,
+        folder=calendar,
+        subject=f"Weekly exchangelib series {uuid.uuid4().hex[:8]}",
+        start=EWSDateTime.from_datetime(first),
+        end=EWSDateTime.from_datetime(first + dt.timedelta(minutes=45)),
+        recurrence=Recurrence(pattern=WeeklyPattern(interval=1, weekdays=[weekday]), boundary=NumberedPattern(start=first.date(), number=3)),
+    )
+    series.save(send_meeting_invitations=SEND_TO_NONE)
+    try:
+        master = account.calendar.get(id=series.id)
+        assert master.type == "RecurringMaster"
+        assert master.recurrence.boundary.number == 3
+        assert master.first_occurrence.start == EWSDateTime.from_datetime(first)
+        assert master.last_occurrence.start == EWSDateTime.from_datetime(first + dt.timedelta(weeks=2))
+        view = [
+            i
+            for i in calendar.view(start=EWSDateTime.from_datetime(first - dt.timedelta(days=1)), end=EWSDateTime.from_datetime(first + dt.timedelta(weeks=3)))
+            if i.subject == series.subject
+        ]
+        assert [i.type for i in view] == ["Occurrence"] * 3
+        second = master.occurrence(index=2)
+        second.refresh()
+        assert second.start == EWSDateTime.from_datetime(first + dt.timedelta(weeks=1))
+        back = second.recurring_master()
+        back.refresh()
+        assert back.id == master.id
+    finally:
+        series.delete(send_meeting_cancellations=SEND_TO_NONE)
