@@ -737,6 +737,17 @@ async fn availability_reports_busy_types_details_and_the_merged_string() {
     assert_eq!(bob.events[0].subject.as_deref(), Some("Busy one"));
     assert_eq!(bob.events[3].subject, None, "a private item's subject is withheld");
     assert_eq!(answer[1].status.code, "ErrorMailRecipientNotFound");
+    // Windows Exchange refuses.
+    let mut long = req("FreeBusy");
+    long.end_time = fmt(hour(8) + chrono::Duration::days(63));
+    let (status, text) =
+        post(&env, "svc-calbridge", "svc-password", &impersonating("bob@test.example"), |w| long.write(w)).await;
+    assert_eq!(status, 500);
+    assert!(text.contains("ErrorTimeIntervalTooBig"), "{text}");
+    long.end_time = fmt(hour(7));
+    let (_, text) =
+        post(&env, "svc-calbridge", "svc-password", &impersonating("bob@test.example"), |w| long.write(w)).await;
+    assert!(text.contains("ErrorInvalidTimeInterval"), "{text}");
 
     // Ann may not open Bob's calendar: free/busy only.
     let r = req("Detailed");

@@ -10,7 +10,9 @@
 //! default calendar permission (FreeBusyTimeOnly) does. `*Merged` views add the merged
 //! free/busy string: one digit per `MergedFreeBusyIntervalInMinutes` (0 free, 1 tentative,
 //! 2 busy, 3 out of office, 4 working elsewhere), the busiest status of the interval. An
-//! unknown address is `ErrorMailRecipientNotFound` for that mailbox alone.
+//! unknown address is `ErrorMailRecipientNotFound` for that mailbox alone; a window that ends
+//! before it starts is `ErrorInvalidTimeInterval`, one longer than 62 days
+//! `ErrorTimeIntervalTooBig`.
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime, Utc, Weekday};
 
@@ -140,10 +142,16 @@ pub(crate) fn handle(ctx: &Ctx, body: Node<'_, '_>, w: &mut XmlWriter) -> Result
     let zone = LegacyZone::parse(body);
     let from = parse_local("StartTime", &req.start_time, &zone)?;
     let to = parse_local("EndTime", &req.end_time, &zone)?;
-    if to <= from || to - from > Duration::days(62) {
+    if to <= from {
         return Err(SoapFault {
             code: "ErrorInvalidTimeInterval",
-            message: "The time window must end after it starts and span at most 62 days.".into(),
+            message: "The time window's end must be after its start.".into(),
+        });
+    }
+    if to - from > Duration::days(62) {
+        return Err(SoapFault {
+            code: "ErrorTimeIntervalTooBig",
+            message: "The time window may span at most 62 days.".into(),
         });
     }
     let view = req.requested_view.as_str();
