@@ -737,7 +737,7 @@ async fn availability_reports_busy_types_details_and_the_merged_string() {
     assert_eq!(bob.events[0].subject.as_deref(), Some("Busy one"));
     assert_eq!(bob.events[3].subject, None, "a private item's subject is withheld");
     assert_eq!(answer[1].status.code, "ErrorMailRecipientNotFound");
-    // Windows Exchange refuses.
+    // Time windows Exchange refuses: longer than 62 days, or ending before they start.
     let mut long = req("FreeBusy");
     long.end_time = fmt(hour(8) + chrono::Duration::days(63));
     let (status, text) =
