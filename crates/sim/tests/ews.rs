@@ -1151,6 +1151,45 @@ async fn recurring_series_expand_in_a_calendar_view_and_show_their_pattern_on_th
     let r = call(&env, "GetItem answer", &header, |w| get.write(w), get_item::parse_response).await;
     assert_eq!(r[0].payload.as_ref().unwrap()[0].calendar_item_type.as_deref(), Some("Exception"));
 
+    // The fourth occurrence renamed by index becomes an exception; the first deleted by index
+    // is cancelled.
+    use calbridge_ews::wire::ops::{delete_item, update_item};
+    let occurrence =
+        |i: u32| ItemRef::Occurrence { recurring_master_id: master_ews.clone(), change_key: None, instance_index: i };
+    let rename = update_item::Request {
+        conflict_resolution: "AutoResolve".into(),
+        message_disposition: Some("SaveOnly".into()),
+        send_meeting_invitations_or_cancellations: Some("SendToNone".into()),
+        item_changes: vec![update_item::ItemChange {
+            item_id: occurrence(4),
+            updates: vec![update_item::FieldUpdate::Set {
+                path: PropertyPath::field("item:Subject"),
+                item: Item { subject: Some("Weekly class: the last one".into()), ..Item::calendar() },
+            }],
+        }],
+    };
+    let r = call(&env, "UpdateItem answer", &header, |w| rename.write(w), update_item::parse_response).await;
+    let renamed = r[0].payload.as_ref().unwrap()[0].item_id.clone().unwrap();
+    let delete = delete_item::Request {
+        delete_type: "HardDelete".into(),
+        send_meeting_cancellations: Some("SendToNone".into()),
+        affected_task_occurrences: Some("AllOccurrences".into()),
+        item_ids: vec![occurrence(1)],
+    };
+    let r = call(&env, "DeleteItem answer", &header, |w| delete.write(w), delete_item::parse_response).await;
+    assert_eq!(r[0].status.code, "NoError");
+    let left = outlook.list_instances("ann@test.example", start - week, start + week * 5).unwrap();
+    let seen: Vec<_> = left.iter().map(|e| (e.kind.clone().unwrap(), e.subject.clone().unwrap())).collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("exception".to_string(), "Weekly class".to_string()),
+            ("exception".to_string(), "Weekly class: the last one".to_string())
+        ]
+    );
+    assert_eq!(renamed.id.replace('+', "-").replace('/', "_"), left[1].id.clone().unwrap());
+    assert_eq!(renamed.change_key, left[1].change_key);
+
     // A daily series created over EWS recurs over Graph too.
     let item = Item {
         subject: Some("Daily stand-up".into()),

@@ -6,12 +6,11 @@
 //! that occurrence (or exception), as does `OccurrenceItemId` (the series and a 1-based index);
 //! `RecurringMasterItemId` reads the series of an occurrence.
 
-use super::convert::{calendar_item, graph_id};
+use super::convert::calendar_item;
 use super::find_item::shaped;
-use super::series::{add_series_fields, nth_occurrence};
+use super::series::{add_series_fields, graph_item_id};
 use super::{schema_fault, Ctx, SoapFault};
 use crate::ews_wire::ops::{get_item, Message};
-use crate::ews_wire::types::ItemRef;
 use crate::ews_wire::xml::{Node, XmlWriter};
 use crate::state::{render_event, render_instance, RenderOpts};
 
@@ -28,28 +27,15 @@ pub(crate) fn handle(ctx: &Ctx, body: Node<'_, '_>, w: &mut XmlWriter) -> Result
         .item_ids
         .iter()
         .map(|r| {
-            // Which item: by id, the n-th occurrence of a series, or the series of an occurrence.
-            let (gid, index) = match r {
-                ItemRef::Item(id) => (graph_id(&id.id), None),
-                ItemRef::Occurrence { recurring_master_id, instance_index, .. } => {
-                    (graph_id(recurring_master_id), Some(*instance_index))
-                }
-                ItemRef::RecurringMaster { occurrence_id, .. } => {
-                    let gid = graph_id(occurrence_id);
-                    (crate::ids::parse_occurrence_id(&gid).map(|(master, _)| master).unwrap_or(gid), None)
-                }
+            let gid = match graph_item_id(&state, r) {
+                Ok(g) => g,
+                Err((code, text)) => return Message::error(code, text),
             };
             let found = state.mailboxes.iter().find_map(|mb| {
                 let (master, occurrence) = state.resolve_id(&mb.key, &gid)?;
                 Some((mb.clone(), master, occurrence))
             });
-            let Some((mb, master, mut occurrence)) = found else { return not_found() };
-            if let (Some(n), Some(ev)) = (index, state.event(&mb.key, &master)) {
-                match nth_occurrence(ev, n) {
-                    Ok(key) => occurrence = Some(key),
-                    Err((code, text)) => return Message::error(code, text),
-                }
-            }
+            let Some((mb, master, occurrence)) = found else { return not_found() };
             if let Err((code, text)) = ctx.check_access(&mb) {
                 return Message::error(code, text);
             }

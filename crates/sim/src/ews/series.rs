@@ -1,15 +1,17 @@
 //! Recurring series on the EWS face: a master's `t:Recurrence` (Graph's
 //! `patternedRecurrence` in EWS's shape), `t:FirstOccurrence`, `t:LastOccurrence` (bounded
 //! series only), `t:ModifiedOccurrences` (the exceptions, with their own ids) and
-//! `t:DeletedOccurrences` (the original starts of cancelled occurrences). CalendarView
-//! expansion itself is the shared state's (`StoredEvent::instances`).
+//! `t:DeletedOccurrences` (the original starts of cancelled occurrences); item references to
+//! occurrences by index (`t:OccurrenceItemId`) and to the series of an occurrence
+//! (`t:RecurringMasterItemId`). CalendarView expansion itself is the shared state's
+//! (`StoredEvent::instances`).
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::convert::{ews_id, ews_time};
-use crate::ews_wire::types::{Item, ItemId, OccurrenceInfo, Recurrence, RecurrencePattern, RecurrenceRange};
+use super::convert::{ews_id, ews_time, graph_id};
+use crate::ews_wire::types::{Item, ItemId, ItemRef, OccurrenceInfo, Recurrence, RecurrencePattern, RecurrenceRange};
 use crate::ids;
-use crate::state::StoredEvent;
+use crate::state::{State, StoredEvent};
 use crate::wire::PatternedRecurrence;
 
 fn title(s: &str) -> String {
@@ -115,6 +117,25 @@ pub(crate) fn add_series_fields(item: &mut Item, ev: &StoredEvent) {
     let deleted: Vec<String> =
         ev.cancelled.iter().filter_map(|k| DateTime::from_timestamp(*k, 0)).map(ews_time).collect();
     item.deleted_occurrences = (!deleted.is_empty()).then_some(deleted);
+}
+
+/// The Graph id an item reference names: an item's (single, master, occurrence or exception),
+/// the `InstanceIndex`-th occurrence of a series (`t:OccurrenceItemId`), or the series of an
+/// occurrence (`t:RecurringMasterItemId`).
+pub(crate) fn graph_item_id(state: &State, r: &ItemRef) -> Result<String, super::ItemError> {
+    let not_found = || ("ErrorItemNotFound", "The specified object was not found in the store.".to_string());
+    match r {
+        ItemRef::Item(id) => Ok(graph_id(&id.id)),
+        ItemRef::RecurringMaster { occurrence_id, .. } => {
+            let gid = graph_id(occurrence_id);
+            Ok(ids::parse_occurrence_id(&gid).map(|(master, _)| master).unwrap_or(gid))
+        }
+        ItemRef::Occurrence { recurring_master_id, instance_index, .. } => {
+            let master = graph_id(recurring_master_id);
+            let ev = state.mailboxes.iter().find_map(|m| state.event(&m.key, &master)).ok_or_else(not_found)?;
+            Ok(ids::occurrence_id(&master, nth_occurrence(ev, *instance_index)?))
+        }
+    }
 }
 
 /// The original start (Unix seconds) of the `index`-th occurrence (1-based) of a series,
