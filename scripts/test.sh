@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs calbridge's whole test suite: the Rust workspace (unit, property, contract and
 # end-to-end tests against the built-in Exchange simulator) and the third-party client tests
-# (Microsoft's Python Graph SDK against the simulator).
+# (Microsoft's Python Graph SDK, and exchangelib over EWS, against the simulator).
 #
 # Usage: scripts/test.sh            (from the repository root)
 # Environment:
@@ -20,7 +20,7 @@ echo "== Python client test dependencies"
 echo "== Rust workspace tests"
 cargo test --workspace --all-targets
 
-echo "== Third-party clients against the simulator (Microsoft's msgraph-sdk, msal, azure-identity)"
+echo "== Third-party clients against the simulator (Microsoft's msgraph-sdk, msal, azure-identity; exchangelib over EWS)"
 # Built with the workspace's features, so nothing is compiled twice.
 cargo build --workspace --examples --quiet
 CALBRIDGE_SIM_CMD="$(pwd)/target/debug/examples/sim-server" "$PYTHON" -m pytest -q tests/python

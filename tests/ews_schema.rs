@@ -73,6 +73,9 @@ async fn every_request_and_answer_of_a_sync_cycle_validates() {
 
     let ConnectionSettings::Ews(mut settings) = w.connection.settings.clone() else { panic!("an EWS world") };
     settings.url = format!("http://{addr}/EWS/Exchange.asmx");
+    // NTLM signs in a connection, which a relay cannot pass on: Basic through the relay (NTLM
+    // itself is exercised by the sync suite, which talks to the simulator directly).
+    settings.auth = EwsAuth::Basic;
     let account = w.sim.ews_accounts().into_iter().find(|a| a.impersonation).unwrap();
     let options =
         EwsOptions { sync_page_size: 4, get_item_batch: 3, installation_id: INSTALLATION.into(), ..Default::default() };

@@ -167,12 +167,7 @@ async fn throttling_429_retry_after_is_respected() {
 }
 
 /// R4: a create whose response was lost is not duplicated when retried.
-#[tokio::test]
-async fn lost_create_response_is_not_duplicated_on_retry() {
-    lost_create_response(Protocol::Graph).await
-}
-
-async fn lost_create_response(p: Protocol) {
+async fn lost_create_response_is_not_duplicated_on_retry(p: Protocol) {
     let w = World::on(p).await;
     let cal = w.link(ORGANIZER, CalendarKind::Person).await;
     w.sync_ok(&cal).await;
@@ -542,6 +537,7 @@ both!(local_edits_and_deletes_are_pushed);
 both!(room_booking_is_accepted_and_a_conflict_is_declined);
 both!(mass_deletion_pauses_the_calendar);
 both!(room_rules_decline_too_long_and_too_far_bookings);
+both!(lost_create_response_is_not_duplicated_on_retry);
 both!(an_event_of_ours_moved_out_of_the_window_is_kept);
 both!(an_interrupted_relisting_starts_over_and_still_reconciles);
 both!(a_host_edit_during_the_pull_is_not_lost);
@@ -684,3 +680,62 @@ async fn a_stale_version_is_refused_then_resolved(p: Protocol) {
 }
 
 both!(a_stale_version_is_refused_then_resolved);
+
+/// R8 over EWS: ErrorServerBusy (HTTP 500 with BackOffMilliseconds) is waited out and retried.
+#[tokio::test]
+async fn ews_server_busy_back_off_is_respected() {
+    let w = World::on(Protocol::Ews).await;
+    for i in 0..5 {
+        outlook_event(&w, ANN, &format!("Busy {i}"), i, 9);
+    }
+    let cal = w.link(ANN, CalendarKind::Person).await;
+    w.sim.faults().throttle_next(2, 1);
+    let started = Instant::now();
+    let r = w.sync_ok(&cal).await;
+    let waited = started.elapsed();
+    assert_eq!(r.pulled.created, 5);
+    assert!(w.sim.stats().throttled_429 >= 2, "the simulator answered ErrorServerBusy twice: {:?}", w.sim.stats());
+    assert!(
+        waited >= std::time::Duration::from_millis(1900),
+        "two 1000 ms back-offs are waited out, waited {waited:?}"
+    );
+}
+
+/// EWS sign-in: NTLM authenticates a connection once, and later requests ride on it.
+#[tokio::test]
+async fn ews_ntlm_signs_in_once_per_connection() {
+    let w = World::on(Protocol::Ews).await;
+    for i in 0..12 {
+        outlook_event(&w, ANN, &format!("Tutorial {i}"), i, 11);
+    }
+    let cal = w.link(ANN, CalendarKind::Person).await;
+    w.sync_ok(&cal).await;
+    w.sync_ok(&cal).await;
+    let ews = w.ews.as_ref().unwrap();
+    assert!(ews.requests() >= 6, "listing, reads and the idle sync: {}", ews.requests());
+    assert!(
+        ews.handshakes() >= 1 && ews.handshakes() <= 2,
+        "{} handshakes for {} requests",
+        ews.handshakes(),
+        ews.requests()
+    );
+}
+
+/// EWS with Basic and with OAuth2 (Exchange Online's app tokens, always impersonating): the
+/// same sync works whichever way the connection signs in.
+#[tokio::test]
+async fn ews_basic_and_oauth2_connections_sync_too() {
+    for auth in [EwsAuth::Basic, EwsAuth::Oauth2] {
+        let options = calbridge_ews::EwsOptions::default();
+        let w = World::ews_with(SCENARIO, auth, options, None).await;
+        outlook_event(&w, ANN, "Signed in", 1, 9);
+        let cal = w.link(ANN, CalendarKind::Person).await;
+        let r = w.sync_ok(&cal).await;
+        assert_eq!(r.pulled.created, 1, "{auth:?}: {r:?}");
+        w.store
+            .create_local_event(cal.id, &EventId::new(format!("auth-{}", auth.as_str())), &local_data("Pushed", 2, 9))
+            .await
+            .unwrap();
+        assert_eq!(w.sync_ok(&cal).await.pushed.created, 1, "{auth:?}");
+    }
+}

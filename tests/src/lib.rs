@@ -36,6 +36,7 @@ domain = "fabrikam.example"
 [[apps]]
 client_id = "c0ffee00-1234-4abc-8def-0123456789ab"
 client_secret = "e2e-client-secret-value"
+roles = ["Calendars.ReadWrite", "User.Read.All", "full_access_as_app"]
 [[ews_accounts]]
 username = "FABRIKAM\\svc-calbridge"
 password = "e2e-ews-password-value"
@@ -118,24 +119,28 @@ impl World {
                     max_retry_wait: std::time::Duration::from_secs(20),
                     ..EwsOptions::default()
                 };
-                World::ews_with(SCENARIO, options, secret_override).await
+                World::ews_with(SCENARIO, EwsAuth::Ntlm, options, secret_override).await
             }
         }
     }
 
-    /// An EWS world on `scenario`: NTLM as the scenario's first impersonating account.
-    pub async fn ews_with(scenario: &str, options: EwsOptions, secret_override: Option<&str>) -> World {
+    /// An EWS world on `scenario`, signed in with `auth`: NTLM or Basic as the scenario's
+    /// first impersonating account, OAuth2 as its first app (which must hold the
+    /// `full_access_as_app` role).
+    pub async fn ews_with(scenario: &str, auth: EwsAuth, options: EwsOptions, secret_override: Option<&str>) -> World {
         let (sim, running, store, dir) = World::base(scenario).await;
         let account = sim.ews_accounts().into_iter().find(|a| a.impersonation).expect("an EWS service account");
+        let creds = sim.credentials();
+        let oauth = auth == EwsAuth::Oauth2;
         let settings = EwsSettings {
             url: running.ews_url(),
             version: "Exchange2016".into(),
-            auth: EwsAuth::Basic,
-            username: account.username.clone(),
+            auth,
+            username: if oauth { String::new() } else { account.username.clone() },
             impersonation: true,
-            tenant_id: String::new(),
-            client_id: String::new(),
-            authority_url: String::new(),
+            tenant_id: if oauth { creds.tenant_domain.clone() } else { String::new() },
+            client_id: if oauth { creds.client_id.clone() } else { String::new() },
+            authority_url: if oauth { running.authority_url() } else { String::new() },
             max_connections: EWS_DEFAULT_MAX_CONNECTIONS,
             ca_file: None,
         };
@@ -148,7 +153,8 @@ impl World {
             })
             .await
             .unwrap();
-        let secret = Secret::new(secret_override.unwrap_or(&account.password));
+        let own = if oauth { &creds.client_secret } else { &account.password };
+        let secret = Secret::new(secret_override.unwrap_or(own));
         let options = EwsOptions { installation_id: INSTALLATION.into(), ..options };
         let client = EwsConnector::new(options).client(&settings, secret).expect("EWS client");
         let remote: Arc<dyn Remote> = Arc::new(EwsRemote::new(client.clone()));

@@ -114,7 +114,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
                 .find(|a| a.impersonation)
                 .context("the simulator's scenario has no EWS service account with impersonation")?;
             format!(
-                "kind = \"ews\"\nurl = \"{}\"\nauth = \"basic\"\nusername = {:?}\npassword = {:?}\nimpersonation = true\n",
+                "kind = \"ews\"\nurl = \"{}\"\nauth = \"ntlm\"\nusername = {:?}\npassword = {:?}\nimpersonation = true\n",
                 running.ews_url(),
                 account.username,
                 account.password
@@ -284,7 +284,11 @@ connection = "{CONNECTION}"
     println!("  duration         {:.1}s", started.elapsed().as_secs_f64());
     println!("  SQLite file      {}", db.display());
     println!("\nWhat to try next");
-    println!("  calbridge demo                      run again: the sync is idle, nothing is written");
+    let again = match args.protocol {
+        Protocol::Graph => "calbridge demo",
+        Protocol::Ews => "calbridge demo --protocol ews",
+    };
+    println!("  {again:<36}run again: the sync is idle, nothing is written");
     let room = booked
         .data
         .attendees

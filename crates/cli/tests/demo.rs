@@ -5,8 +5,12 @@ use std::path::Path;
 use std::process::Command;
 
 fn demo(db: &Path) -> String {
+    demo_over(db, "graph")
+}
+
+fn demo_over(db: &Path, protocol: &str) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_calbridge"))
-        .args(["demo", "--db"])
+        .args(["demo", "--protocol", protocol, "--db"])
         .arg(db)
         .env_remove("CALBRIDGE_CONFIG")
         .env_remove("CALBRIDGE_STORE")
@@ -50,5 +54,25 @@ fn demo_twice_reports_an_idle_second_sync() {
     assert_eq!(number_after(&second, "store writes"), 0, "{second}");
     assert_eq!(number_after(&second, "events pulled"), 0, "{second}");
     assert_eq!(number_after(&second, "events pushed"), 0, "{second}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_demo_runs_over_ews_and_its_second_sync_is_idle() {
+    let dir = std::env::temp_dir().join(format!("calbridge-demo-ews-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("demo-ews.db");
+
+    let first = demo_over(&db, "ews");
+    assert!(first.contains("EWS, NTLM with impersonation"), "{first}");
+    assert!(number_after(&first, "events pulled") >= 2000, "{first}");
+    assert_eq!(number_after(&first, "events pushed"), 1, "{first}");
+    assert!(first.contains("answered: accepted"), "the room accepts the class session over EWS too:\n{first}");
+    assert!(first.contains("--protocol ews"), "what to try next keeps the protocol:\n{first}");
+
+    let second = demo_over(&db, "ews");
+    assert!(second.contains("idle sync"), "{second}");
+    assert_eq!(number_after(&second, "store writes"), 0, "{second}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -74,6 +74,7 @@ async fn main() {
         "base_url": base,
         "authority_url": base,
         "graph_url": base,
+        "ews_url": format!("{base}/EWS/Exchange.asmx"),
         "tenant_id": creds.tenant_id,
         "tenant_domain": creds.tenant_domain,
         "client_id": creds.client_id,

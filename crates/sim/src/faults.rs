@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-/// Faults to inject into the next Graph requests. Also reachable as `POST /_sim/faults`
-/// with a [`FaultRequest`] body.
+/// Faults to inject into the next Graph and EWS requests (EWS requests count once signed
+/// in). Also reachable as `POST /_sim/faults` with a [`FaultRequest`] body.
 #[derive(Debug, Default)]
 pub struct Faults {
     throttle: Mutex<(u32, u64)>,
@@ -21,7 +21,9 @@ pub struct Faults {
 }
 
 impl Faults {
-    /// The next `n` Graph requests answer 429 with `Retry-After: retry_after_secs`.
+    /// The next `n` requests are throttled: Graph answers 429 with
+    /// `Retry-After: retry_after_secs`; EWS answers HTTP 500 with the `ErrorServerBusy` fault
+    /// and `BackOffMilliseconds` of the same wait.
     pub fn throttle_next(&self, n: u32, retry_after_secs: u64) {
         *self.throttle.lock().unwrap() = (n, retry_after_secs);
     }
@@ -37,13 +39,14 @@ impl Faults {
         self.delta_epoch.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// The next `n` Graph requests answer `status` (a 5xx) with a Graph error body.
+    /// The next `n` requests answer `status` (a 5xx): Graph with its error body, EWS with
+    /// Exchange's internal-error fault (500) or the front end's plain answer (502–504).
     pub fn fail_next(&self, n: u32, status: u16) {
         *self.fail.lock().unwrap() = (n, status);
     }
 
-    /// Every Graph request waits this long (while holding its mailbox concurrency slot)
-    /// before it is handled. Zero turns it off.
+    /// Every Graph and EWS request waits this long before it is handled (a Graph request while
+    /// holding its mailbox concurrency slot). Zero turns it off.
     pub fn set_latency(&self, latency: Duration) {
         self.latency_ms.store(latency.as_millis() as u64, Ordering::SeqCst);
     }
@@ -168,7 +171,8 @@ pub struct SimStats {
     /// `event_update`, `event_delete`, `event_list`, `calendar_view`, `calendar_view_delta`,
     /// `get_schedule`, `sim`, `other`.
     pub by_route: BTreeMap<String, u64>,
-    /// 429 answers (concurrency limit and injected throttling).
+    /// Throttled answers: Graph's 429s (concurrency limit and injected throttling) and EWS's
+    /// `ErrorServerBusy` faults.
     pub throttled_429: u64,
     /// Injected 5xx answers.
     pub failed_5xx: u64,

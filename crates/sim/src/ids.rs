@@ -45,6 +45,20 @@ pub fn calendar_id(mailbox_guid: &Uuid) -> String {
     URL_SAFE.encode(b)
 }
 
+/// The id of one of a mailbox's distinguished folders (`root`, `msgfolderroot`, `inbox`, …);
+/// `calendar` is [`calendar_id`].
+pub fn folder_id(mailbox_guid: &Uuid, name: &str) -> String {
+    if name == "calendar" {
+        return calendar_id(mailbox_guid);
+    }
+    let mut b = mailbox_prefix(mailbox_guid, 0x2E);
+    b.extend_from_slice(&[0x01, 0x00]);
+    let folder = sha256(&[mailbox_guid.as_bytes(), b"folder", name.as_bytes()]);
+    b.extend_from_slice(&folder[..16]);
+    b.extend_from_slice(&[0x00, 0x00, 0x00, 0x00, 0x01, 0x01, 0x00, 0x00]);
+    URL_SAFE.encode(b)
+}
+
 /// The id of the `counter`-th item created in a mailbox.
 pub fn item_id(mailbox_guid: &Uuid, counter: u64) -> String {
     let mut b = mailbox_prefix(mailbox_guid, 0x46);

@@ -1,11 +1,13 @@
-//! # calbridge-sim — an Exchange Online stand-in: Microsoft Graph and the token endpoint
+//! # calbridge-sim — an Exchange stand-in: Microsoft Graph, EWS and the token endpoint
 //!
-//! A faithful, offline simulator of what calbridge talks to in Exchange Online: the
-//! identity platform's client-credentials token endpoint (with Entra's AADSTS errors and the
-//! OpenID/instance discovery MSAL needs) and the Microsoft Graph v1.0 calendar surface
-//! (users, calendars, events, `calendarView`, `calendarView/delta`, `getSchedule`). It is
-//! seeded from a [`Scenario`] (TOML), and powers calbridge's tests, demo and benchmarks;
-//! Microsoft's own SDKs (msal, azure-identity, msgraph-sdk) work against it unchanged.
+//! A faithful, offline simulator of what calbridge talks to in Exchange: the identity
+//! platform's client-credentials token endpoint (with Entra's AADSTS errors and the
+//! OpenID/instance discovery MSAL needs), the Microsoft Graph v1.0 calendar surface (users,
+//! calendars, events, `calendarView`, `calendarView/delta`, `getSchedule`) and Exchange Web
+//! Services on the same mailboxes (Basic, NTLM and OAuth sign-in; the calendar operations,
+//! the directory and free/busy). It is seeded from a [`Scenario`] (TOML), and powers
+//! calbridge's tests, demo and benchmarks; Microsoft's own SDKs (msal, azure-identity,
+//! msgraph-sdk) and Python's exchangelib work against it unchanged.
 //!
 //! ## Architecture
 //!
@@ -15,14 +17,17 @@
 //! booking.rs                 meeting copies in attendee mailboxes; room/equipment processing
 //! recurrence.rs, tz.rs, ids.rs   series expansion, zones (IANA/Windows), Exchange-shaped ids
 //! auth.rs                    JWT-shaped access tokens (HS256 with the simulator's key)
+//! ntlm.rs                    NTLM's server side: challenge messages, NTLMv2 verification
 //! delta.rs                   opaque, signed sync-state tokens; delta pages from the change log
 //! faults.rs                  fault injection and request statistics
 //! http.rs                    Graph error bodies, request ids, Prefer, query and base URL
 //! server.rs, tls.rs          the router, middleware (faults, auth, throttling), serve loop, TLS
 //! graph/*.rs                 one file per endpoint, each opening with Microsoft's doc link
-//! ews/*.rs                   the EWS face (/EWS/Exchange.asmx): Basic sign-in, impersonation,
-//!                            GetFolder, FindItem, GetItem, CreateItem, UpdateItem, DeleteItem,
-//!                            SyncFolderItems, on the same mailboxes and change log
+//! ews/*.rs                   the EWS face (/EWS/Exchange.asmx): Basic, NTLM (per connection)
+//!                            and Bearer sign-in, impersonation, GetFolder, FindItem, GetItem,
+//!                            CreateItem, UpdateItem, DeleteItem, SyncFolderItems, ConvertId,
+//!                            ResolveNames, GetRoomLists, GetRooms, GetUserAvailability,
+//!                            GetServerTimeZones, on the same mailboxes and change log
 //! control.rs                 /_sim/*: fault injection and statistics for other processes
 //! outlook.rs                 acting as a person in Outlook (for tests)
 //! ```
@@ -84,6 +89,7 @@ mod generate;
 mod graph;
 mod http;
 mod ids;
+mod ntlm;
 mod outlook;
 mod recurrence;
 mod scenario;
@@ -104,8 +110,8 @@ pub use error::SimError;
 pub use faults::{FailFault, FaultRequest, Faults, SimStats, ThrottleFault};
 pub use outlook::{NewEvent, Outlook};
 pub use scenario::{
-    AppSpec, AttendeeSpec, EventSpec, EwsAccountSpec, GenerateSpec, MailboxKind, MailboxSpec, RecurrenceSpec, Scenario,
-    TenantSpec, DEMO_TOML,
+    AppSpec, AttendeeSpec, EventSpec, EwsAccountSpec, GenerateSpec, MailboxKind, MailboxSpec, RecurrenceSpec,
+    RoomListSpec, Scenario, TenantSpec, DEMO_TOML,
 };
 pub use server::RunningSim;
 pub use tls::SimTls;

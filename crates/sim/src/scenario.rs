@@ -24,6 +24,11 @@
 //! booking_window_days = 180
 //! max_duration_minutes = 1440
 //!
+//! [[room_lists]]               # optional: EWS GetRoomLists/GetRooms (default: one list of all rooms)
+//! email = "rooms-north@example.org"
+//! name = "Training centre North"
+//! rooms = ["room1@example.org"]
+//!
 //! [[events]]
 //! mailbox = "ann@example.org"
 //! subject = "Planning"
@@ -89,6 +94,10 @@ pub struct Scenario {
     pub sim_control: bool,
     #[serde(default)]
     pub mailboxes: Vec<MailboxSpec>,
+    /// Room lists (distribution groups of rooms) for EWS GetRoomLists and GetRooms. Without
+    /// any, the simulator offers one list, `allrooms@{domain}`, of every room.
+    #[serde(default)]
+    pub room_lists: Vec<RoomListSpec>,
     #[serde(default)]
     pub events: Vec<EventSpec>,
     #[serde(default)]
@@ -139,6 +148,17 @@ pub struct EwsAccountSpec {
     /// FullAccess to every mailbox (delegate access without impersonation).
     #[serde(default)]
     pub full_access: bool,
+}
+
+/// A room list: a distribution group whose members are rooms.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoomListSpec {
+    pub email: String,
+    pub name: String,
+    /// Addresses of room mailboxes (`kind = "room"` in `[[mailboxes]]`).
+    #[serde(default)]
+    pub rooms: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -415,6 +435,24 @@ impl Scenario {
                     return Err(SimError::scenario(
                         format!("mailboxes[{i}].time_zone"),
                         format!("unknown time zone '{tz}'"),
+                    ));
+                }
+            }
+        }
+        for (i, list) in self.room_lists.iter().enumerate() {
+            if !list.email.contains('@') || seen.contains(&list.email.to_ascii_lowercase()) {
+                return Err(SimError::scenario(
+                    format!("room_lists[{i}].email"),
+                    format!("'{}' must be an e-mail address that is not a mailbox's", list.email),
+                ));
+            }
+            for room in &list.rooms {
+                let is_room =
+                    self.mailboxes.iter().any(|m| m.email.eq_ignore_ascii_case(room) && m.kind == MailboxKind::Room);
+                if !is_room {
+                    return Err(SimError::scenario(
+                        format!("room_lists[{i}].rooms"),
+                        format!("'{room}' is not a room of [[mailboxes]] (kind = \"room\")"),
                     ));
                 }
             }

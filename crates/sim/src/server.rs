@@ -55,7 +55,7 @@ impl http_body::Body for FailingBody {
     }
 }
 
-fn abort_response() -> Response {
+pub(crate) fn abort_response() -> Response {
     let mut resp = Response::new(Body::new(FailingBody));
     resp.extensions_mut().insert(Abort);
     resp
@@ -353,10 +353,14 @@ async fn serve_io<I>(io: I, router: Router, scheme: &'static str, mut stop: watc
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    // One per TCP connection: NTLM signs a connection in, not a request.
+    let connection = crate::ews::Connection::default();
     let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
         let router = router.clone();
+        let connection = connection.clone();
         async move {
             req.extensions_mut().insert(Scheme(scheme));
+            req.extensions_mut().insert(connection);
             let resp = router.oneshot(req.map(Body::new)).await.unwrap_or_else(|e| match e {});
             if resp.extensions().get::<Abort>().is_some() {
                 return Err(AbortError);

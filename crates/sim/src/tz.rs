@@ -46,6 +46,11 @@ const WINDOWS_ZONES: &[(&str, &str)] = &[
     ("Argentina Standard Time", "America/Argentina/Buenos_Aires"),
 ];
 
+/// The Windows zone ids the simulator knows (what EWS GetServerTimeZones lists).
+pub fn windows_ids() -> impl Iterator<Item = &'static str> {
+    WINDOWS_ZONES.iter().map(|(w, _)| *w).filter(|w| !w.contains("://") && *w != "Coordinated Universal Time")
+}
+
 /// Resolves a Graph `timeZone` value (IANA or Windows name, case-insensitive) to a zone.
 pub fn resolve(name: &str) -> Option<Tz> {
     let name = name.trim();

@@ -1076,6 +1076,72 @@ impl Shape {
     }
 }
 
+/// `t:EffectiveRights`: what the signed-in account may do with a folder.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EffectiveRights {
+    pub create_associated: bool,
+    pub create_contents: bool,
+    pub create_hierarchy: bool,
+    pub delete: bool,
+    pub modify: bool,
+    pub read: bool,
+    pub view_private_items: Option<bool>,
+}
+
+impl EffectiveRights {
+    /// Every right (the mailbox's owner, a delegate with FullAccess, an impersonating service).
+    pub fn full() -> Self {
+        EffectiveRights {
+            create_associated: true,
+            create_contents: true,
+            create_hierarchy: true,
+            delete: true,
+            modify: true,
+            read: true,
+            view_private_items: Some(true),
+        }
+    }
+
+    fn write(&self, w: &mut XmlWriter) {
+        w.open("t:EffectiveRights", &[]);
+        for (name, v) in [
+            ("t:CreateAssociated", self.create_associated),
+            ("t:CreateContents", self.create_contents),
+            ("t:CreateHierarchy", self.create_hierarchy),
+            ("t:Delete", self.delete),
+            ("t:Modify", self.modify),
+            ("t:Read", self.read),
+        ] {
+            w.leaf(name, if v { "true" } else { "false" });
+        }
+        w.bool_opt("t:ViewPrivateItems", self.view_private_items);
+        w.close("t:EffectiveRights");
+    }
+
+    fn parse(node: Node<'_, '_>) -> Result<Self, WireError> {
+        let b = |name: &str| opt_bool(node, name).map(|v| v.unwrap_or(false));
+        Ok(EffectiveRights {
+            create_associated: b("CreateAssociated")?,
+            create_contents: b("CreateContents")?,
+            create_hierarchy: b("CreateHierarchy")?,
+            delete: b("Delete")?,
+            modify: b("Modify")?,
+            read: b("Read")?,
+            view_private_items: opt_bool(node, "ViewPrivateItems")?,
+        })
+    }
+}
+
+/// One entry of a folder's `t:PermissionSet`: who (a distinguished user `Default` or
+/// `Anonymous`, or an address) and the level (`t:PermissionLevel`, or
+/// `t:CalendarPermissionLevel` on calendar folders: `FreeBusyTimeOnly`, `Reviewer`, …).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Permission {
+    pub distinguished_user: Option<String>,
+    pub primary_smtp_address: Option<String>,
+    pub level: String,
+}
+
 /// `t:Folder` / `t:CalendarFolder` in answers.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Folder {
@@ -1087,9 +1153,38 @@ pub struct Folder {
     pub display_name: Option<String>,
     pub total_count: Option<i32>,
     pub child_folder_count: Option<i32>,
+    pub effective_rights: Option<EffectiveRights>,
+    /// `calendar`, `root`, `msgfolderroot`, … (Exchange 2013 and later name it).
+    pub distinguished_folder_id: Option<String>,
+    /// `t:PermissionSet` (`t:CalendarPermissionSet`'s shape on calendar folders).
+    pub permissions: Option<Vec<Permission>>,
+    /// `t:UnreadCount` (not on calendar folders).
+    pub unread_count: Option<i32>,
 }
 
 impl Folder {
+    fn is_calendar(&self) -> bool {
+        self.element == "CalendarFolder"
+    }
+
+    fn write_permissions(&self, w: &mut XmlWriter, list: &[Permission]) {
+        let (array, entry, level) = if self.is_calendar() {
+            ("t:CalendarPermissions", "t:CalendarPermission", "t:CalendarPermissionLevel")
+        } else {
+            ("t:Permissions", "t:Permission", "t:PermissionLevel")
+        };
+        w.open("t:PermissionSet", &[]).open(array, &[]);
+        for p in list {
+            w.open(entry, &[]).open("t:UserId", &[]);
+            w.leaf_opt("t:PrimarySmtpAddress", p.primary_smtp_address.as_deref());
+            w.leaf_opt("t:DistinguishedUser", p.distinguished_user.as_deref());
+            w.close("t:UserId");
+            w.leaf(level, &p.level);
+            w.close(entry);
+        }
+        w.close(array).close("t:PermissionSet");
+    }
+
     pub fn write(&self, w: &mut XmlWriter) {
         let element = format!("t:{}", if self.element.is_empty() { "Folder" } else { &self.element });
         w.open(&element, &[]);
@@ -1103,6 +1198,16 @@ impl Folder {
         w.leaf_opt("t:DisplayName", self.display_name.as_deref());
         w.num_opt("t:TotalCount", self.total_count);
         w.num_opt("t:ChildFolderCount", self.child_folder_count);
+        if let Some(r) = &self.effective_rights {
+            r.write(w);
+        }
+        w.leaf_opt("t:DistinguishedFolderId", self.distinguished_folder_id.as_deref());
+        if let Some(list) = &self.permissions {
+            self.write_permissions(w, list);
+        }
+        if !self.is_calendar() {
+            w.num_opt("t:UnreadCount", self.unread_count);
+        }
         w.close(&element);
     }
 
@@ -1110,6 +1215,21 @@ impl Folder {
         let num = |name: &str| -> Result<Option<i32>, WireError> {
             node.t_text(name).map(|s| parse_num(name, s)).transpose()
         };
+        let permissions = node.t("PermissionSet").map(|set| {
+            set.descendants()
+                .filter(|p| matches!(p.local(), "Permission" | "CalendarPermission"))
+                .map(|p| {
+                    let user = p.t("UserId");
+                    Permission {
+                        distinguished_user: user.and_then(|u| opt_string(u, "DistinguishedUser")),
+                        primary_smtp_address: user.and_then(|u| opt_string(u, "PrimarySmtpAddress")),
+                        level: opt_string(p, "CalendarPermissionLevel")
+                            .or_else(|| opt_string(p, "PermissionLevel"))
+                            .unwrap_or_default(),
+                    }
+                })
+                .collect()
+        });
         Ok(Folder {
             element: node.local().to_string(),
             folder_id: node.t("FolderId").map(ItemId::parse).transpose()?,
@@ -1118,6 +1238,10 @@ impl Folder {
             display_name: opt_string(node, "DisplayName"),
             total_count: num("TotalCount")?,
             child_folder_count: num("ChildFolderCount")?,
+            effective_rights: node.t("EffectiveRights").map(EffectiveRights::parse).transpose()?,
+            distinguished_folder_id: opt_string(node, "DistinguishedFolderId"),
+            permissions,
+            unread_count: num("UnreadCount")?,
         })
     }
 }
@@ -1207,5 +1331,36 @@ mod tests {
         assert_eq!(a.subject, None);
         let p = b.project(&["calendar:Location"], false);
         assert_eq!((p.subject, p.location.as_deref()), (None, Some("Room")));
+    }
+
+    #[test]
+    fn a_folder_with_rights_and_permissions_round_trips() {
+        let calendar = Folder {
+            element: "CalendarFolder".into(),
+            folder_id: Some(ItemId::new("AAMkAGI=", Some("AgAAAA==".into()))),
+            parent_folder_id: Some(ItemId::new("AAMkAGJ=", None)),
+            folder_class: Some("IPF.Appointment".into()),
+            display_name: Some("Calendar".into()),
+            total_count: Some(3),
+            child_folder_count: Some(0),
+            effective_rights: Some(EffectiveRights::full()),
+            distinguished_folder_id: Some("calendar".into()),
+            permissions: Some(vec![Permission {
+                distinguished_user: Some("Default".into()),
+                primary_smtp_address: None,
+                level: "FreeBusyTimeOnly".into(),
+            }]),
+            unread_count: None,
+        };
+        let root = Folder { element: "Folder".into(), unread_count: Some(0), ..calendar.clone() };
+        for f in [calendar, root] {
+            let mut w = XmlWriter::new();
+            w.raw(&format!(r#"<r xmlns:t="{NS_TYPES}">"#));
+            f.write(&mut w);
+            w.raw("</r>");
+            let xml = w.finish();
+            let doc = parse(&xml, Limits::default()).unwrap();
+            assert_eq!(Folder::parse(doc.root_element().elements().next().unwrap()).unwrap(), f, "{xml}");
+        }
     }
 }

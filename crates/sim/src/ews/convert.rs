@@ -190,9 +190,6 @@ fn graph_show_as(status: &str) -> &'static str {
 
 /// An EWS calendar item from a CreateItem as the Graph event the store keeps.
 pub fn graph_event(item: &Item) -> Result<wire::Event, super::ItemError> {
-    if item.recurrence.is_some() {
-        return Err(("ErrorInvalidRequest", "The simulator does not create recurring items over EWS yet.".into()));
-    }
     let zone = item.start_time_zone.as_ref().and_then(|z| z.id.clone());
     let start = item.start.as_deref().ok_or(("ErrorInvalidRequest", "A calendar item needs a Start.".to_string()))?;
     let end = item.end.as_deref().ok_or(("ErrorInvalidRequest", "A calendar item needs an End.".to_string()))?;
@@ -240,6 +237,9 @@ pub fn graph_event(item: &Item) -> Result<wire::Event, super::ItemError> {
     }
     if !props.is_empty() {
         o.insert("singleValueExtendedProperties".into(), serde_json::json!(props));
+    }
+    if let Some(r) = &item.recurrence {
+        o.insert("recurrence".into(), super::series::graph_recurrence(r, zone.as_deref()));
     }
     serde_json::from_value(v).map_err(|e| ("ErrorInvalidRequest", format!("The item could not be stored: {e}.")))
 }

@@ -3,7 +3,8 @@
 //! Creates calendar items in the folder named by `SavedItemFolderId` (else the acting
 //! mailbox's calendar), as their organizer. With attendees and `SendMeetingInvitations`
 //! other than `SendToNone`, invitations go out: attendees get copies and rooms and equipment
-//! decide by their booking rules, as over Graph. Recurring items are not created yet.
+//! decide by their booking rules, as over Graph. A `t:Recurrence` makes a series (kept as
+//! Graph's `patternedRecurrence`, see `series.rs`).
 
 use chrono::Utc;
 

@@ -1,16 +1,16 @@
 //! DeleteItem — <https://learn.microsoft.com/exchange/client-developer/web-service-reference/deleteitem-operation>
 //!
-//! Deletes items (or cancels one occurrence) by EWS id in a mailbox this request may open.
+//! Deletes items (or cancels one occurrence, by its id or by `OccurrenceItemId`) in a mailbox
+//! this request may open.
 //! `SendMeetingCancellations` is required for calendar items; an organizer's meeting that
 //! is deleted is removed from its attendees' and resources' calendars.
 
 use chrono::Utc;
 
-use super::convert::graph_id;
+use super::series::graph_item_id;
 use super::{schema_fault, Ctx, SoapFault};
 use crate::booking;
 use crate::ews_wire::ops::{delete_item, Message};
-use crate::ews_wire::types::ItemRef;
 use crate::ews_wire::xml::{Node, XmlWriter};
 
 pub(crate) fn handle(ctx: &Ctx, body: Node<'_, '_>, w: &mut XmlWriter) -> Result<(), SoapFault> {
@@ -19,12 +19,13 @@ pub(crate) fn handle(ctx: &Ctx, body: Node<'_, '_>, w: &mut XmlWriter) -> Result
     let now = Utc::now();
     let mut state = ctx.sim.inner.state.lock().unwrap();
     for r in &req.item_ids {
-        let ItemRef::Item(id) = r else {
-            messages
-                .push(Message::error("ErrorInvalidIdMalformed", "Id is malformed: the simulator reads ItemId only."));
-            continue;
+        let gid = match graph_item_id(&state, r) {
+            Ok(g) => g,
+            Err((code, text)) => {
+                messages.push(Message::error(code, text));
+                continue;
+            }
         };
-        let gid = graph_id(&id.id);
         let Some(mb) = state.mailboxes.iter().find(|m| state.resolve_id(&m.key, &gid).is_some()).cloned() else {
             messages.push(Message::error("ErrorItemNotFound", "The specified object was not found in the store."));
             continue;

@@ -6,6 +6,7 @@
 //! the folder's items (singles and series masters) by offset. The shape picks the fields.
 
 use super::convert::calendar_item;
+use super::series::add_series_fields;
 use super::{schema_fault, Ctx, SoapFault};
 use crate::ews_wire::ops::find_item::{self, RootFolder, View};
 use crate::ews_wire::ops::Message;
@@ -128,10 +129,10 @@ pub(crate) fn handle(ctx: &Ctx, body: Node<'_, '_>, w: &mut XmlWriter) -> Result
                     .skip(offset)
                     .take(max)
                     .map(|e| {
-                        shaped(
-                            calendar_item(&render_event(e, &opts), e.start, e.end, &mb.calendar_id, text_body),
-                            &req.item_shape,
-                        )
+                        let mut item =
+                            calendar_item(&render_event(e, &opts), e.start, e.end, &mb.calendar_id, text_body);
+                        add_series_fields(&mut item, e);
+                        shaped(item, &req.item_shape)
                     })
                     .collect();
                 let next = offset + page.len();

@@ -1,13 +1,16 @@
 //! GetItem — <https://learn.microsoft.com/exchange/client-developer/web-service-reference/getitem-operation-calendar-item>
 //!
 //! Items by EWS id (the Graph id in standard base64), in any mailbox this request may open,
-//! with the fields of the item shape; an unknown id is `ErrorItemNotFound`.
+//! with the fields of the item shape; an unknown id is `ErrorItemNotFound`. A series' master
+//! comes with its recurrence and its modified and deleted occurrences; an occurrence id reads
+//! that occurrence (or exception), as does `OccurrenceItemId` (the series and a 1-based index);
+//! `RecurringMasterItemId` reads the series of an occurrence.
 
-use super::convert::{calendar_item, graph_id};
+use super::convert::calendar_item;
 use super::find_item::shaped;
+use super::series::{add_series_fields, graph_item_id};
 use super::{schema_fault, Ctx, SoapFault};
 use crate::ews_wire::ops::{get_item, Message};
-use crate::ews_wire::types::ItemRef;
 use crate::ews_wire::xml::{Node, XmlWriter};
 use crate::state::{render_event, render_instance, RenderOpts};
 
@@ -24,10 +27,10 @@ pub(crate) fn handle(ctx: &Ctx, body: Node<'_, '_>, w: &mut XmlWriter) -> Result
         .item_ids
         .iter()
         .map(|r| {
-            let ItemRef::Item(id) = r else {
-                return Message::error("ErrorInvalidIdMalformed", "Id is malformed: the simulator reads ItemId only.");
+            let gid = match graph_item_id(&state, r) {
+                Ok(g) => g,
+                Err((code, text)) => return Message::error(code, text),
             };
-            let gid = graph_id(&id.id);
             let found = state.mailboxes.iter().find_map(|mb| {
                 let (master, occurrence) = state.resolve_id(&mb.key, &gid)?;
                 Some((mb.clone(), master, occurrence))
@@ -38,7 +41,12 @@ pub(crate) fn handle(ctx: &Ctx, body: Node<'_, '_>, w: &mut XmlWriter) -> Result
             }
             let Some(ev) = state.event(&mb.key, &master) else { return not_found() };
             let item = match occurrence {
-                None => calendar_item(&render_event(ev, &opts), ev.start, ev.end, &mb.calendar_id, text_body),
+                None => {
+                    let mut item =
+                        calendar_item(&render_event(ev, &opts), ev.start, ev.end, &mb.calendar_id, text_body);
+                    add_series_fields(&mut item, ev);
+                    item
+                }
                 Some(key) => match ev.occurrence(key) {
                     Some(inst) => {
                         calendar_item(&render_instance(&inst, &opts), inst.start, inst.end, &mb.calendar_id, text_body)

@@ -2,27 +2,39 @@
 //! face. One file per operation, each opening with Microsoft's page; the wire types are
 //! calbridge-ews's `wire` module compiled in ([`crate::ews_wire`]).
 //!
-//! Every request passes, in order: Basic authentication against the scenario's
-//! `[[ews_accounts]]` (401 with `WWW-Authenticate` otherwise), the XML limits (no DTD, 8 MiB),
-//! the SOAP envelope, `ExchangeImpersonation` (the account needs the impersonation role, else
-//! the `ErrorImpersonateUserDenied` fault), and the operation. Errors an operation reports
-//! per item are response messages with `ResponseClass="Error"`; errors of the whole request
-//! are SOAP faults with HTTP 500, as Exchange writes them.
+//! Every request passes, in order: sign-in ([`auth`]: Basic or NTLM against the scenario's
+//! `[[ews_accounts]]`, or a Bearer token of the simulator's own; 401 with `WWW-Authenticate`
+//! otherwise), injected faults (`fail_next`: that HTTP status; `throttle_next`: the
+//! `ErrorServerBusy` fault with `BackOffMilliseconds`, HTTP 500, as Exchange throttles),
+//! injected latency, the XML limits (no DTD, 8 MiB), the SOAP envelope,
+//! `ExchangeImpersonation` (the account needs the impersonation role, else the
+//! `ErrorImpersonateUserDenied` fault; an app token needs it always), and the operation.
+//! Errors an operation reports per item are response messages with `ResponseClass="Error"`;
+//! errors of the whole request are SOAP faults with HTTP 500, as Exchange writes them.
 
+pub(crate) mod auth;
 mod convert;
+mod convert_id;
 mod create_item;
 mod delete_item;
 mod find_item;
 mod get_folder;
 mod get_item;
+mod get_room_lists;
+mod get_rooms;
+mod get_server_time_zones;
+mod get_user_availability;
+mod resolve_names;
+mod series;
 mod sync_folder_items;
 mod update_item;
 
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
+
+pub use auth::Connection;
 
 use crate::ews_wire::envelope::{self, ConnectingSid, Fault, RequestHeader, ServerVersionInfo};
 use crate::ews_wire::types::FolderRef;
@@ -30,10 +42,13 @@ use crate::ews_wire::xml::{self, Limits, XmlWriter};
 use crate::scenario::EwsAccountSpec;
 use crate::state::Mailbox;
 use crate::Simulator;
+use auth::{Principal, SignIn};
+use get_folder::KnownFolder;
 
 /// What a request may see: who signed in, and as whom it acts.
 pub(crate) struct Ctx {
     pub sim: Simulator,
+    /// The signed-in account's rights (an app token: impersonation only).
     pub account: EwsAccountSpec,
     /// The impersonated mailbox (`ExchangeImpersonation`), already checked.
     pub acting_as: Option<Mailbox>,
@@ -45,38 +60,48 @@ pub(crate) type ItemError = (&'static str, String);
 impl Ctx {
     /// The mailbox a folder reference points at, if this request may open it.
     pub fn mailbox_for(&self, folder: &FolderRef) -> Result<Mailbox, ItemError> {
+        self.folder_for(folder).map(|(mb, _)| mb)
+    }
+
+    /// The mailbox and the well-known folder a folder reference points at, if this request
+    /// may open it.
+    pub fn folder_for(&self, folder: &FolderRef) -> Result<(Mailbox, &'static KnownFolder), ItemError> {
+        let not_found = || ("ErrorFolderNotFound", "The specified folder could not be found in the store.".to_string());
         let state = self.sim.inner.state.lock().unwrap();
-        let target = match folder {
-            FolderRef::Distinguished { mailbox: Some(address), .. } => state.mailbox(address).cloned().ok_or((
-                "ErrorNonExistentMailbox",
-                format!("No mailbox with such guid or address exists: {address}."),
-            ))?,
-            FolderRef::Distinguished { mailbox: None, .. } => match (&self.acting_as, &self.account.mailbox) {
-                (Some(m), _) => m.clone(),
-                (None, Some(own)) => state
-                    .mailbox(own)
-                    .cloned()
-                    .ok_or(("ErrorNonExistentMailbox", "The account's own mailbox does not exist.".to_string()))?,
-                (None, None) => {
-                    return Err((
-                        "ErrorMissingEmailAddress",
-                        "When making a request as an account that does not have a mailbox, you must specify the mailbox primary SMTP address for any distinguished folder Ids.".into(),
-                    ))
-                }
-            },
+        let (target, known) = match folder {
+            FolderRef::Distinguished { id, mailbox, .. } => {
+                let known = get_folder::known_folder(id).ok_or_else(not_found)?;
+                let target = match (mailbox, &self.acting_as, &self.account.mailbox) {
+                    (Some(address), _, _) => state.mailbox(address).cloned().ok_or((
+                        "ErrorNonExistentMailbox",
+                        format!("No mailbox with such guid or address exists: {address}."),
+                    ))?,
+                    (None, Some(m), _) => m.clone(),
+                    (None, None, Some(own)) => state
+                        .mailbox(own)
+                        .cloned()
+                        .ok_or(("ErrorNonExistentMailbox", "The account's own mailbox does not exist.".to_string()))?,
+                    (None, None, None) => {
+                        return Err((
+                            "ErrorMissingEmailAddress",
+                            "When making a request as an account that does not have a mailbox, you must specify the mailbox primary SMTP address for any distinguished folder Ids.".into(),
+                        ))
+                    }
+                };
+                (target, known)
+            }
             FolderRef::Id(id) => {
                 let graph = convert::graph_id(&id.id);
                 state
                     .mailboxes
                     .iter()
-                    .find(|m| m.calendar_id == graph)
-                    .cloned()
-                    .ok_or(("ErrorFolderNotFound", "The specified folder could not be found in the store.".to_string()))?
+                    .find_map(|m| get_folder::folder_by_id(m, &graph).map(|k| (m.clone(), k)))
+                    .ok_or_else(not_found)?
             }
         };
         drop(state);
         self.check_access(&target)?;
-        Ok(target)
+        Ok((target, known))
     }
 
     /// Whether this request may open `target`: as the impersonated user, as its owner, or
@@ -98,6 +123,22 @@ fn xml_response(status: StatusCode, xml: String) -> Response {
     resp
 }
 
+/// Exchange's throttling answer: HTTP 500, the `ErrorServerBusy` fault, and how long to
+/// back off in `MessageXml`.
+pub(crate) fn server_busy(back_off_ms: u64) -> Response {
+    fault("ErrorServerBusy", "The server cannot service this request right now. Try again later.", Some(back_off_ms))
+}
+
+/// An injected server failure: a 500 is Exchange's internal-error fault; other statuses
+/// (502, 503, 504) come from the front end, with a plain body.
+fn server_error(status: u16) -> Response {
+    if status == 500 {
+        return fault("ErrorInternalServerError", "An internal server error occurred. The operation failed.", None);
+    }
+    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    (code, code.canonical_reason().unwrap_or("Service Unavailable").to_string()).into_response()
+}
+
 /// A SOAP fault, HTTP 500.
 pub(crate) fn fault(code: &str, message: &str, back_off_ms: Option<u64>) -> Response {
     let f = Fault {
@@ -110,40 +151,38 @@ pub(crate) fn fault(code: &str, message: &str, back_off_ms: Option<u64>) -> Resp
     xml_response(StatusCode::INTERNAL_SERVER_ERROR, f.to_xml())
 }
 
-fn unauthorized() -> Response {
-    let mut resp =
-        (StatusCode::UNAUTHORIZED, "401 - Unauthorized: Access is denied due to invalid credentials.").into_response();
-    resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"calbridge-sim\""));
-    resp
-}
-
-/// The account a `Basic` header names, if its password matches.
-fn basic_account(sim: &Simulator, headers: &HeaderMap) -> Option<EwsAccountSpec> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
-    let (scheme, rest) = value.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let decoded = base64::engine::general_purpose::STANDARD.decode(rest.trim()).ok()?;
-    let decoded = String::from_utf8(decoded).ok()?;
-    let (user, password) = decoded.split_once(':')?;
-    let plain = |u: &str| u.rsplit('\\').next().unwrap_or(u).to_ascii_lowercase();
-    sim.inner
-        .scenario
-        .ews_accounts
-        .iter()
-        .find(|a| {
-            (plain(&a.username) == plain(user) || a.mailbox.as_deref().is_some_and(|m| m.eq_ignore_ascii_case(user)))
-                && a.password == password
-        })
-        .cloned()
-}
-
 /// `POST /EWS/Exchange.asmx`.
-pub(crate) async fn handler(State(sim): State<Simulator>, headers: HeaderMap, body: Bytes) -> Response {
-    let Some(account) = basic_account(&sim, &headers) else {
-        return unauthorized();
+pub(crate) async fn handler(State(sim): State<Simulator>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let headers = parts.headers;
+    let connection = parts.extensions.get::<Connection>().cloned();
+    // Read the body first: an NTLM leg's 401 must leave the connection ready for the next.
+    let body: Bytes = match axum::body::to_bytes(body, 9 * 1024 * 1024).await {
+        Ok(b) => b,
+        Err(_) => {
+            return schema_fault(xml::WireError::TooLarge { size: 9 * 1024 * 1024, limit: 8 * 1024 * 1024 })
+                .into_response()
+        }
     };
+    let principal = match auth::sign_in(&sim, &headers, connection.as_ref()) {
+        SignIn::Ok(p) => p,
+        SignIn::Respond(resp) => return resp,
+        SignIn::Denied(reason) => return auth::unauthorized(&sim, &headers, reason),
+    };
+    let faults = &sim.inner.faults;
+    if let Some(status) = faults.take_fail() {
+        sim.inner.stats.failed();
+        return server_error(status);
+    }
+    if let Some(secs) = faults.take_throttle() {
+        sim.inner.stats.throttled();
+        return server_busy(secs.saturating_mul(1000));
+    }
+    let latency = faults.latency();
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let account = principal.as_account();
     let limits = Limits { max_bytes: 8 * 1024 * 1024, max_nodes: 1_000_000 };
     let text = match xml::decode(&body, limits) {
         Ok(t) => t,
@@ -162,6 +201,13 @@ pub(crate) async fn handler(State(sim): State<Simulator>, headers: HeaderMap, bo
         Err(e) => return schema_fault(e).into_response(),
     };
     let acting_as = match &header.impersonation {
+        None if matches!(principal, Principal::App { .. }) => {
+            return fault(
+                "ErrorInvalidExchangeImpersonationHeaderData",
+                "ExchangeImpersonation SOAP header must be present for this type of OAuth token.",
+                None,
+            )
+        }
         None => None,
         Some(sid) => {
             if !account.impersonation {
@@ -197,7 +243,9 @@ pub(crate) async fn handler(State(sim): State<Simulator>, headers: HeaderMap, bo
     };
     let ctx = Ctx { sim: sim.clone(), account, acting_as };
     let mut w = XmlWriter::new();
-    let outcome = match env.body.tag_name().name() {
+    let operation = env.body.tag_name().name();
+    let mutating = matches!(operation, "CreateItem" | "UpdateItem" | "DeleteItem");
+    let outcome = match operation {
         "GetFolder" => get_folder::handle(&ctx, env.body, &mut w),
         "FindItem" => find_item::handle(&ctx, env.body, &mut w),
         "GetItem" => get_item::handle(&ctx, env.body, &mut w),
@@ -205,12 +253,24 @@ pub(crate) async fn handler(State(sim): State<Simulator>, headers: HeaderMap, bo
         "DeleteItem" => delete_item::handle(&ctx, env.body, &mut w),
         "SyncFolderItems" => sync_folder_items::handle(&ctx, env.body, &mut w),
         "UpdateItem" => update_item::handle(&ctx, env.body, &mut w),
+        "ConvertId" => convert_id::handle(&ctx, env.body, &mut w),
+        "ResolveNames" => resolve_names::handle(&ctx, env.body, &mut w),
+        "GetRoomLists" => get_room_lists::handle(&ctx, env.body, &mut w),
+        "GetRooms" => get_rooms::handle(&ctx, env.body, &mut w),
+        "GetUserAvailabilityRequest" => get_user_availability::handle(&ctx, env.body, &mut w),
+        "GetServerTimeZones" => get_server_time_zones::handle(&ctx, env.body, &mut w),
+        // Not ErrorInvalidRequest: clients read that as a wrong server version and retry.
         other => Err(SoapFault {
-            code: "ErrorInvalidRequest",
-            message: format!("The request is invalid: the simulator does not implement {other}."),
+            code: "ErrorInvalidOperation",
+            message: format!("The operation {other} is not supported by the simulator."),
         }),
     };
     match outcome {
+        // The change is applied, the answer lost (fault injection), as over Graph.
+        Ok(()) if mutating && faults.take_drop() => {
+            sim.inner.stats.dropped();
+            crate::server::abort_response()
+        }
         Ok(()) => {
             let body_xml = w.finish();
             xml_response(

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 
 use super::convert::{calendar_item, ews_id};
 use super::find_item::shaped;
+use super::series::add_series_fields;
 use super::{schema_fault, Ctx, SoapFault};
 use crate::delta::{self, SyncToken};
 use crate::ews_wire::ops::sync_folder_items::{self, Change, SyncResult};
@@ -69,7 +70,9 @@ fn sync(ctx: &Ctx, mb: &crate::state::Mailbox, req: &sync_folder_items::Request)
     let events = state.events.get(&mb.key);
     let item = |id: &str| {
         events.and_then(|m| m.get(id)).map(|e| {
-            shaped(calendar_item(&render_event(e, &opts), e.start, e.end, &mb.calendar_id, text_body), &req.item_shape)
+            let mut item = calendar_item(&render_event(e, &opts), e.start, e.end, &mb.calendar_id, text_body);
+            add_series_fields(&mut item, e);
+            shaped(item, &req.item_shape)
         })
     };
     let next = |t: SyncToken| delta::encode(key, &SyncToken { iat: now, ..t });

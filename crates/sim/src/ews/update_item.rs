@@ -1,6 +1,7 @@
 //! UpdateItem — <https://learn.microsoft.com/exchange/client-developer/web-service-reference/updateitem-operation>
 //!
-//! Applies `SetItemField` / `DeleteItemField` to items by EWS id. With `ConflictResolution`
+//! Applies `SetItemField` / `DeleteItemField` to items by EWS id (an occurrence, by its id or
+//! by `OccurrenceItemId`, becomes an exception of its series). With `ConflictResolution`
 //! `NeverOverwrite` or `AutoResolve`, a `ChangeKey` that is not the item's current one fails
 //! with `ErrorIrresolvableConflict`; `AlwaysOverwrite` applies regardless. When the time or
 //! the attendees change and `SendMeetingInvitationsOrCancellations` is not `SendToNone`,
@@ -9,14 +10,15 @@
 use chrono::Utc;
 use serde_json::{Map, Value};
 
-use super::convert::{calendar_item, ews_id, graph_event, graph_id};
+use super::convert::{calendar_item, ews_id, graph_event};
+use super::series::graph_item_id;
 use super::{schema_fault, Ctx, SoapFault};
 use crate::booking;
 use crate::ews_wire::ops::update_item::{self, FieldUpdate};
 use crate::ews_wire::ops::Message;
 use crate::ews_wire::types::{Item, ItemId, ItemRef, PropertyPath};
 use crate::ews_wire::xml::{Node, XmlWriter};
-use crate::state::{render_event, RenderOpts};
+use crate::state::{render_event, render_instance, RenderOpts};
 
 /// The Graph properties an EWS update may change.
 const PATCHED: &[&str] = &[
@@ -37,8 +39,10 @@ fn apply(current: &mut Item, updates: &[FieldUpdate]) -> Result<(), (&'static st
     for u in updates {
         match (u, u.path()) {
             (FieldUpdate::Set { item, .. } | FieldUpdate::Append { item, .. }, PropertyPath::Field(uri)) => {
+                // Fields the simulator does not model (item:InReplyTo, item:Culture of a
+                // reply, …) are accepted and not kept, as clients send every field they know.
                 if !current.set_field(uri, item) {
-                    return Err(("ErrorInvalidPropertySet", format!("The property {uri} cannot be set.")));
+                    tracing::debug!("UpdateItem: {uri} is not kept by the simulator");
                 }
             }
             (FieldUpdate::Set { item, .. }, PropertyPath::Extended(uri)) => {
@@ -48,9 +52,10 @@ fn apply(current: &mut Item, updates: &[FieldUpdate]) -> Result<(), (&'static st
                     .extend(item.extended_properties.iter().filter(|p| p.uri.same_property(uri)).cloned());
             }
             (FieldUpdate::Delete { .. }, PropertyPath::Field(uri)) => {
-                if !current.clear_field(uri) {
+                if matches!(uri.as_str(), "item:Subject" | "calendar:Start" | "calendar:End" | "item:ItemClass") {
                     return Err(("ErrorInvalidPropertyDelete", format!("The property {uri} cannot be deleted.")));
                 }
+                current.clear_field(uri);
             }
             (FieldUpdate::Delete { .. }, PropertyPath::Extended(uri)) => {
                 current.extended_properties.retain(|p| !p.uri.same_property(uri));
@@ -69,13 +74,19 @@ pub(crate) fn handle(ctx: &Ctx, body: Node<'_, '_>, w: &mut XmlWriter) -> Result
     let mut messages: update_item::Response = Vec::new();
     let mut state = ctx.sim.inner.state.lock().unwrap();
     for change in &req.item_changes {
-        let ItemRef::Item(id) = &change.item_id else {
-            messages
-                .push(Message::error("ErrorInvalidIdMalformed", "Id is malformed: the simulator reads ItemId only."));
-            continue;
+        let gid = match graph_item_id(&state, &change.item_id) {
+            Ok(g) => g,
+            Err((code, text)) => {
+                messages.push(Message::error(code, text));
+                continue;
+            }
         };
-        let gid = graph_id(&id.id);
-        let Some(mb) = state.mailboxes.iter().find(|m| state.event(&m.key, &gid).is_some()).cloned() else {
+        let change_key = match &change.item_id {
+            ItemRef::Item(id) => id.change_key.clone(),
+            ItemRef::Occurrence { change_key, .. } | ItemRef::RecurringMaster { change_key, .. } => change_key.clone(),
+        };
+        let found = state.mailboxes.iter().find_map(|m| state.resolve_id(&m.key, &gid).map(|r| (m.clone(), r)));
+        let Some((mb, (master_id, occurrence))) = found else {
             messages.push(Message::error("ErrorItemNotFound", "The specified object was not found in the store."));
             continue;
         };
@@ -83,17 +94,30 @@ pub(crate) fn handle(ctx: &Ctx, body: Node<'_, '_>, w: &mut XmlWriter) -> Result
             messages.push(Message::error(code, text));
             continue;
         }
-        let stored = state.event(&mb.key, &gid).expect("found above").clone();
+        let stored = state.event(&mb.key, &master_id).expect("resolved above").clone();
+        // An occurrence's change key is its exception's, else the series'.
+        let exception_ck = |key: i64| stored.exceptions.get(&key).and_then(|x| x.event.change_key.clone());
+        let current_ck = occurrence.and_then(exception_ck).or_else(|| stored.event.change_key.clone());
         let check = req.conflict_resolution != "AlwaysOverwrite";
-        if check && id.change_key.is_some() && id.change_key != stored.event.change_key {
+        if check && change_key.is_some() && change_key != current_ck {
             messages.push(Message::error(
                 "ErrorIrresolvableConflict",
                 "The send or update operation could not be performed because the change key passed in the request does not match the current change key for the item.",
             ));
             continue;
         }
-        let mut current =
-            calendar_item(&render_event(&stored, &opts), stored.start, stored.end, &mb.calendar_id, false);
+        let current = match occurrence {
+            None => {
+                Some(calendar_item(&render_event(&stored, &opts), stored.start, stored.end, &mb.calendar_id, false))
+            }
+            Some(key) => stored
+                .occurrence(key)
+                .map(|i| calendar_item(&render_instance(&i, &opts), i.start, i.end, &mb.calendar_id, false)),
+        };
+        let Some(mut current) = current else {
+            messages.push(Message::error("ErrorItemNotFound", "The specified object was not found in the store."));
+            continue;
+        };
         if let Err((code, text)) = apply(&mut current, &change.updates) {
             messages.push(Message::error(code, text));
             continue;
@@ -113,11 +137,15 @@ pub(crate) fn handle(ctx: &Ctx, body: Node<'_, '_>, w: &mut XmlWriter) -> Result
                 if stored.origin.is_none() && invite {
                     booking::sync_meeting(&mut state, &mb.key, &master, reprocess, now);
                 }
-                let ck = state.event(&mb.key, &master).and_then(|e| e.event.change_key.clone());
-                messages.push(Message::ok(vec![Item {
-                    item_id: Some(ItemId::new(ews_id(&master), ck)),
-                    ..Item::calendar()
-                }]));
+                let ev = state.event(&mb.key, &master);
+                let (id, ck) = match occurrence {
+                    None => (master.clone(), ev.and_then(|e| e.event.change_key.clone())),
+                    Some(key) => {
+                        (gid.clone(), ev.and_then(|e| e.exceptions.get(&key)).and_then(|x| x.event.change_key.clone()))
+                    }
+                };
+                messages
+                    .push(Message::ok(vec![Item { item_id: Some(ItemId::new(ews_id(&id), ck)), ..Item::calendar() }]));
             }
             Err(e) => messages.push(Message::error("ErrorInvalidRequest", e.message)),
         }
