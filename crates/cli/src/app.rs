@@ -419,6 +419,17 @@ pub async fn sim(args: SimArgs) -> Result<()> {
     println!("A connection for calbridge.toml:");
     println!("  [[connections]]\n  name = \"sim\"\n  kind = \"graph\"\n  tenant_id = \"{}\"\n  client_id = \"{}\"\n  client_secret = \"{}\"\n  authority_url = \"{base}\"\n  graph_url = \"{base}\"", creds.tenant_domain, creds.client_id, creds.client_secret);
     println!();
+    if let Some(account) = sim.ews_accounts().into_iter().find(|a| a.impersonation) {
+        println!("  EWS:            {base}/EWS/Exchange.asmx (Basic, NTLM; Bearer for apps with full_access_as_app)");
+        println!("  service account {} / {} (ApplicationImpersonation)", account.username, account.password);
+        println!();
+        println!("An EWS connection for calbridge.toml:");
+        println!(
+            "  [[connections]]\n  name = \"sim-ews\"\n  kind = \"ews\"\n  url = \"{base}/EWS/Exchange.asmx\"\n  auth = \"ntlm\"\n  username = {:?}\n  password = {:?}",
+            account.username, account.password
+        );
+        println!();
+    }
     if let Some((_, path)) = &tls {
         println!("HTTPS: trust the CA in {} (REQUESTS_CA_BUNDLE / SSL_CERT_FILE for Python clients).", path.display());
         println!();
