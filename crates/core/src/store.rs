@@ -372,4 +372,10 @@ pub trait Store: Send + Sync {
     async fn set_sync_status(&self, status: &SyncStatus) -> Result<(), StoreError>;
     async fn sync_status(&self, calendar_id: CalendarId) -> Result<Option<SyncStatus>, StoreError>;
     async fn sync_statuses(&self) -> Result<Vec<SyncStatus>, StoreError>;
+
+    // --- unlinking -----------------------------------------------------------------------
+    /// Deletes a site; its calendars stay linked, without a site.
+    async fn delete_site(&self, id: SiteId) -> Result<(), StoreError>;
+    /// Unlinks a calendar: deletes it with its events, sync records, cursor and sync status.
+    async fn delete_calendar(&self, id: CalendarId) -> Result<(), StoreError>;
 }
