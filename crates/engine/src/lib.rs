@@ -24,6 +24,9 @@
 //! connection's `max_threads` at a time (the remote adapter adds Exchange's per-mailbox
 //! budgets), verifies links it has not checked yet, and reports progress through a callback.
 //!
+//! [`secrets`] seals and opens the secrets the store keeps (XChaCha20-Poly1305 under a master
+//! key with a key id) and rotates them to a new key.
+//!
 //! Time and ids are inputs: every entry point takes `now`; new local ids come from an id
 //! generator that tests may replace.
 
@@ -43,6 +46,7 @@ use calbridge_core::sync::{CursorUpdate, PushChange, RemoteChange, Snapshot, Win
 
 pub mod cursor;
 pub mod report;
+pub mod secrets;
 
 pub use report::{CalendarReport, Counts, SyncSummary};
 
