@@ -1,0 +1,591 @@
+//! The API's resources as they travel: inputs (unknown fields refused) and views. They mirror
+//! calbridge-core's model without exposing it, so the wire format is stable and documented in
+//! the OpenAPI schema; conversions live beside each type.
+
+use calbridge_core::connector::{Check, CheckResult};
+use calbridge_core::model as m;
+use calbridge_core::store::{SyncStatus, Webhook};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+// --- connections ---------------------------------------------------------------------------
+
+/// How calbridge reaches Exchange, by kind.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Settings {
+    /// Exchange Online over Microsoft Graph (application permissions, client credentials).
+    Graph(GraphSettings),
+}
+
+/// A Graph connection's settings.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GraphSettings {
+    /// Directory (tenant) id or a verified domain.
+    pub tenant_id: String,
+    /// The app registration's Application (client) ID.
+    pub client_id: String,
+    /// Identity platform base URL; default `https://login.microsoftonline.com`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authority_url: Option<String>,
+    /// Microsoft Graph base URL; default `https://graph.microsoft.com`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graph_url: Option<String>,
+}
+
+pub const DEFAULT_AUTHORITY: &str = "https://login.microsoftonline.com";
+pub const DEFAULT_GRAPH: &str = "https://graph.microsoft.com";
+
+impl Settings {
+    pub fn from_core(s: &m::ConnectionSettings) -> Settings {
+        match s {
+            m::ConnectionSettings::Graph(g) => Settings::Graph(GraphSettings {
+                tenant_id: g.tenant_id.clone(),
+                client_id: g.client_id.clone(),
+                authority_url: Some(g.authority_url.clone()),
+                graph_url: Some(g.graph_url.clone()),
+            }),
+        }
+    }
+}
+
+/// A connection to create or replace.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionInput {
+    /// Unique name, 1-100 characters.
+    pub name: String,
+    pub settings: Settings,
+    /// The client secret's Value (Graph) or the password (EWS). Write-only: never returned.
+    /// Required on create; on replace, omit it to keep the stored one.
+    #[schema(write_only, value_type = Option<String>)]
+    #[serde(default)]
+    pub secret: Option<m::Secret>,
+    /// The account that organises the meetings calbridge creates.
+    #[serde(default)]
+    pub default_organizer: Option<String>,
+    /// At most this many calendars of the connection sync at once (1-64, default 4).
+    #[serde(default)]
+    pub max_threads: Option<u32>,
+}
+
+/// A connection. Its secret is never shown: `secret_set` says whether one is stored.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct ConnectionView {
+    pub id: i64,
+    pub name: String,
+    pub settings: Settings,
+    pub default_organizer: Option<String>,
+    pub max_threads: u32,
+    pub secret_set: bool,
+}
+
+/// One step of a connection test.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct CheckView {
+    /// `settings`, `token`, `permissions`, `mailbox.room`, `calendar.person`, ...
+    pub name: String,
+    /// `pass`, `fail` or `skip`.
+    pub result: String,
+    /// What was checked and what Exchange answered.
+    pub detail: String,
+    /// What to do when it did not pass.
+    pub hint: Option<String>,
+}
+
+impl From<Check> for CheckView {
+    fn from(c: Check) -> Self {
+        let result = match c.result {
+            CheckResult::Pass => "pass",
+            CheckResult::Fail => "fail",
+            CheckResult::Skip => "skip",
+        };
+        CheckView { name: c.name, result: result.into(), detail: c.detail, hint: c.hint }
+    }
+}
+
+/// A connection test's diagnosis.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Diagnosis {
+    pub connection_id: i64,
+    /// Whether no check failed.
+    pub ok: bool,
+    pub checks: Vec<CheckView>,
+}
+
+// --- sites ---------------------------------------------------------------------------------
+
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SiteInput {
+    /// Unique name, 1-100 characters ("Training centre North").
+    pub name: String,
+    /// The connection the site's calendars use.
+    pub connection_id: i64,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct SiteView {
+    pub id: i64,
+    pub name: String,
+    pub connection_id: i64,
+}
+
+impl From<m::Site> for SiteView {
+    fn from(s: m::Site) -> Self {
+        SiteView { id: s.id, name: s.name, connection_id: s.connection_id }
+    }
+}
+
+// --- calendars -----------------------------------------------------------------------------
+
+/// What a linked mailbox is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Person,
+    Room,
+    Equipment,
+}
+
+impl From<Kind> for m::CalendarKind {
+    fn from(k: Kind) -> Self {
+        match k {
+            Kind::Person => m::CalendarKind::Person,
+            Kind::Room => m::CalendarKind::Room,
+            Kind::Equipment => m::CalendarKind::Equipment,
+        }
+    }
+}
+
+impl From<m::CalendarKind> for Kind {
+    fn from(k: m::CalendarKind) -> Self {
+        match k {
+            m::CalendarKind::Person => Kind::Person,
+            m::CalendarKind::Room => Kind::Room,
+            m::CalendarKind::Equipment => Kind::Equipment,
+        }
+    }
+}
+
+/// A mailbox to link: to a site (inheriting its connection) or to a connection.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CalendarInput {
+    /// The mailbox's primary SMTP address.
+    pub email: String,
+    pub kind: Kind,
+    /// Display name (default: the address).
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub site_id: Option<i64>,
+    #[serde(default)]
+    pub connection_id: Option<i64>,
+    /// Show this calendar's Exchange events as "Busy" only.
+    #[serde(default)]
+    pub busy_only: bool,
+}
+
+/// Whether the link was checked against Exchange.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Verification {
+    /// `unverified`, `verified` or `failed`.
+    pub state: String,
+    /// Why it failed and what to do.
+    pub error: Option<String>,
+}
+
+impl From<&m::LinkState> for Verification {
+    fn from(l: &m::LinkState) -> Self {
+        match l {
+            m::LinkState::Unverified => Verification { state: "unverified".into(), error: None },
+            m::LinkState::Verified => Verification { state: "verified".into(), error: None },
+            m::LinkState::Failed { error } => Verification { state: "failed".into(), error: Some(error.clone()) },
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct CalendarView {
+    pub id: i64,
+    pub email: String,
+    pub kind: Kind,
+    pub display_name: String,
+    pub connection_id: i64,
+    pub site_id: Option<i64>,
+    pub busy_only: bool,
+    pub verification: Verification,
+    /// The last sync run, once there was one.
+    pub sync: Option<SyncStatusView>,
+}
+
+impl CalendarView {
+    pub fn new(c: &m::Calendar, status: Option<SyncStatus>) -> Self {
+        CalendarView {
+            id: c.id,
+            email: c.email.clone(),
+            kind: c.kind.into(),
+            display_name: c.display_name.clone(),
+            connection_id: c.connection_id,
+            site_id: c.site_id,
+            busy_only: c.busy_only,
+            verification: (&c.link).into(),
+            sync: status.map(SyncStatusView::from),
+        }
+    }
+}
+
+// --- sync ----------------------------------------------------------------------------------
+
+/// The last sync run of a calendar.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct SyncStatusView {
+    pub calendar_id: i64,
+    pub last_run: DateTime<Utc>,
+    /// `ok`, `failed` or `paused`.
+    pub state: String,
+    pub error: Option<String>,
+    /// What to do about the error.
+    pub hint: Option<String>,
+    pub pulled: u64,
+    pub pushed: u64,
+    pub duration_ms: u64,
+}
+
+impl From<SyncStatus> for SyncStatusView {
+    fn from(s: SyncStatus) -> Self {
+        SyncStatusView {
+            calendar_id: s.calendar_id,
+            last_run: s.last_run,
+            state: s.state,
+            error: s.error,
+            hint: s.hint,
+            pulled: s.pulled,
+            pushed: s.pushed,
+            duration_ms: s.duration_ms,
+        }
+    }
+}
+
+// --- events --------------------------------------------------------------------------------
+
+/// Free/busy status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum ShowAs {
+    Free,
+    Tentative,
+    #[default]
+    Busy,
+    Oof,
+    WorkingElsewhere,
+    Unknown,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum Sensitivity {
+    #[default]
+    Normal,
+    Personal,
+    Private,
+    Confidential,
+}
+
+macro_rules! mirror {
+    ($api:ident, $core:path, [$($v:ident),*]) => {
+        impl From<$api> for $core {
+            fn from(v: $api) -> Self { match v { $($api::$v => <$core>::$v),* } }
+        }
+        impl From<$core> for $api {
+            fn from(v: $core) -> Self { match v { $(<$core>::$v => $api::$v),* } }
+        }
+    };
+}
+
+mirror!(ShowAs, m::ShowAs, [Free, Tentative, Busy, Oof, WorkingElsewhere, Unknown]);
+mirror!(Sensitivity, m::Sensitivity, [Normal, Personal, Private, Confidential]);
+
+/// An attendee's role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum Role {
+    Required,
+    Optional,
+    /// A room or a piece of equipment.
+    Resource,
+}
+mirror!(Role, m::AttendeeRole, [Required, Optional, Resource]);
+
+/// An attendee's answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum Response {
+    None,
+    Organizer,
+    TentativelyAccepted,
+    Accepted,
+    Declined,
+    NotResponded,
+}
+mirror!(Response, m::ResponseStatus, [None, Organizer, TentativelyAccepted, Accepted, Declined, NotResponded]);
+
+/// A person invited to a local event.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AttendeeInput {
+    pub email: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Optional rather than required.
+    #[serde(default)]
+    pub optional: bool,
+}
+
+/// A local event to create or replace.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EventInput {
+    /// On create: your own id for the event (1-128 characters of `A-Za-z0-9._-`), so a retried
+    /// create is recognised; default a new UUID. Not allowed on replace.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// On replace: fail with 409 unless the stored version is this one.
+    #[serde(default)]
+    pub expected_version: Option<i64>,
+    pub subject: String,
+    #[serde(default)]
+    pub body: String,
+    /// Default: the rooms' names.
+    #[serde(default)]
+    pub location: String,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    /// IANA or Windows zone name the event was made in (default `UTC`).
+    #[serde(default)]
+    pub time_zone: Option<String>,
+    #[serde(default)]
+    pub all_day: bool,
+    #[serde(default)]
+    pub show_as: ShowAs,
+    #[serde(default)]
+    pub sensitivity: Sensitivity,
+    /// People invited (instructors, learners).
+    #[serde(default)]
+    pub attendees: Vec<AttendeeInput>,
+    /// Rooms booked, by e-mail address; Exchange accepts or declines each.
+    #[serde(default)]
+    pub rooms: Vec<String>,
+    /// Equipment booked, by e-mail address.
+    #[serde(default)]
+    pub equipment: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct PersonView {
+    pub email: String,
+    pub name: String,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct AttendeeView {
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+    pub response: Response,
+}
+
+/// An event as the store holds it (masked when the calendar is "busy only" or the event
+/// private).
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct EventView {
+    pub id: String,
+    pub calendar_id: i64,
+    /// `local` (made through calbridge) or `exchange` (pulled; read-only).
+    pub origin: String,
+    pub read_only: bool,
+    pub version: i64,
+    pub subject: String,
+    pub body: String,
+    pub location: String,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub time_zone: String,
+    pub all_day: bool,
+    pub show_as: ShowAs,
+    pub sensitivity: Sensitivity,
+    pub organizer: Option<PersonView>,
+    pub attendees: Vec<AttendeeView>,
+    /// `single`, `master`, `occurrence` or `exception`.
+    pub series: String,
+    pub cancelled: bool,
+}
+
+impl From<&m::Event> for EventView {
+    fn from(e: &m::Event) -> Self {
+        let d = &e.data;
+        EventView {
+            id: e.id.0.clone(),
+            calendar_id: e.calendar_id,
+            origin: e.origin.as_str().into(),
+            read_only: e.origin == m::Origin::Exchange,
+            version: e.version,
+            subject: d.subject.clone(),
+            body: d.body.clone(),
+            location: d.location.clone(),
+            start: d.start,
+            end: d.end,
+            time_zone: d.time_zone.clone(),
+            all_day: d.all_day,
+            show_as: d.show_as.into(),
+            sensitivity: d.sensitivity.into(),
+            organizer: d.organizer.as_ref().map(|p| PersonView { email: p.email.clone(), name: p.name.clone() }),
+            attendees: d
+                .attendees
+                .iter()
+                .map(|a| AttendeeView {
+                    email: a.email.clone(),
+                    name: a.name.clone(),
+                    role: a.role.into(),
+                    response: a.response.into(),
+                })
+                .collect(),
+            series: match d.series.kind {
+                m::SeriesKind::Single => "single",
+                m::SeriesKind::Master => "master",
+                m::SeriesKind::Occurrence => "occurrence",
+                m::SeriesKind::Exception => "exception",
+            }
+            .into(),
+            cancelled: d.cancelled,
+        }
+    }
+}
+
+/// A time range query: `[from, to)`.
+#[derive(Clone, Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct RangeQuery {
+    /// Start (RFC 3339, e.g. `2026-12-01T00:00:00Z`).
+    pub from: DateTime<Utc>,
+    /// End, exclusive; after `from`, at most 400 days later.
+    pub to: DateTime<Utc>,
+}
+
+// --- availability --------------------------------------------------------------------------
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Interval {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AvailabilityInput {
+    /// Calendar ids (1-100).
+    pub calendars: Vec<i64>,
+    pub from: DateTime<Utc>,
+    /// After `from`, at most 400 days later.
+    pub to: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct CalendarBusy {
+    pub calendar_id: i64,
+    pub email: String,
+    pub busy: Vec<Interval>,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Availability {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub calendars: Vec<CalendarBusy>,
+    /// Busy intervals of all calendars together, merged.
+    pub merged: Vec<Interval>,
+}
+
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FreeSlotsInput {
+    /// Calendar ids of the people who must all be free (0-100).
+    pub participants: Vec<i64>,
+    /// Candidate rooms (calendar ids, 0-100): a slot is offered when at least one is free.
+    #[serde(default)]
+    pub rooms: Vec<i64>,
+    /// Length of the meeting, 5-1440 minutes.
+    pub duration_minutes: u32,
+    pub from: DateTime<Utc>,
+    /// After `from`, at most 93 days later.
+    pub to: DateTime<Utc>,
+    /// Slots start on multiples of this many minutes after `from` (5-1440, default 30).
+    #[serde(default)]
+    pub step_minutes: Option<u32>,
+    /// At most this many slots (1-500, default 20).
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct FreeSlot {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    /// The candidate rooms free for the whole slot (empty when no rooms were asked for).
+    pub rooms: Vec<i64>,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct FreeSlots {
+    pub slots: Vec<FreeSlot>,
+}
+
+// --- webhooks ------------------------------------------------------------------------------
+
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookInput {
+    /// Where to POST messages (http or https).
+    pub url: String,
+    /// Message types to receive (at least one): `event.created`, `event.updated`,
+    /// `event.deleted`, `booking.accepted`, `booking.declined`, `connection.failed`.
+    pub events: Vec<String>,
+    #[serde(default)]
+    pub description: String,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct WebhookView {
+    pub id: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub description: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<Webhook> for WebhookView {
+    fn from(w: Webhook) -> Self {
+        WebhookView { id: w.id, url: w.url, events: w.events, description: w.description, created_at: w.created_at }
+    }
+}
+
+/// A new endpoint with its signing secret, shown this once.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct WebhookCreated {
+    #[serde(flatten)]
+    pub webhook: WebhookView,
+    /// `whsec_<base64>`: verify each message's `webhook-signature` with it (Standard
+    /// Webhooks). Shown only now.
+    pub secret: String,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// `ok`.
+    pub status: String,
+    pub version: String,
+}
