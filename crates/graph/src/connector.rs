@@ -52,6 +52,15 @@ impl GraphConnector {
     }
 }
 
+/// What to do when Exchange refuses access to a mailbox.
+fn access_denied_hint(email: &str) -> String {
+    format!(
+        "grant the app registration the Microsoft Graph application permission {CALENDARS_PERMISSION} with admin \
+         consent, and if an application access policy limits the app, add {email} to its group \
+         (New-ApplicationAccessPolicy / Test-ApplicationAccessPolicy)"
+    )
+}
+
 fn hint_of(e: &GraphError) -> String {
     match e {
         GraphError::Token { aadsts, error, .. } => token_hint(*aadsts, error),
@@ -154,6 +163,14 @@ impl Connector for GraphConnector {
                     ));
                     continue;
                 }
+                Err(e) if e.status() == Some(403) => {
+                    checks.push(Check::fail(
+                        format!("mailbox.{kind}"),
+                        format!("Exchange refused access to the mailbox {}: {e}", p.email),
+                        access_denied_hint(&p.email),
+                    ));
+                    continue;
+                }
                 Err(e) => {
                     checks.push(Check::fail(format!("mailbox.{kind}"), e.to_string(), hint_of(&e)));
                     continue;
@@ -167,12 +184,7 @@ impl Connector for GraphConnector {
                 Err(e) if e.status() == Some(403) => checks.push(Check::fail(
                     format!("calendar.{kind}"),
                     format!("Exchange refused access to the calendar of {}: {e}", p.email),
-                    format!(
-                        "grant the app registration the Microsoft Graph application permission {CALENDARS_PERMISSION} \
-                         with admin consent, and if an application access policy limits the app, add {} to its group \
-                         (New-ApplicationAccessPolicy / Test-ApplicationAccessPolicy)",
-                        p.email
-                    ),
+                    access_denied_hint(&p.email),
                 )),
                 Err(e) => checks.push(Check::fail(format!("calendar.{kind}"), e.to_string(), hint_of(&e))),
             }

@@ -1,0 +1,676 @@
+//! End-to-end through the REST API: the real server (router, store on an SQLite file, engine,
+//! Graph connector, webhook worker) on 127.0.0.1:0, driven over HTTP against the simulator.
+
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use chrono::Utc;
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+use sha2::Sha256;
+
+use calbridge_api::{ApiConfig, ApiState};
+use calbridge_core::connector::Connector;
+use calbridge_core::store::{Scope, Store};
+use calbridge_engine::secrets::MasterKey;
+use calbridge_engine::{Engine, EngineConfig};
+use calbridge_graph::{GraphConnector, GraphOptions};
+use calbridge_sim::{NewEvent, RunningSim, Scenario, Simulator};
+use calbridge_tests::{INSTALLATION, SCENARIO};
+
+const ORGANIZER: &str = "scheduler@fabrikam.example";
+const ROOM1: &str = "room1@fabrikam.example";
+const ROOM2: &str = "room2@fabrikam.example";
+const ANN: &str = "ann@fabrikam.example";
+const CANARY: &str = "canary-7f3c9e1d-do-not-leak";
+
+/// A second app registration that may only read calendars, limited to two mailboxes.
+const LIMITED_APP: &str = r#"
+[[apps]]
+client_id = "0badc0de-1234-4abc-8def-0123456789ab"
+client_secret = "limited-app-secret"
+roles = ["Calendars.Read", "User.Read.All"]
+mailbox_scope = ["scheduler@fabrikam.example"]
+"#;
+
+/// Everything this process logs, to check that no secret reaches a log line.
+fn logs() -> &'static Arc<Mutex<Vec<u8>>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let writer = buf.clone();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("debug"))
+            .with_writer(move || LogWriter(writer.clone()))
+            .try_init();
+        buf
+    })
+}
+
+struct LogWriter(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+struct Api {
+    sim: Simulator,
+    running: RunningSim,
+    base: String,
+    http: reqwest::Client,
+    admin: String,
+    write: String,
+    read: String,
+    store: Arc<dyn Store>,
+    dir: std::path::PathBuf,
+    _tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Api {
+    fn drop(&mut self) {
+        for t in &self._tasks {
+            t.abort();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Api {
+    async fn start() -> Api {
+        logs();
+        let scenario = format!("{SCENARIO}\n{LIMITED_APP}");
+        let sim = Simulator::new(&Scenario::from_toml(&scenario).unwrap()).unwrap();
+        let running = sim.start().await.unwrap();
+        let dir = std::env::temp_dir().join(format!("calbridge-api-e2e-{}", uuid()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = calbridge_store::open_store(&format!("sqlite://{}", dir.join("cb.db").display())).await.unwrap();
+        let engine = Engine::new(store.clone(), EngineConfig::new(INSTALLATION));
+        let graph = GraphOptions { installation_id: INSTALLATION.into(), ..GraphOptions::default() };
+        let connectors: Vec<Arc<dyn Connector>> = vec![Arc::new(GraphConnector::new(graph))];
+        let config = ApiConfig {
+            outbound_hosts: Some(vec!["127.0.0.1".into()]),
+            webhook_retry_base: Duration::from_millis(50),
+            ..ApiConfig::default()
+        };
+        let state = ApiState::new(engine, connectors, MasterKey::from_bytes([42; 32]), config);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn({
+            let state = state.clone();
+            async move {
+                calbridge_api::serve(listener, state, std::future::pending()).await.unwrap();
+            }
+        });
+        let worker = tokio::spawn(calbridge_api::webhooks::run_worker(state.clone()));
+        let key = |scope| {
+            let store = store.clone();
+            async move { calbridge_api::auth::create_key(store.as_ref(), "e2e", scope).await.unwrap().0 }
+        };
+        let (admin, write, read) = (key(Scope::Admin).await, key(Scope::Write).await, key(Scope::Read).await);
+        Api {
+            sim,
+            running,
+            base,
+            http: reqwest::Client::new(),
+            admin,
+            write,
+            read,
+            store,
+            dir,
+            _tasks: vec![server, worker],
+        }
+    }
+
+    async fn call(&self, key: Option<&str>, method: &str, path: &str, body: Option<Value>) -> (u16, Value, String) {
+        let mut req = self.http.request(method.parse().unwrap(), format!("{}{path}", self.base));
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        let content_type =
+            res.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+        let text = res.text().await.unwrap();
+        if status >= 400 {
+            assert_eq!(content_type, "application/problem+json", "{method} {path}: {status} {text}");
+        }
+        let value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        (status, value, text)
+    }
+
+    async fn ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let (status, v, text) = self.call(Some(&self.admin), method, path, body).await;
+        assert!((200..300).contains(&status), "{method} {path}: {status} {text}");
+        v
+    }
+
+    fn connection_body(&self, name: &str, client_id: &str, secret: &str) -> Value {
+        json!({
+            "name": name,
+            "settings": {
+                "kind": "graph",
+                "tenant_id": self.sim.credentials().tenant_domain,
+                "client_id": client_id,
+                "authority_url": self.running.authority_url(),
+                "graph_url": self.running.graph_url(),
+            },
+            "secret": secret,
+            "default_organizer": ORGANIZER,
+        })
+    }
+
+    async fn connection(&self) -> i64 {
+        let creds = self.sim.credentials();
+        let c = self
+            .ok("POST", "/connections", Some(self.connection_body("fabrikam", &creds.client_id, &creds.client_secret)))
+            .await;
+        c["id"].as_i64().unwrap()
+    }
+
+    async fn link(&self, conn: i64, email: &str, kind: &str) -> i64 {
+        let c = self.ok("POST", "/calendars", Some(json!({"email": email, "kind": kind, "connection_id": conn}))).await;
+        assert_eq!(c["verification"]["state"], "verified", "{c}");
+        c["id"].as_i64().unwrap()
+    }
+}
+
+fn uuid() -> String {
+    format!("{}-{}", std::process::id(), Utc::now().timestamp_nanos_opt().unwrap())
+}
+
+fn at(days: i64, hour: u32) -> chrono::DateTime<Utc> {
+    let today = Utc::now().date_naive().and_hms_opt(0, 0, 0).unwrap().and_utc();
+    today + chrono::Duration::days(days) + chrono::Duration::hours(hour as i64)
+}
+
+fn check<'a>(diagnosis: &'a Value, name: &str) -> &'a Value {
+    diagnosis["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no check {name}: {diagnosis}"))
+}
+
+/// One received webhook request.
+struct Received {
+    headers: axum::http::HeaderMap,
+    body: String,
+}
+
+/// A webhook receiver on 127.0.0.1:0 that records every request and answers 204.
+async fn receiver() -> (String, tokio::sync::mpsc::UnboundedReceiver<Received>) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(Received { headers, body });
+                axum::http::StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, rx)
+}
+
+/// Verifies a Standard Webhooks signature independently of calbridge's code.
+fn verify_signature(secret: &str, r: &Received) -> bool {
+    let key = B64.decode(secret.strip_prefix("whsec_").unwrap()).unwrap();
+    let id = r.headers["webhook-id"].to_str().unwrap();
+    let ts = r.headers["webhook-timestamp"].to_str().unwrap();
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
+    mac.update(format!("{id}.{ts}.{}", r.body).as_bytes());
+    let expected = format!("v1,{}", B64.encode(mac.finalize().into_bytes()));
+    r.headers["webhook-signature"].to_str().unwrap().split(' ').any(|s| s == expected)
+}
+
+/// The whole path a host application takes: connect, test, link, book, get the signed webhook,
+/// and find the event in Exchange after the sync.
+#[tokio::test]
+async fn connect_test_link_book_and_receive_the_signed_webhook() {
+    let api = Api::start().await;
+    let (url, mut inbox) = receiver().await;
+    let hook = api.ok("POST", "/webhooks", Some(json!({"url": url, "events": ["event.created"]}))).await;
+    let secret = hook["secret"].as_str().unwrap().to_string();
+    assert!(secret.starts_with("whsec_"));
+    let listed = api.ok("GET", &format!("/webhooks/{}", hook["id"].as_str().unwrap()), None).await;
+    assert!(listed.get("secret").is_none(), "the secret is shown only once: {listed}");
+
+    let conn = api.connection().await;
+    let organizer = api.link(conn, ORGANIZER, "person").await;
+    let room = api.link(conn, ROOM1, "room").await;
+    let diagnosis = api.ok("POST", &format!("/connections/{conn}/test"), None).await;
+    assert_eq!(diagnosis["ok"], true, "{diagnosis}");
+    for name in ["token", "permissions", "mailbox.person", "calendar.person", "mailbox.room", "calendar.room"] {
+        assert_eq!(check(&diagnosis, name)["result"], "pass", "{name}: {diagnosis}");
+    }
+
+    let event = api
+        .ok(
+            "POST",
+            &format!("/calendars/{organizer}/events"),
+            Some(json!({
+                "subject": "Onboarding class",
+                "start": at(2, 9), "end": at(2, 11),
+                "attendees": [{"email": ANN, "name": "Ann Lee"}],
+                "rooms": [ROOM1],
+            })),
+        )
+        .await;
+    let event_id = event["id"].as_str().unwrap().to_string();
+    assert_eq!(event["location"], ROOM1, "the room's name is the default location: {event}");
+
+    let got = tokio::time::timeout(Duration::from_secs(30), inbox.recv()).await.expect("a webhook arrives").unwrap();
+    assert!(verify_signature(&secret, &got), "the signature verifies with the endpoint's secret");
+    assert!(!verify_signature("whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", &got), "and with no other");
+    let body: Value = serde_json::from_str(&got.body).unwrap();
+    assert_eq!(body["type"], "event.created");
+    assert_eq!(body["data"]["id"], event_id.as_str());
+    let message_id = got.headers["webhook-id"].to_str().unwrap();
+    assert!(message_id.starts_with("msg_"), "{message_id}");
+
+    let status = api.ok("POST", &format!("/calendars/{organizer}/sync"), None).await;
+    assert_eq!(status["state"], "ok", "{status}");
+    assert_eq!(status["pushed"], 1, "{status}");
+    let in_exchange = api.sim.outlook().list_events(ORGANIZER).unwrap();
+    let pushed = in_exchange.iter().find(|e| e.subject.as_deref() == Some("Onboarding class")).expect("in Exchange");
+    assert!(pushed.transaction_id.as_deref().is_some_and(|t| t.contains(&event_id)), "tagged with its local id");
+    // The room received the booking and its own copy.
+    assert!(api
+        .sim
+        .outlook()
+        .list_events(ROOM1)
+        .unwrap()
+        .iter()
+        .any(|e| e.subject.as_deref() == Some("Onboarding class")));
+    let room_status = api.ok("POST", &format!("/calendars/{room}/sync"), None).await;
+    assert_eq!(room_status["state"], "ok");
+    let all = api.ok("GET", "/sync/status", None).await;
+    assert_eq!(all.as_array().unwrap().len(), 2);
+}
+
+/// A connection whose app may only read calendars, for some mailboxes: the diagnosis names the
+/// permission and the access policy; a wrong secret names the secret's Value.
+#[tokio::test]
+async fn failing_diagnoses_name_the_fix() {
+    let api = Api::start().await;
+    let body = api.connection_body("limited", "0badc0de-1234-4abc-8def-0123456789ab", "limited-app-secret");
+    let conn = api.ok("POST", "/connections", Some(body)).await["id"].as_i64().unwrap();
+    api.ok("POST", "/calendars", Some(json!({"email": ROOM2, "kind": "room", "connection_id": conn}))).await;
+    let d = api.ok("POST", &format!("/connections/{conn}/test"), None).await;
+    assert_eq!(d["ok"], false, "{d}");
+    assert_eq!(check(&d, "token")["result"], "pass");
+    let perm = check(&d, "permissions");
+    assert_eq!(perm["result"], "fail");
+    assert!(perm["hint"].as_str().unwrap().contains("Calendars.ReadWrite"), "{perm}");
+    assert_eq!(check(&d, "calendar.person")["result"], "pass", "the organizer is inside the policy: {d}");
+    let room = check(&d, "mailbox.room");
+    assert_eq!(room["result"], "fail", "{d}");
+    let hint = room["hint"].as_str().unwrap();
+    assert!(
+        hint.contains("Calendars.ReadWrite") && hint.contains("application access policy") && hint.contains(ROOM2),
+        "{hint}"
+    );
+
+    let creds = api.sim.credentials();
+    let wrong = api.connection_body("wrong-secret", &creds.client_id, "not-the-secret");
+    let conn = api.ok("POST", "/connections", Some(wrong)).await["id"].as_i64().unwrap();
+    let d = api.ok("POST", &format!("/connections/{conn}/test"), None).await;
+    let token = check(&d, "token");
+    assert_eq!(token["result"], "fail", "{d}");
+    assert!(token["hint"].as_str().unwrap().contains("Value"), "{token}");
+    assert_eq!(check(&d, "permissions")["result"], "skip");
+}
+
+/// 401 without a key or with a wrong one, 403 when the scope is too small.
+#[tokio::test]
+async fn keys_are_required_and_scopes_enforced() {
+    let api = Api::start().await;
+    assert_eq!(api.call(None, "GET", "/healthz", None).await.0, 200, "healthz is open");
+    for path in ["/connections", "/calendars", "/sync/status", "/openapi.json", "/metrics", "/webhooks"] {
+        let (status, body, _) = api.call(None, "GET", path, None).await;
+        assert_eq!(status, 401, "{path}");
+        assert!(body["detail"].as_str().unwrap().contains("Authorization: Bearer"), "{body}");
+        assert_eq!(api.call(Some("cbk_0000"), "GET", path, None).await.0, 401, "{path} with a wrong key");
+        assert_eq!(api.call(Some("not-even-a-key"), "GET", path, None).await.0, 401, "{path}");
+        assert_eq!(api.call(Some(&api.read), "GET", path, None).await.0, 200, "{path} with a read key");
+    }
+    let creds = api.sim.credentials();
+    let body = api.connection_body("x", &creds.client_id, &creds.client_secret);
+    let (status, problem, _) = api.call(Some(&api.read), "POST", "/connections", Some(body.clone())).await;
+    assert_eq!(status, 403);
+    assert!(problem["detail"].as_str().unwrap().contains("needs admin"), "{problem}");
+    assert_eq!(api.call(Some(&api.write), "POST", "/connections", Some(body.clone())).await.0, 403);
+    assert_eq!(api.call(None, "POST", "/connections", Some(body)).await.0, 401);
+    let conn = api.connection().await;
+    let cal = json!({"email": ANN, "kind": "person", "connection_id": conn});
+    assert_eq!(api.call(Some(&api.read), "POST", "/calendars", Some(cal.clone())).await.0, 403);
+    assert_eq!(api.call(Some(&api.write), "POST", "/calendars", Some(cal)).await.0, 201);
+}
+
+/// A canary secret stored in a connection appears in no answer, no error, no log line, and
+/// not in the database file.
+#[tokio::test]
+async fn a_canary_secret_never_leaks() {
+    let api = Api::start().await;
+    let creds = api.sim.credentials();
+    let body = api.connection_body("canary", &creds.client_id, CANARY);
+    let (status, created, text) = api.call(Some(&api.admin), "POST", "/connections", Some(body.clone())).await;
+    assert_eq!(status, 201, "{text}");
+    assert_eq!(created["secret_set"], true);
+    let id = created["id"].as_i64().unwrap();
+    let mut answers = vec![text];
+    let cal = api.ok("POST", "/calendars", Some(json!({"email": ANN, "kind": "person", "connection_id": id}))).await;
+    answers.push(cal.to_string());
+    for (method, path, body) in [
+        ("GET", format!("/connections/{id}"), None),
+        ("GET", "/connections".to_string(), None),
+        ("POST", format!("/connections/{id}/test"), None),
+        ("POST", format!("/calendars/{}/sync", cal["id"]), None),
+        ("GET", format!("/calendars/{}", cal["id"]), None),
+        ("GET", "/sync/status".to_string(), None),
+        ("PUT", format!("/connections/{id}"), Some(body.clone())),
+        ("POST", "/connections".to_string(), Some(body.clone())), // 409: the name is in use
+        (
+            "PUT",
+            format!("/connections/{id}"),
+            Some(json!({"name": "", "settings": body["settings"], "secret": CANARY})),
+        ),
+        (
+            "POST",
+            "/connections".to_string(),
+            Some(json!({"name": "c2", "settings": {"kind": "graph"}, "secret": CANARY})),
+        ),
+        ("GET", "/metrics".to_string(), None),
+    ] {
+        let (_, _, text) = api.call(Some(&api.admin), method, &path, body).await;
+        answers.push(text);
+    }
+    let diagnosis: Value = serde_json::from_str(&answers[4]).unwrap();
+    assert_eq!(check(&diagnosis, "token")["result"], "fail", "the canary is a wrong secret: {diagnosis}");
+    for a in &answers {
+        assert!(!a.contains(CANARY), "an answer shows the secret: {a}");
+    }
+    let logged = String::from_utf8_lossy(&logs().lock().unwrap()).to_string();
+    assert!(!logged.is_empty(), "the test captures the logs");
+    assert!(!logged.contains(CANARY), "a log line shows the secret");
+    for file in std::fs::read_dir(&api.dir).unwrap() {
+        let bytes = std::fs::read(file.unwrap().path()).unwrap();
+        assert!(!String::from_utf8_lossy(&bytes).contains(CANARY), "the secret is stored in the clear");
+    }
+}
+
+/// Events from Exchange are read-only (409 with the reason); local ones can be replaced and
+/// deleted, and the deletion reaches Exchange.
+#[tokio::test]
+async fn exchange_events_are_read_only_and_local_ones_editable() {
+    let api = Api::start().await;
+    let conn = api.connection().await;
+    let ann = api.link(conn, ANN, "person").await;
+    api.sim.outlook().create_event(ANN, NewEvent::new("Dentist", at(1, 8), at(1, 9))).unwrap();
+    api.ok("POST", &format!("/calendars/{ann}/sync"), None).await;
+    let list = api
+        .ok(
+            "GET",
+            &format!("/calendars/{ann}/events?from={}&to={}", at(0, 0).to_rfc3339(), at(3, 0).to_rfc3339())
+                .replace('+', "%2B"),
+            None,
+        )
+        .await;
+    let dentist = list.as_array().unwrap().iter().find(|e| e["subject"] == "Dentist").expect("pulled").clone();
+    assert_eq!((dentist["origin"].as_str(), dentist["read_only"].as_bool()), (Some("exchange"), Some(true)));
+    let path = format!("/events/{}", dentist["id"].as_str().unwrap());
+    let edit = json!({"subject": "Moved", "start": at(1, 10), "end": at(1, 11)});
+    for (method, body) in [("PUT", Some(edit.clone())), ("DELETE", None)] {
+        let (status, problem, _) = api.call(Some(&api.write), method, &path, body).await;
+        assert_eq!(status, 409, "{method}");
+        assert!(problem["detail"].as_str().unwrap().contains("read-only"), "{problem}");
+    }
+
+    let mine = api
+        .ok(
+            "POST",
+            &format!("/calendars/{ann}/events"),
+            Some(json!({"subject": "1:1", "start": at(2, 8), "end": at(2, 9)})),
+        )
+        .await;
+    let mine_path = format!("/events/{}", mine["id"].as_str().unwrap());
+    let replaced = api
+        .ok(
+            "PUT",
+            &mine_path,
+            Some(json!({"subject": "1:1 (moved)", "start": at(2, 10), "end": at(2, 11), "expected_version": 1})),
+        )
+        .await;
+    assert_eq!((replaced["version"].as_i64(), replaced["subject"].as_str()), (Some(2), Some("1:1 (moved)")));
+    let (status, _, _) = api
+        .call(
+            Some(&api.write),
+            "PUT",
+            &mine_path,
+            Some(json!({"subject": "stale", "start": at(2, 10), "end": at(2, 11), "expected_version": 1})),
+        )
+        .await;
+    assert_eq!(status, 409, "a stale version is a conflict");
+    api.ok("POST", &format!("/calendars/{ann}/sync"), None).await;
+    assert!(api.sim.outlook().list_events(ANN).unwrap().iter().any(|e| e.subject.as_deref() == Some("1:1 (moved)")));
+    let (status, _, _) = api.call(Some(&api.write), "DELETE", &mine_path, None).await;
+    assert_eq!(status, 204);
+    assert_eq!(api.call(Some(&api.read), "GET", &mine_path, None).await.0, 404);
+    api.ok("POST", &format!("/calendars/{ann}/sync"), None).await;
+    assert!(!api.sim.outlook().list_events(ANN).unwrap().iter().any(|e| e.subject.as_deref() == Some("1:1 (moved)")));
+}
+
+/// Bad input is 400/415/422 with the field named, never a 5xx.
+#[tokio::test]
+async fn bad_input_is_refused_with_the_field_named() {
+    let api = Api::start().await;
+    let conn = api.connection().await;
+    let ann = api.link(conn, ANN, "person").await;
+    let cases: Vec<(&str, String, Option<Value>, u16, &str)> = vec![
+        ("GET", "/calendars/abc".into(), None, 400, "path parameter"),
+        ("GET", "/calendars/999999".into(), None, 404, "calendar 999999"),
+        ("GET", format!("/calendars/{ann}/events?from=yesterday&to=2026-01-01T00:00:00Z"), None, 400, "query"),
+        (
+            "GET",
+            format!("/calendars/{ann}/events?from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z"),
+            None,
+            422,
+            "after",
+        ),
+        (
+            "POST",
+            format!("/calendars/{ann}/events"),
+            Some(json!({"subject": "x", "start": at(1, 9), "end": at(1, 8)})),
+            422,
+            "/end",
+        ),
+        (
+            "POST",
+            format!("/calendars/{ann}/events"),
+            Some(json!({"subject": "x", "start": at(1, 9), "end": at(1, 10), "colour": "red"})),
+            422,
+            "colour",
+        ),
+        (
+            "POST",
+            format!("/calendars/{ann}/events"),
+            Some(json!({"subject": "x", "start": at(1, 9), "end": at(1, 10), "rooms": ["not an address"]})),
+            422,
+            "/rooms/0",
+        ),
+        (
+            "POST",
+            "/calendars".into(),
+            Some(json!({"email": "bob@fabrikam.example", "kind": "hall", "connection_id": conn})),
+            422,
+            "kind",
+        ),
+        (
+            "POST",
+            "/webhooks".into(),
+            Some(json!({"url": "http://10.1.2.3/hook", "events": ["event.created"]})),
+            422,
+            "allowed outbound hosts",
+        ),
+        (
+            "POST",
+            "/webhooks".into(),
+            Some(json!({"url": "http://127.0.0.1:9/hook", "events": ["event.exploded"]})),
+            422,
+            "/events/0",
+        ),
+        (
+            "POST",
+            "/availability".into(),
+            Some(json!({"calendars": [], "from": at(0, 0), "to": at(1, 0)})),
+            422,
+            "/calendars",
+        ),
+    ];
+    for (method, path, body, want, needle) in cases {
+        let (status, problem, text) = api.call(Some(&api.admin), method, &path, body).await;
+        assert_eq!(status, want, "{method} {path}: {text}");
+        assert!(text.contains(needle), "{method} {path}: the problem should mention {needle:?}: {text}");
+        assert_eq!(problem["status"].as_u64(), Some(want as u64));
+    }
+    let res = api.http.post(format!("{}/calendars", api.base)).bearer_auth(&api.admin).body("{}").send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 415, "a body without Content-Type: application/json");
+    let res = api
+        .http
+        .post(format!("{}/calendars", api.base))
+        .bearer_auth(&api.admin)
+        .header("content-type", "application/json")
+        .body("{\"email\":")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 400);
+}
+
+/// Busy intervals merge across calendars; free slots avoid every participant's events and
+/// name the free candidate rooms.
+#[tokio::test]
+async fn availability_merges_and_finds_slots_with_a_room() {
+    let api = Api::start().await;
+    let conn = api.connection().await;
+    let ann = api.link(conn, ANN, "person").await;
+    let bob = api.link(conn, "bob@fabrikam.example", "person").await;
+    let room1 = api.link(conn, ROOM1, "room").await;
+    let room2 = api.link(conn, ROOM2, "room").await;
+    let o = api.sim.outlook();
+    o.create_event(ANN, NewEvent::new("Ann busy", at(3, 9), at(3, 10))).unwrap();
+    o.create_event("bob@fabrikam.example", NewEvent::new("Bob busy", at(3, 10), at(3, 11))).unwrap();
+    for c in [ann, bob] {
+        api.ok("POST", &format!("/calendars/{c}/sync"), None).await;
+    }
+    // Room 1 is booked 11-12 through calbridge (a local event counts before it is synced).
+    api.ok(
+        "POST",
+        &format!("/calendars/{room1}/events"),
+        Some(json!({"subject": "Held", "start": at(3, 11), "end": at(3, 12)})),
+    )
+    .await;
+
+    let busy = api
+        .ok("POST", "/availability", Some(json!({"calendars": [ann, bob], "from": at(3, 8), "to": at(3, 18)})))
+        .await;
+    assert_eq!(busy["merged"], json!([{"start": at(3, 9), "end": at(3, 11)}]), "{busy}");
+    assert_eq!(busy["calendars"][0]["busy"], json!([{"start": at(3, 9), "end": at(3, 10)}]));
+
+    let slots = api
+        .ok(
+            "POST",
+            "/availability/free-slots",
+            Some(json!({"participants": [ann, bob], "rooms": [room1, room2], "duration_minutes": 60,
+                        "from": at(3, 8), "to": at(3, 13), "step_minutes": 60})),
+        )
+        .await;
+    let got: Vec<(String, Vec<i64>)> = slots["slots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["start"].as_str().unwrap().to_string(),
+                s["rooms"].as_array().unwrap().iter().map(|r| r.as_i64().unwrap()).collect(),
+            )
+        })
+        .collect();
+    let iso = |t: chrono::DateTime<Utc>| serde_json::to_value(t).unwrap().as_str().unwrap().to_string();
+    assert_eq!(
+        got,
+        vec![(iso(at(3, 8)), vec![room1, room2]), (iso(at(3, 11)), vec![room2]), (iso(at(3, 12)), vec![room1, room2])]
+    );
+}
+
+/// Disconnecting removes the connection's calendars and events locally and, when asked, the
+/// events calbridge created in Exchange — and only those.
+#[tokio::test]
+async fn disconnect_removes_what_calbridge_created() {
+    let api = Api::start().await;
+    let conn = api.connection().await;
+    let ann = api.link(conn, ANN, "person").await;
+    api.sim.outlook().create_event(ANN, NewEvent::new("Theirs", at(1, 8), at(1, 9))).unwrap();
+    api.ok(
+        "POST",
+        &format!("/calendars/{ann}/events"),
+        Some(json!({"subject": "Ours", "start": at(1, 10), "end": at(1, 11)})),
+    )
+    .await;
+    api.ok("POST", &format!("/calendars/{ann}/sync"), None).await;
+    let subjects = |api: &Api| -> Vec<String> {
+        api.sim.outlook().list_events(ANN).unwrap().into_iter().filter_map(|e| e.subject).collect()
+    };
+    assert!(subjects(&api).contains(&"Ours".to_string()));
+
+    let report = api.ok("DELETE", &format!("/connections/{conn}?remove_from_exchange=true"), None).await;
+    assert_eq!(report["deleted_in_exchange"], 1, "{report}");
+    assert_eq!(report["calendars"], 1);
+    assert!(report["events_removed"].as_u64().unwrap() >= 2, "{report}");
+    let left = subjects(&api);
+    assert!(left.contains(&"Theirs".to_string()) && !left.contains(&"Ours".to_string()), "{left:?}");
+    assert_eq!(api.call(Some(&api.read), "GET", &format!("/connections/{conn}"), None).await.0, 404);
+    assert_eq!(api.call(Some(&api.read), "GET", &format!("/calendars/{ann}"), None).await.0, 404);
+    assert!(api.store.calendars(None).await.unwrap().is_empty());
+}
+
+/// The OpenAPI document lists every route with the key requirement and the problem answers.
+#[tokio::test]
+async fn the_openapi_document_describes_the_api() {
+    let api = Api::start().await;
+    let doc = api.ok("GET", "/openapi.json", None).await;
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    for path in [
+        "/connections",
+        "/connections/{id}/test",
+        "/calendars/{id}/events",
+        "/availability/free-slots",
+        "/webhooks",
+        "/sync/status",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} is documented");
+    }
+    let op = &doc["paths"]["/connections"]["post"];
+    assert_eq!(op["security"], json!([{"apiKey": []}]));
+    assert!(op["responses"]["422"]["content"]["application/problem+json"].is_object(), "{op}");
+    assert!(doc["paths"]["/healthz"]["get"]["security"] != json!([{"apiKey": []}]));
+    let secret = &doc["components"]["schemas"]["ConnectionInput"]["properties"]["secret"];
+    assert_eq!(secret["writeOnly"], true, "{secret}");
+    assert!(doc["components"]["schemas"]["ConnectionView"]["properties"].get("secret").is_none());
+}
