@@ -9,30 +9,35 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+/// An SMTP address (`name@domain`).
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(transparent)]
+#[schema(pattern = r#"^[^@\s\x00-\x1f\x7f-\x9f<>",;]+@[^@\s\x00-\x1f\x7f-\x9f<>",;.][^@\s\x00-\x1f\x7f-\x9f<>",;]*$"#)]
+pub struct Email(pub String);
+
 // --- connections ---------------------------------------------------------------------------
 
 /// How calbridge reaches Exchange, by kind.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
-#[serde(tag = "kind", rename_all = "lowercase")]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Settings {
     /// Exchange Online over Microsoft Graph (application permissions, client credentials).
-    Graph(GraphSettings),
-}
-
-/// A Graph connection's settings.
-#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct GraphSettings {
-    /// Directory (tenant) id or a verified domain.
-    pub tenant_id: String,
-    /// The app registration's Application (client) ID.
-    pub client_id: String,
-    /// Identity platform base URL; default `https://login.microsoftonline.com`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub authority_url: Option<String>,
-    /// Microsoft Graph base URL; default `https://graph.microsoft.com`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub graph_url: Option<String>,
+    Graph {
+        /// Directory (tenant) id or a verified domain.
+        #[schema(pattern = r"^[^\s\x00-\x1f\x7f-\x9f/]{1,256}$")]
+        tenant_id: String,
+        /// The app registration's Application (client) ID.
+        #[schema(pattern = r"^[^\s\x00-\x1f\x7f-\x9f/]{1,256}$")]
+        client_id: String,
+        /// Identity platform base URL; default `https://login.microsoftonline.com`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(format = "uri", max_length = 2048)]
+        authority_url: Option<String>,
+        /// Microsoft Graph base URL; default `https://graph.microsoft.com`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(format = "uri", max_length = 2048)]
+        graph_url: Option<String>,
+    },
 }
 
 pub const DEFAULT_AUTHORITY: &str = "https://login.microsoftonline.com";
@@ -41,12 +46,12 @@ pub const DEFAULT_GRAPH: &str = "https://graph.microsoft.com";
 impl Settings {
     pub fn from_core(s: &m::ConnectionSettings) -> Settings {
         match s {
-            m::ConnectionSettings::Graph(g) => Settings::Graph(GraphSettings {
+            m::ConnectionSettings::Graph(g) => Settings::Graph {
                 tenant_id: g.tenant_id.clone(),
                 client_id: g.client_id.clone(),
                 authority_url: Some(g.authority_url.clone()),
                 graph_url: Some(g.graph_url.clone()),
-            }),
+            },
         }
     }
 }
@@ -56,18 +61,28 @@ impl Settings {
 #[serde(deny_unknown_fields)]
 pub struct ConnectionInput {
     /// Unique name, 1-100 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: String,
     pub settings: Settings,
     /// The client secret's Value (Graph) or the password (EWS). Write-only: never returned.
     /// Required on create; on replace, omit it to keep the stored one.
-    #[schema(write_only, value_type = Option<String>)]
+    #[schema(write_only, value_type = Option<String>, min_length = 1, max_length = 1024, pattern = r"\S")]
     #[serde(default)]
     pub secret: Option<m::Secret>,
     /// The account that organises the meetings calbridge creates.
     #[serde(default)]
+    #[schema(
+        max_length = 254,
+        pattern = r#"^[^@\s\x00-\x1f\x7f-\x9f<>",;]+@[^@\s\x00-\x1f\x7f-\x9f<>",;.][^@\s\x00-\x1f\x7f-\x9f<>",;]*$"#
+    )]
     pub default_organizer: Option<String>,
     /// At most this many calendars of the connection sync at once (1-64, default 4).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::int::opt")]
+    #[schema(minimum = 1, maximum = 64)]
     pub max_threads: Option<u32>,
 }
 
@@ -121,8 +136,14 @@ pub struct Diagnosis {
 #[serde(deny_unknown_fields)]
 pub struct SiteInput {
     /// Unique name, 1-100 characters ("Training centre North").
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: String,
     /// The connection the site's calendars use.
+    #[serde(deserialize_with = "crate::int::one")]
     pub connection_id: i64,
 }
 
@@ -175,14 +196,23 @@ impl From<m::CalendarKind> for Kind {
 #[serde(deny_unknown_fields)]
 pub struct CalendarInput {
     /// The mailbox's primary SMTP address.
+    #[schema(
+        max_length = 254,
+        pattern = r#"^[^@\s\x00-\x1f\x7f-\x9f<>",;]+@[^@\s\x00-\x1f\x7f-\x9f<>",;.][^@\s\x00-\x1f\x7f-\x9f<>",;]*$"#
+    )]
     pub email: String,
     pub kind: Kind,
     /// Display name (default: the address).
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub display_name: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::int::opt")]
     pub site_id: Option<i64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::int::opt")]
     pub connection_id: Option<i64>,
     /// Show this calendar's Exchange events as "Busy" only.
     #[serde(default)]
@@ -337,8 +367,13 @@ mirror!(Response, m::ResponseStatus, [None, Organizer, TentativelyAccepted, Acce
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AttendeeInput {
+    #[schema(
+        max_length = 254,
+        pattern = r#"^[^@\s\x00-\x1f\x7f-\x9f<>",;]+@[^@\s\x00-\x1f\x7f-\x9f<>",;.][^@\s\x00-\x1f\x7f-\x9f<>",;]*$"#
+    )]
     pub email: String,
     #[serde(default)]
+    #[schema(max_length = 255)]
     pub name: Option<String>,
     /// Optional rather than required.
     #[serde(default)]
@@ -352,20 +387,25 @@ pub struct EventInput {
     /// On create: your own id for the event (1-128 characters of `A-Za-z0-9._-`), so a retried
     /// create is recognised; default a new UUID. Not allowed on replace.
     #[serde(default)]
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,128}$")]
     pub id: Option<String>,
     /// On replace: fail with 409 unless the stored version is this one.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::int::opt")]
     pub expected_version: Option<i64>,
+    #[schema(max_length = 255)]
     pub subject: String,
     #[serde(default)]
+    #[schema(max_length = 32000)]
     pub body: String,
     /// Default: the rooms' names.
     #[serde(default)]
+    #[schema(max_length = 255)]
     pub location: String,
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
     /// IANA or Windows zone name the event was made in (default `UTC`).
     #[serde(default)]
+    #[schema(max_length = 64, pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$")]
     pub time_zone: Option<String>,
     #[serde(default)]
     pub all_day: bool,
@@ -375,13 +415,16 @@ pub struct EventInput {
     pub sensitivity: Sensitivity,
     /// People invited (instructors, learners).
     #[serde(default)]
+    #[schema(max_items = 500)]
     pub attendees: Vec<AttendeeInput>,
-    /// Rooms booked, by e-mail address; Exchange accepts or declines each.
+    /// Rooms booked, by e-mail address (at most 25); Exchange accepts or declines each.
     #[serde(default)]
-    pub rooms: Vec<String>,
-    /// Equipment booked, by e-mail address.
+    #[schema(max_items = 25, inline)]
+    pub rooms: Vec<Email>,
+    /// Equipment booked, by e-mail address (at most 25).
     #[serde(default)]
-    pub equipment: Vec<String>,
+    #[schema(max_items = 25, inline)]
+    pub equipment: Vec<Email>,
 }
 
 #[derive(Clone, Debug, Serialize, ToSchema)]
@@ -488,6 +531,8 @@ pub struct Interval {
 #[serde(deny_unknown_fields)]
 pub struct AvailabilityInput {
     /// Calendar ids (1-100).
+    #[schema(min_items = 1, max_items = 100)]
+    #[serde(deserialize_with = "crate::int::vec")]
     pub calendars: Vec<i64>,
     pub from: DateTime<Utc>,
     /// After `from`, at most 400 days later.
@@ -514,20 +559,27 @@ pub struct Availability {
 #[serde(deny_unknown_fields)]
 pub struct FreeSlotsInput {
     /// Calendar ids of the people who must all be free (0-100).
+    #[schema(max_items = 100)]
+    #[serde(deserialize_with = "crate::int::vec")]
     pub participants: Vec<i64>,
     /// Candidate rooms (calendar ids, 0-100): a slot is offered when at least one is free.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::int::vec")]
+    #[schema(max_items = 100)]
     pub rooms: Vec<i64>,
     /// Length of the meeting, 5-1440 minutes.
+    #[schema(minimum = 5, maximum = 1440)]
+    #[serde(deserialize_with = "crate::int::one")]
     pub duration_minutes: u32,
     pub from: DateTime<Utc>,
     /// After `from`, at most 93 days later.
     pub to: DateTime<Utc>,
     /// Slots start on multiples of this many minutes after `from` (5-1440, default 30).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::int::opt")]
+    #[schema(minimum = 5, maximum = 1440)]
     pub step_minutes: Option<u32>,
     /// At most this many slots (1-500, default 20).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::int::opt")]
+    #[schema(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
 }
 
@@ -550,12 +602,45 @@ pub struct FreeSlots {
 #[serde(deny_unknown_fields)]
 pub struct WebhookInput {
     /// Where to POST messages (http or https).
+    #[schema(format = "uri", max_length = 2048)]
     pub url: String,
     /// Message types to receive (at least one): `event.created`, `event.updated`,
     /// `event.deleted`, `booking.accepted`, `booking.declined`, `connection.failed`.
-    pub events: Vec<String>,
+    #[schema(min_items = 1, max_items = 6, inline)]
+    pub events: Vec<MessageType>,
     #[serde(default)]
+    #[schema(max_length = 500)]
     pub description: String,
+}
+
+/// A webhook message type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub enum MessageType {
+    #[serde(rename = "event.created")]
+    EventCreated,
+    #[serde(rename = "event.updated")]
+    EventUpdated,
+    #[serde(rename = "event.deleted")]
+    EventDeleted,
+    #[serde(rename = "booking.accepted")]
+    BookingAccepted,
+    #[serde(rename = "booking.declined")]
+    BookingDeclined,
+    #[serde(rename = "connection.failed")]
+    ConnectionFailed,
+}
+
+impl MessageType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageType::EventCreated => "event.created",
+            MessageType::EventUpdated => "event.updated",
+            MessageType::EventDeleted => "event.deleted",
+            MessageType::BookingAccepted => "booking.accepted",
+            MessageType::BookingDeclined => "booking.declined",
+            MessageType::ConnectionFailed => "connection.failed",
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, ToSchema)]

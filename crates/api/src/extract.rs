@@ -35,6 +35,25 @@ fn clean(text: &str) -> String {
     text.to_string()
 }
 
+/// `settings.rooms[0]` as a JSON pointer: `/settings/rooms/0`.
+fn pointer(path: &str) -> String {
+    let mut out = String::new();
+    for part in path.split('.') {
+        for piece in part.split('[') {
+            let piece = piece.trim_end_matches(']');
+            if !piece.is_empty() {
+                out.push('/');
+                out.push_str(piece);
+            }
+        }
+    }
+    if out.is_empty() {
+        "/".into()
+    } else {
+        out
+    }
+}
+
 fn json_rejection(r: JsonRejection) -> ApiError {
     match r {
         JsonRejection::MissingJsonContentType(_) => ApiError::new(
@@ -49,7 +68,7 @@ fn json_rejection(r: JsonRejection) -> ApiError {
         JsonRejection::JsonDataError(e) => {
             let text = clean(&e.body_text());
             let (field, message) = match text.split_once(": ") {
-                Some((path, msg)) if !path.contains(' ') => (format!("/{}", path.replace('.', "/")), msg.to_string()),
+                Some((path, msg)) if !path.contains(' ') => (pointer(path), msg.to_string()),
                 _ => ("/".to_string(), text.clone()),
             };
             ApiError::invalid(vec![FieldError {

@@ -61,6 +61,7 @@ pub mod auth;
 pub mod dto;
 pub mod error;
 pub mod extract;
+mod int;
 pub mod metrics;
 pub mod openapi;
 mod routes;

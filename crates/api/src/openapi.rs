@@ -56,7 +56,7 @@ use crate::routes::{availability, calendars, connections, events, sync, system, 
         webhooks::read,
         webhooks::delete,
     ),
-    components(schemas(Problem, FieldError, dto::Settings, dto::GraphSettings, connections::Disconnected))
+    components(schemas(Problem, FieldError, dto::Settings, connections::Disconnected))
 )]
 struct ApiDoc;
 

@@ -44,21 +44,21 @@ fn validate_input(state: &ApiState, input: &ConnectionInput, create: bool) -> Ap
     let mut check = Check::default();
     validate::name(&mut check, "/name", &input.name);
     let settings = match &input.settings {
-        Settings::Graph(g) => {
-            for (field, v) in [("/settings/tenant_id", &g.tenant_id), ("/settings/client_id", &g.client_id)] {
+        Settings::Graph { tenant_id, client_id, authority_url, graph_url } => {
+            for (field, v) in [("/settings/tenant_id", tenant_id), ("/settings/client_id", client_id)] {
                 if v.trim().is_empty() {
                     check.fail(field, "must not be empty; copy it from the app registration's Overview page");
                 } else if v.len() > 256 || v.chars().any(|c| c.is_whitespace() || c.is_control() || c == '/') {
                     check.fail(field, "is not an id or a domain; copy it from the app registration's Overview page");
                 }
             }
-            let authority = g.authority_url.clone().unwrap_or_else(|| DEFAULT_AUTHORITY.into());
-            let graph = g.graph_url.clone().unwrap_or_else(|| DEFAULT_GRAPH.into());
+            let authority = authority_url.clone().unwrap_or_else(|| DEFAULT_AUTHORITY.into());
+            let graph = graph_url.clone().unwrap_or_else(|| DEFAULT_GRAPH.into());
             validate::http_url(&mut check, state, "/settings/authority_url", &authority);
             validate::http_url(&mut check, state, "/settings/graph_url", &graph);
             ConnectionSettings::Graph(CoreGraph {
-                tenant_id: g.tenant_id.trim().into(),
-                client_id: g.client_id.trim().into(),
+                tenant_id: tenant_id.trim().into(),
+                client_id: client_id.trim().into(),
                 authority_url: authority.trim().trim_end_matches('/').into(),
                 graph_url: graph.trim().trim_end_matches('/').into(),
             })
@@ -67,7 +67,7 @@ fn validate_input(state: &ApiState, input: &ConnectionInput, create: bool) -> Ap
     match &input.secret {
         None if create => check.fail("/secret", "is required when creating a connection (the client secret's Value)"),
         Some(s) if s.expose().trim().is_empty() => check.fail("/secret", "must not be empty"),
-        Some(s) if s.expose().len() > 4096 => check.fail("/secret", "is longer than 4096 bytes"),
+        Some(s) if s.expose().chars().count() > 1024 => check.fail("/secret", "is longer than 1024 characters"),
         _ => {}
     }
     if let Some(o) = &input.default_organizer {

@@ -71,7 +71,7 @@ async fn event_data(state: &ApiState, input: &EventInput) -> ApiResult<EventData
     }
     for (list, field) in [(&input.rooms, "/rooms"), (&input.equipment, "/equipment")] {
         for (i, e) in list.iter().enumerate() {
-            validate::email(&mut check, &format!("{field}/{i}"), e);
+            validate::email(&mut check, &format!("{field}/{i}"), &e.0);
         }
     }
     check.finish()?;
@@ -93,7 +93,7 @@ async fn event_data(state: &ApiState, input: &EventInput) -> ApiResult<EventData
     }
     let mut room_names = Vec::new();
     for (i, e) in input.rooms.iter().chain(&input.equipment).enumerate() {
-        let email = e.trim().to_ascii_lowercase();
+        let email = e.0.trim().to_ascii_lowercase();
         let name = match state.store().calendar_by_email(&email).await? {
             Some(c) => c.display_name,
             None => email.clone(),
