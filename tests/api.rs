@@ -245,7 +245,8 @@ fn verify_signature(secret: &str, r: &Received) -> bool {
 async fn connect_test_link_book_and_receive_the_signed_webhook() {
     let api = Api::start().await;
     let (url, mut inbox) = receiver().await;
-    let hook = api.ok("POST", "/webhooks", Some(json!({"url": url, "events": ["event.created"]}))).await;
+    let hook =
+        api.ok("POST", "/webhooks", Some(json!({"url": url, "events": ["event.created", "booking.accepted"]}))).await;
     let secret = hook["secret"].as_str().unwrap().to_string();
     assert!(secret.starts_with("whsec_"));
     let listed = api.ok("GET", &format!("/webhooks/{}", hook["id"].as_str().unwrap()), None).await;
@@ -302,6 +303,60 @@ async fn connect_test_link_book_and_receive_the_signed_webhook() {
     assert_eq!(room_status["state"], "ok");
     let all = api.ok("GET", "/sync/status", None).await;
     assert_eq!(all.as_array().unwrap().len(), 2);
+
+    // The room accepted in Exchange; the next pull of the organizer's calendar reports it.
+    api.ok("POST", &format!("/calendars/{organizer}/sync"), None).await;
+    let mut seen = Vec::new();
+    let accepted = loop {
+        let got =
+            tokio::time::timeout(Duration::from_secs(30), inbox.recv()).await.expect("the booking's answer").unwrap();
+        assert!(verify_signature(&secret, &got));
+        let body: Value = serde_json::from_str(&got.body).unwrap();
+        if body["type"] == "booking.accepted" {
+            break body;
+        }
+        seen.push(body);
+    };
+    assert_eq!(accepted["data"]["resource"], ROOM1, "{accepted}");
+    assert_eq!(accepted["data"]["event"]["id"], event_id.as_str());
+    // Only subscribed types arrive: the room's own copy is an Exchange event (event.created).
+    assert!(seen.iter().all(|b| b["type"] == "event.created"), "{seen:?}");
+}
+
+/// Changes that arrive from Exchange are reported too, with the event as a reader sees it.
+#[tokio::test]
+async fn exchange_changes_reach_the_webhooks() {
+    let api = Api::start().await;
+    let (url, mut inbox) = receiver().await;
+    let hook = api
+        .ok(
+            "POST",
+            "/webhooks",
+            Some(json!({"url": url, "events": ["event.created", "event.updated", "event.deleted"]})),
+        )
+        .await;
+    let secret = hook["secret"].as_str().unwrap().to_string();
+    let conn = api.connection().await;
+    let ann = api.link(conn, ANN, "person").await;
+    let o = api.sim.outlook();
+    let id = o.create_event(ANN, NewEvent::new("Planning", at(1, 8), at(1, 9))).unwrap();
+    api.ok("POST", &format!("/calendars/{ann}/sync"), None).await;
+    o.update_event(ANN, &id, json!({"subject": "Planning (moved)"})).unwrap();
+    api.ok("POST", &format!("/calendars/{ann}/sync"), None).await;
+    o.delete_event(ANN, &id).unwrap();
+    api.ok("POST", &format!("/calendars/{ann}/sync"), None).await;
+    let mut got = Vec::new();
+    while got.len() < 3 {
+        let r = tokio::time::timeout(Duration::from_secs(30), inbox.recv()).await.expect("three messages").unwrap();
+        assert!(verify_signature(&secret, &r));
+        got.push(serde_json::from_str::<Value>(&r.body).unwrap());
+    }
+    // One worker sends each endpoint's messages in the order they were queued.
+    let types: Vec<&str> = got.iter().map(|b| b["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["event.created", "event.updated", "event.deleted"]);
+    assert_eq!(got[0]["data"]["origin"], "exchange");
+    assert_eq!(got[1]["data"]["subject"], "Planning (moved)");
+    assert_eq!(got[2]["data"]["id"], got[0]["data"]["id"]);
 }
 
 /// A connection whose app may only read calendars, for some mailboxes: the diagnosis names the

@@ -126,6 +126,12 @@ impl ApiState {
         master_key: MasterKey,
         config: ApiConfig,
     ) -> ApiState {
+        // The API's engine reports what a sync changes as webhook messages.
+        let notifier = Arc::new(webhooks::EventNotifier { policy: config.policy });
+        let engine = Engine::new(
+            engine.store().clone(),
+            calbridge_engine::EngineConfig { notifier: Some(notifier), ..engine.config().clone() },
+        );
         let http = reqwest::Client::builder()
             .timeout(config.webhook_timeout)
             .redirect(reqwest::redirect::Policy::none())

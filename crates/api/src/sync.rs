@@ -120,6 +120,8 @@ pub async fn sync_calendar(state: &ApiState, calendar_id: i64) -> ApiResult<Sync
         }
     };
     report.duration = started.elapsed();
+    // The sync may have queued messages with its changes.
+    state.outbox_changed();
     record(state, &conn, &report).await
 }
 

@@ -21,6 +21,10 @@ use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use calbridge_core::model::{AttendeeRole, Calendar, Event, Origin, ResponseStatus};
+use calbridge_core::policy::{present, FreeBusyPolicy};
+use calbridge_engine::Notifier;
+
 use crate::metrics::Attempt;
 use crate::ApiState;
 
@@ -69,6 +73,54 @@ pub fn sign(key: &[u8], id: &str, timestamp: i64, body: &str) -> String {
 pub fn backoff(base: Duration, attempts: u32) -> Duration {
     let cap = Duration::from_secs(6 * 3600);
     base.checked_mul(1u32 << attempts.min(20)).unwrap_or(cap).min(cap)
+}
+
+/// The messages a sync's changes produce (the API's own changes queue theirs in the handlers):
+/// - an Exchange event that arrives, changes or goes: `event.created`, `event.updated`,
+///   `event.deleted` (as a reader may see it: masked for "busy only" calendars);
+/// - a room or equipment mailbox answering a local event's booking: `booking.accepted` or
+///   `booking.declined`, one per resource whose answer changed;
+/// - a local event deleted in Exchange: `event.deleted`.
+///
+/// Events the free/busy policy hides (Free, cancelled) produce nothing.
+pub struct EventNotifier {
+    pub policy: FreeBusyPolicy,
+}
+
+impl Notifier for EventNotifier {
+    fn notify(&self, cal: &Calendar, before: Option<&Event>, after: Option<&Event>) -> Vec<Notification> {
+        let now = Utc::now();
+        let view =
+            |e: &Event| serde_json::to_value(crate::dto::EventView::from(&present(cal, e))).expect("views serialise");
+        let shown = |e: &Event| !e.deleted && self.policy.visible(&e.data);
+        let gone = |e: &Event| serde_json::json!({"id": e.id.as_str(), "calendar_id": cal.id});
+        match (before, after) {
+            (None, Some(e)) if e.origin == Origin::Exchange && shown(e) => vec![message("event.created", view(e), now)],
+            (Some(b), Some(e)) if e.origin == Origin::Exchange && b.data != e.data => match (shown(b), shown(e)) {
+                (_, true) => vec![message("event.updated", view(e), now)],
+                (true, false) => vec![message("event.deleted", gone(e), now)],
+                (false, false) => vec![],
+            },
+            (Some(b), None) if !b.deleted && shown(b) => vec![message("event.deleted", gone(b), now)],
+            (Some(b), Some(e)) if e.origin == Origin::Local => {
+                let mut out = Vec::new();
+                for a in e.data.attendees.iter().filter(|a| a.role == AttendeeRole::Resource) {
+                    let was = b.data.resource_response(&a.email);
+                    let kind = match a.response {
+                        ResponseStatus::Accepted => "booking.accepted",
+                        ResponseStatus::Declined => "booking.declined",
+                        _ => continue,
+                    };
+                    if was != Some(a.response) {
+                        let data = serde_json::json!({"resource": a.email, "response": kind.trim_start_matches("booking."), "event": view(e)});
+                        out.push(message(kind, data, now));
+                    }
+                }
+                out
+            }
+            _ => vec![],
+        }
+    }
 }
 
 async fn attempt(state: &ApiState, d: &Delivery, now: DateTime<Utc>) -> Result<(), String> {
