@@ -211,4 +211,54 @@ mod tests {
             assert!(e.contains(why) && e.contains("openssl rand -base64 32"), "{bad:?}: {e}");
         }
     }
+
+    #[tokio::test]
+    async fn rotation_reseals_every_secret_and_can_run_again() {
+        use calbridge_core::model::{ConnectionSettings, GraphSettings};
+        use calbridge_core::store::{NewConnection, NewWebhook};
+        let store = calbridge_store::SqliteStore::open("sqlite::memory:").await.unwrap();
+        let c = store
+            .create_connection(NewConnection {
+                name: "c".into(),
+                settings: ConnectionSettings::Graph(GraphSettings {
+                    tenant_id: "t".into(),
+                    client_id: "c".into(),
+                    authority_url: "https://login.microsoftonline.com".into(),
+                    graph_url: "https://graph.microsoft.com".into(),
+                }),
+                default_organizer: None,
+                max_threads: 1,
+            })
+            .await
+            .unwrap();
+        let (old, new) = (key(1), key(2));
+        let conn = SecretOwner::Connection(c.id);
+        store.put_secret(&conn, &old.seal(&conn, &Secret::new("client-secret"))).await.unwrap();
+        let hook = SecretOwner::Webhook("wh_1".into());
+        store
+            .create_webhook(NewWebhook {
+                id: "wh_1".into(),
+                url: "http://127.0.0.1:9/".into(),
+                events: vec!["event.created".into()],
+                description: String::new(),
+                secret: old.seal(&hook, &Secret::new("whsec_x")),
+                created_at: chrono::Utc::now(),
+            })
+            .await
+            .unwrap();
+
+        let r = rotate(&store, &old, &new).await.unwrap();
+        assert_eq!(r, Rotation { resealed: 2, already: 0 });
+        let sealed = store.secret(&conn).await.unwrap().unwrap();
+        assert_eq!(sealed.key_id, new.id());
+        assert_eq!(new.open(&conn, &sealed).unwrap().expose(), "client-secret");
+        assert!(matches!(old.open(&conn, &sealed), Err(SecretError::WrongKey { .. })));
+        let hooks = store.secrets().await.unwrap();
+        let (_, h) = hooks.iter().find(|(o, _)| o == &hook).unwrap();
+        assert_eq!(new.open(&hook, h).unwrap().expose(), "whsec_x");
+
+        assert_eq!(rotate(&store, &old, &new).await.unwrap(), Rotation { resealed: 0, already: 2 });
+        let e = rotate(&store, &key(3), &key(4)).await.unwrap_err().to_string();
+        assert!(e.contains(new.id()), "a wrong old key names the key the secrets are under: {e}");
+    }
 }
