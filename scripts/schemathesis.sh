@@ -50,16 +50,28 @@ pids+=($!)
 api="$(url_from "$tmp/serve.out" 'calbridge API listening')"
 echo "simulator $sim, API $api"
 
-call() { curl -sf -H "Authorization: Bearer $key" -H 'content-type: application/json' "$@"; }
-conn=$(call "$api/connections" -d "{\"name\":\"sim\",\"settings\":{\"kind\":\"graph\",\"tenant_id\":\"contoso.example\",
-  \"client_id\":\"3f6a1c2e-8d4b-4e7a-9c1f-2b5d7e9a0c13\",\"authority_url\":\"$sim\",\"graph_url\":\"$sim\"},
-  \"secret\":\"demo-secret-change-me\",\"default_organizer\":\"scheduler@contoso.example\"}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-site=$(call "$api/sites" -d "{\"name\":\"North\",\"connection_id\":$conn}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-cal=$(call "$api/calendars" -d "{\"email\":\"scheduler@contoso.example\",\"kind\":\"person\",\"connection_id\":$conn}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-call "$api/calendars" -d "{\"email\":\"room-1.01@contoso.example\",\"kind\":\"room\",\"site_id\":$site}" > /dev/null || true
-call -X POST "$api/calendars/$cal/sync" > /dev/null
-call "$api/calendars/$cal/events" -d '{"id":"seed-event","subject":"Seed","start":"2030-01-07T09:00:00Z","end":"2030-01-07T10:00:00Z"}' > /dev/null
-call "$api/webhooks" -d '{"url":"http://127.0.0.1:9/hook","events":["event.created"]}' > /dev/null
+# A connection to the simulator, a site, two calendars, a synced calendar with a local event
+# (id `seed-event`) and a webhook (to a closed port: its deliveries fail and are retried).
+python3 - "$api" "$key" "$sim" <<'PY'
+import json, sys, urllib.request
+api, key, sim = sys.argv[1:]
+def call(method, path, body=None):
+    req = urllib.request.Request(api + path, method=method, data=None if body is None else json.dumps(body).encode(),
+                                 headers={"Authorization": "Bearer " + key, "Content-Type": "application/json"})
+    with urllib.request.urlopen(req) as r:
+        return json.load(r)
+conn = call("POST", "/connections", {"name": "sim", "settings": {"kind": "graph", "tenant_id": "contoso.example",
+            "client_id": "3f6a1c2e-8d4b-4e7a-9c1f-2b5d7e9a0c13", "authority_url": sim, "graph_url": sim},
+            "secret": "demo-secret-change-me", "default_organizer": "scheduler@contoso.example"})["id"]
+site = call("POST", "/sites", {"name": "North", "connection_id": conn})["id"]
+cal = call("POST", "/calendars", {"email": "scheduler@contoso.example", "kind": "person", "connection_id": conn})["id"]
+call("POST", "/calendars", {"email": "room201@contoso.example", "kind": "room", "site_id": site})
+call("POST", f"/calendars/{cal}/sync")
+call("POST", f"/calendars/{cal}/events", {"id": "seed-event", "subject": "Seed",
+     "start": "2030-01-07T09:00:00Z", "end": "2030-01-07T10:00:00Z"})
+call("POST", "/webhooks", {"url": "http://127.0.0.1:9/hook", "events": ["event.created"]})
+assert (conn, site, cal) == (1, 1, 1), "tests/schemathesis/schemathesis.toml expects the ids 1"
+PY
 
 schemathesis --config-file tests/schemathesis/schemathesis.toml run "$api/openapi.json" \
   -H "Authorization: Bearer $key" \
