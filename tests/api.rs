@@ -729,3 +729,43 @@ async fn the_openapi_document_describes_the_api() {
     assert_eq!(secret["writeOnly"], true, "{secret}");
     assert!(doc["components"]["schemas"]["ConnectionView"]["properties"].get("secret").is_none());
 }
+
+/// A connection whose credentials Exchange refuses is reported: the link and the sync status
+/// name the fix, the metrics count an auth error, and one `connection.failed` message per
+/// connection and hour arrives.
+#[tokio::test]
+async fn a_refused_connection_is_reported() {
+    let api = Api::start().await;
+    let (url, mut inbox) = receiver().await;
+    let hook = api.ok("POST", "/webhooks", Some(json!({"url": url, "events": ["connection.failed"]}))).await;
+    let secret = hook["secret"].as_str().unwrap().to_string();
+    let creds = api.sim.credentials();
+    let conn = api.ok("POST", "/connections", Some(api.connection_body("bad", &creds.client_id, "wrong"))).await;
+    let conn = conn["id"].as_i64().unwrap();
+    let cal = api.ok("POST", "/calendars", Some(json!({"email": ANN, "kind": "person", "connection_id": conn}))).await;
+    assert_eq!(cal["verification"]["state"], "failed", "{cal}");
+    let cal = cal["id"].as_i64().unwrap();
+
+    let hour = || Utc::now().format("%Y%m%d%H").to_string();
+    let before = hour();
+    for _ in 0..2 {
+        let s = api.ok("POST", &format!("/calendars/{cal}/sync"), None).await;
+        assert_eq!(s["state"], "failed", "{s}");
+        assert!(s["hint"].as_str().unwrap().contains("Value"), "the hint names the fix: {s}");
+    }
+    let after = hour();
+    let got = tokio::time::timeout(Duration::from_secs(30), inbox.recv()).await.expect("connection.failed").unwrap();
+    assert!(verify_signature(&secret, &got));
+    let body: Value = serde_json::from_str(&got.body).unwrap();
+    assert_eq!(body["type"], "connection.failed");
+    assert_eq!(body["data"]["connection_id"], conn);
+    assert!(body["data"]["hint"].as_str().is_some_and(|h| !h.is_empty()), "{body}");
+    if before == after {
+        let c = api.store.delivery_counts().await.unwrap();
+        assert_eq!(c.pending + c.delivered + c.failed, 1, "one message per connection and hour: {c:?}");
+    }
+    let (status, _, metrics) = api.call(Some(&api.read), "GET", "/metrics", None).await;
+    assert_eq!(status, 200);
+    assert!(metrics.lines().any(|l| l == "calbridge_sync_errors_total{class=\"auth\"} 2"), "{metrics}");
+    assert!(metrics.lines().any(|l| l == "calbridge_sync_runs_total{result=\"failed\"} 2"), "{metrics}");
+}
