@@ -255,7 +255,9 @@ pub async fn test(
     let connector = state.connector(c.settings.kind())?;
     let checks: Vec<DiagCheck> = match (state.connection_secret(&c).await, state.check_connection_hosts(&c)) {
         (_, Err(e)) => vec![DiagCheck::fail("settings", e.detail, "point the connection at an allowed host")],
-        (Err(e), _) => vec![DiagCheck::fail("secret", e.detail, "set the secret again with PUT /connections/{id}")],
+        (Err(e), _) => {
+            vec![DiagCheck::fail("secret", e.detail, format!("set the secret again with PUT /connections/{}", c.id))]
+        }
         (Ok(None), _) => vec![DiagCheck::fail(
             "secret",
             "no secret is stored for this connection",
