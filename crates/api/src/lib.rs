@@ -116,6 +116,7 @@ struct Inner {
     calendar_locks: Mutex<HashMap<CalendarId, Arc<tokio::sync::Mutex<()>>>>,
     outbox: tokio::sync::Notify,
     http: reqwest::Client,
+    subscriptions: webhooks::Subscriptions,
 }
 
 impl ApiState {
@@ -127,7 +128,9 @@ impl ApiState {
         config: ApiConfig,
     ) -> ApiState {
         // The API's engine reports what a sync changes as webhook messages.
-        let notifier = Arc::new(webhooks::EventNotifier { policy: config.policy });
+        let subscriptions = webhooks::Subscriptions::default();
+        let notifier =
+            Arc::new(webhooks::EventNotifier { policy: config.policy, subscriptions: subscriptions.clone() });
         let engine = Engine::new(
             engine.store().clone(),
             calbridge_engine::EngineConfig { notifier: Some(notifier), ..engine.config().clone() },
@@ -150,6 +153,7 @@ impl ApiState {
                 calendar_locks: Mutex::new(HashMap::new()),
                 outbox: tokio::sync::Notify::new(),
                 http,
+                subscriptions,
             }),
         }
     }
@@ -178,6 +182,21 @@ impl ApiState {
     }
     pub(crate) fn http(&self) -> &reqwest::Client {
         &self.inner.http
+    }
+
+    /// The messages someone subscribes to, of `notes`.
+    pub fn subscribed(
+        &self,
+        notes: Vec<calbridge_core::store::Notification>,
+    ) -> Vec<calbridge_core::store::Notification> {
+        self.inner.subscriptions.filter(notes)
+    }
+
+    /// Reads which message types the registered endpoints subscribe to.
+    pub async fn refresh_subscriptions(&self) -> Result<(), calbridge_core::store::StoreError> {
+        let hooks = self.store().webhooks().await?;
+        self.inner.subscriptions.set(hooks.into_iter().flat_map(|w| w.events));
+        Ok(())
     }
 
     /// Wakes the webhook worker: messages were queued.
@@ -273,5 +292,6 @@ pub async fn serve(
     state: ApiState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    state.refresh_subscriptions().await.map_err(std::io::Error::other)?;
     axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
 }

@@ -86,7 +86,7 @@ async fn record(state: &ApiState, conn: &Connection, report: &CalendarReport) ->
             });
             let id = format!("msg_connection_failed_{}_{hour}", conn.id);
             let note = crate::webhooks::message_with_id(id, "connection.failed", data, Utc::now());
-            state.store().enqueue(&[note]).await?;
+            state.store().enqueue(&state.subscribed(vec![note])).await?;
             state.outbox_changed();
         }
     }

@@ -85,10 +85,36 @@ pub fn backoff(base: Duration, attempts: u32) -> Duration {
 /// Events the free/busy policy hides (Free, cancelled) produce nothing.
 pub struct EventNotifier {
     pub policy: FreeBusyPolicy,
+    pub subscriptions: Subscriptions,
+}
+
+/// The message types some endpoint subscribes to. Messages nobody subscribes to are not
+/// queued, so the outbox holds only what will be delivered.
+#[derive(Clone, Default)]
+pub struct Subscriptions(std::sync::Arc<std::sync::RwLock<std::collections::HashSet<String>>>);
+
+impl Subscriptions {
+    pub fn wants(&self, event_type: &str) -> bool {
+        self.0.read().expect("subscriptions lock").contains(event_type)
+    }
+    pub fn set(&self, types: impl IntoIterator<Item = String>) {
+        *self.0.write().expect("subscriptions lock") = types.into_iter().collect();
+    }
+    /// Keeps only the messages someone subscribes to.
+    pub fn filter(&self, mut notes: Vec<Notification>) -> Vec<Notification> {
+        notes.retain(|n| self.wants(&n.event_type));
+        notes
+    }
 }
 
 impl Notifier for EventNotifier {
     fn notify(&self, cal: &Calendar, before: Option<&Event>, after: Option<&Event>) -> Vec<Notification> {
+        self.subscriptions.filter(self.messages(cal, before, after))
+    }
+}
+
+impl EventNotifier {
+    fn messages(&self, cal: &Calendar, before: Option<&Event>, after: Option<&Event>) -> Vec<Notification> {
         let now = Utc::now();
         let view =
             |e: &Event| serde_json::to_value(crate::dto::EventView::from(&present(cal, e))).expect("views serialise");
@@ -223,5 +249,86 @@ mod tests {
         assert!(n.id.starts_with("msg_"));
         let v: serde_json::Value = serde_json::from_str(&n.payload).unwrap();
         assert_eq!((v["type"].as_str(), v["data"]["id"].as_str()), (Some("event.created"), Some("e1")));
+    }
+
+    fn calendar() -> Calendar {
+        Calendar {
+            id: 7,
+            email: "room1@example.org".into(),
+            kind: calbridge_core::model::CalendarKind::Room,
+            display_name: "Room 1".into(),
+            connection_id: 1,
+            site_id: None,
+            busy_only: true,
+            link: calbridge_core::model::LinkState::Verified,
+        }
+    }
+
+    fn event(origin: Origin, subject: &str, room: ResponseStatus) -> Event {
+        let t = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let mut data = calbridge_core::model::EventData::new(subject, t, t + chrono::Duration::hours(1));
+        data.attendees.push(calbridge_core::model::Attendee {
+            email: "room1@example.org".into(),
+            name: "Room 1".into(),
+            role: AttendeeRole::Resource,
+            response: room,
+        });
+        Event {
+            id: calbridge_core::model::EventId::new("e1"),
+            calendar_id: 7,
+            origin,
+            data,
+            version: 1,
+            deleted: false,
+        }
+    }
+
+    fn notifier(types: &[&str]) -> EventNotifier {
+        let subscriptions = Subscriptions::default();
+        subscriptions.set(types.iter().map(|t| t.to_string()));
+        EventNotifier { policy: FreeBusyPolicy::default(), subscriptions }
+    }
+
+    fn types(notes: &[Notification]) -> Vec<&str> {
+        notes.iter().map(|n| n.event_type.as_str()).collect()
+    }
+
+    #[test]
+    fn sync_changes_become_the_subscribed_messages() {
+        let n = notifier(EVENT_TYPES);
+        let cal = calendar();
+        let theirs = event(Origin::Exchange, "Salary review", ResponseStatus::None);
+        let created = n.notify(&cal, None, Some(&theirs));
+        assert_eq!(types(&created), ["event.created"]);
+        assert!(!created[0].payload.contains("Salary review"), "a busy-only calendar's event is masked");
+        let moved = Event {
+            data: calbridge_core::model::EventData { location: "B".into(), ..theirs.data.clone() },
+            ..theirs.clone()
+        };
+        assert_eq!(types(&n.notify(&cal, Some(&theirs), Some(&moved))), ["event.updated"]);
+        assert!(n.notify(&cal, Some(&theirs), Some(&theirs)).is_empty(), "no change, no message");
+        assert_eq!(types(&n.notify(&cal, Some(&theirs), None)), ["event.deleted"]);
+
+        let ours = event(Origin::Local, "Class", ResponseStatus::None);
+        let accepted = event(Origin::Local, "Class", ResponseStatus::Accepted);
+        let declined = event(Origin::Local, "Class", ResponseStatus::Declined);
+        assert_eq!(types(&n.notify(&cal, Some(&ours), Some(&accepted))), ["booking.accepted"]);
+        assert_eq!(types(&n.notify(&cal, Some(&accepted), Some(&declined))), ["booking.declined"]);
+        assert!(n.notify(&cal, Some(&accepted), Some(&accepted)).is_empty());
+        let tombstone = Event { deleted: true, ..ours.clone() };
+        assert!(n.notify(&cal, Some(&tombstone), None).is_empty(), "the API reported the deletion already");
+    }
+
+    #[test]
+    fn nothing_is_queued_that_nobody_subscribed_to() {
+        let n = notifier(&["booking.accepted"]);
+        let cal = calendar();
+        assert!(n.notify(&cal, None, Some(&event(Origin::Exchange, "x", ResponseStatus::None))).is_empty());
+        let (ours, accepted) = (
+            event(Origin::Local, "Class", ResponseStatus::None),
+            event(Origin::Local, "Class", ResponseStatus::Accepted),
+        );
+        assert_eq!(types(&n.notify(&cal, Some(&ours), Some(&accepted))), ["booking.accepted"]);
+        assert!(notifier(&[]).notify(&cal, Some(&ours), Some(&accepted)).is_empty());
     }
 }

@@ -177,7 +177,7 @@ pub async fn create(
         deleted: false,
     };
     let note = message("event.created", payload(&cal, &preview), now);
-    let e = state.store().create_local_event_notify(cal.id, &event_id, &data, &[note]).await?;
+    let e = state.store().create_local_event_notify(cal.id, &event_id, &data, &state.subscribed(vec![note])).await?;
     state.outbox_changed();
     Ok((StatusCode::CREATED, axum::Json(shown(&cal, &e))))
 }
@@ -227,7 +227,8 @@ pub async fn replace(
     let now = Utc::now();
     let preview = Event { data: data.clone(), version: e.version + 1, ..e.clone() };
     let note = message("event.updated", payload(&cal, &preview), now);
-    let updated = state.store().update_local_event_notify(&e.id, &data, input.expected_version, &[note]).await?;
+    let notes = state.subscribed(vec![note]);
+    let updated = state.store().update_local_event_notify(&e.id, &data, input.expected_version, &notes).await?;
     state.outbox_changed();
     Ok(axum::Json(shown(&cal, &updated)))
 }
@@ -244,7 +245,7 @@ pub async fn delete(State(state): State<ApiState>, caller: Caller, Path(id): Pat
     }
     let data = serde_json::json!({"id": e.id.as_str(), "calendar_id": cal.id});
     let note = message("event.deleted", data, Utc::now());
-    state.store().delete_local_event_notify(&e.id, &[note]).await?;
+    state.store().delete_local_event_notify(&e.id, &state.subscribed(vec![note])).await?;
     state.outbox_changed();
     Ok(StatusCode::NO_CONTENT)
 }

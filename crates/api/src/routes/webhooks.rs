@@ -58,6 +58,7 @@ pub async fn create(
             created_at: Utc::now(),
         })
         .await?;
+    state.refresh_subscriptions().await?;
     Ok((StatusCode::CREATED, axum::Json(WebhookCreated { webhook: w.into(), secret: secret.expose().to_string() })))
 }
 
@@ -80,5 +81,6 @@ pub async fn read(
 pub async fn delete(State(state): State<ApiState>, caller: Caller, Path(id): Path<String>) -> ApiResult<StatusCode> {
     caller.require(Scope::Admin)?;
     state.store().delete_webhook(&id).await?;
+    state.refresh_subscriptions().await?;
     Ok(StatusCode::NO_CONTENT)
 }
