@@ -67,6 +67,7 @@ const PROBLEMS: &[(&str, &str)] = &[
     ("403", "The API key's scope does not allow this"),
     ("404", "No such resource"),
     ("409", "The request conflicts with the current state (a name in use, a read-only event, a stale version)"),
+    ("413", "The body is larger than the server accepts (2 MB)"),
     ("415", "The body was not sent as application/json"),
     ("422", "The body is well-formed but invalid; `errors` names each field"),
     ("502", "Exchange failed the operation"),

@@ -9,7 +9,7 @@
 //! The worker ([`run_worker`]) takes due deliveries from the store, sends them, and records
 //! each attempt: 2xx is delivered; anything else is retried after `base · 2^attempts` (at most
 //! six hours) until `webhook_max_attempts`, then failed. It wakes when a message is queued and
-//! otherwise polls every second.
+//! otherwise polls every second. Ended deliveries are kept a week, then forgotten.
 
 use std::time::Duration;
 
@@ -204,9 +204,23 @@ pub async fn deliver_due(state: &ApiState, now: DateTime<Utc>) -> Result<usize, 
     Ok(due.len())
 }
 
-/// Delivers for ever (the caller aborts it on shutdown).
+/// How long ended deliveries are kept (for the metrics and for looking into failures).
+pub const KEEP_ENDED: chrono::Duration = chrono::Duration::days(7);
+
+/// Delivers for ever (the caller aborts it on shutdown); once an hour, forgets deliveries that
+/// ended more than [`KEEP_ENDED`] ago.
 pub async fn run_worker(state: ApiState) {
+    let mut pruned_at: Option<DateTime<Utc>> = None;
     loop {
+        let now = Utc::now();
+        if pruned_at.is_none_or(|t| now - t > chrono::Duration::hours(1)) {
+            match state.store().prune_deliveries(now - KEEP_ENDED).await {
+                Ok(n) if n > 0 => tracing::info!("forgot {n} webhook deliveries that ended over a week ago"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!("pruning webhook deliveries: {e}"),
+            }
+            pruned_at = Some(now);
+        }
         match deliver_due(&state, Utc::now()).await {
             Ok(n) if n > 0 => continue,
             Ok(_) => {}

@@ -367,6 +367,9 @@ pub trait Store: Send + Sync {
     /// Records an attempt (the attempt counter goes up by one).
     async fn record_delivery(&self, id: i64, outcome: &DeliveryOutcome) -> Result<(), StoreError>;
     async fn delivery_counts(&self) -> Result<DeliveryCounts, StoreError>;
+    /// Forgets deliveries that ended (delivered or failed) before `before`, and messages left
+    /// with no delivery; pending ones stay. Returns how many deliveries went.
+    async fn prune_deliveries(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
 
     // --- sync status ---------------------------------------------------------------------
     async fn set_sync_status(&self, status: &SyncStatus) -> Result<(), StoreError>;

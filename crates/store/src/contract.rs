@@ -71,6 +71,7 @@ cases![
     sync_status_per_calendar,
     site_delete_keeps_its_calendars,
     calendar_delete_removes_its_state,
+    deliveries_are_pruned_once_ended,
 ];
 
 /// Runs every case, each on a store from `make` (which must return a fresh, empty store), and
@@ -959,4 +960,26 @@ pub async fn calendar_delete_removes_its_state(store: Arc<dyn Store>) {
     assert_eq!(store.sync_status(cal.id).await.unwrap(), None);
     assert_eq!(store.event(&kept.id).await.unwrap(), Some(kept));
     expect_not_found(store.delete_calendar(cal.id).await);
+}
+
+/// Deliveries that ended before the cut-off are forgotten with their messages; pending ones
+/// stay. A pruned message's id can be queued again.
+pub async fn deliveries_are_pruned_once_ended(store: Arc<dyn Store>) {
+    webhook(&store, "wh", &["connection.failed"]).await;
+    let notes = [note("m1", "connection.failed"), note("m2", "connection.failed"), note("m3", "connection.failed")];
+    store.enqueue(&notes).await.unwrap();
+    let due = store.due_deliveries(at(7, 0), 10).await.unwrap();
+    assert_eq!(due.len(), 3);
+    store.record_delivery(due[0].id, &DeliveryOutcome::Delivered { at: at(7, 1) }).await.unwrap();
+    store.record_delivery(due[1].id, &DeliveryOutcome::Failed { error: "HTTP 410".into() }).await.unwrap();
+    assert_eq!(store.prune_deliveries(at(7, 0)).await.unwrap(), 0, "nothing ended before 07:00");
+    assert_eq!(store.prune_deliveries(at(12, 0)).await.unwrap(), 2);
+    assert_eq!(store.delivery_counts().await.unwrap(), DeliveryCounts { pending: 1, delivered: 0, failed: 0 });
+    let left: Vec<String> =
+        store.due_deliveries(at(12, 0), 10).await.unwrap().into_iter().map(|d| d.message_id).collect();
+    assert_eq!(left, [due[2].message_id.clone()]);
+    store.enqueue(&[note(&due[0].message_id, "connection.failed")]).await.unwrap();
+    assert_eq!(store.due_deliveries(at(12, 0), 10).await.unwrap().len(), 2, "the pruned message id is new again");
+    store.enqueue(&[note(&due[2].message_id, "connection.failed")]).await.unwrap();
+    assert_eq!(store.due_deliveries(at(12, 0), 10).await.unwrap().len(), 2, "a pending message is not queued twice");
 }

@@ -1249,6 +1249,31 @@ impl Store for SqliteStore {
         Ok(c)
     }
 
+    async fn prune_deliveries(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let what = "prune ended webhook deliveries";
+        let mut tx = self.write_tx(what).await?;
+        // A failed delivery keeps the time of its last planned attempt; a delivered one its
+        // delivery time.
+        let gone = sqlx::query(
+            "DELETE FROM deliveries WHERE (state = 'delivered' AND delivered_us < ?1) \
+             OR (state = 'failed' AND next_attempt_us < ?1)",
+        )
+        .bind(micros(before))
+        .execute(&mut *tx)
+        .await
+        .context(|| format!("could not {what}"))?
+        .rows_affected();
+        sqlx::query(
+            "DELETE FROM outbox WHERE created_us < ? AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = outbox.id)",
+        )
+        .bind(micros(before))
+        .execute(&mut *tx)
+        .await
+        .context(|| format!("could not {what}"))?;
+        commit_tx(tx, what).await?;
+        Ok(gone)
+    }
+
     // --- sync status ---------------------------------------------------------------------
 
     async fn set_sync_status(&self, status: &SyncStatus) -> Result<(), StoreError> {
