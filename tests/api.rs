@@ -769,3 +769,38 @@ async fn a_refused_connection_is_reported() {
     assert!(metrics.lines().any(|l| l == "calbridge_sync_errors_total{class=\"auth\"} 2"), "{metrics}");
     assert!(metrics.lines().any(|l| l == "calbridge_sync_runs_total{result=\"failed\"} 2"), "{metrics}");
 }
+
+/// A link can be changed in place: "busy only" masks its Exchange events from then on; its
+/// address cannot change.
+#[tokio::test]
+async fn a_link_changes_in_place_and_busy_only_masks() {
+    let api = Api::start().await;
+    let conn = api.connection().await;
+    let ann = api.link(conn, ANN, "person").await;
+    api.sim.outlook().create_event(ANN, NewEvent::new("Salary review", at(1, 8), at(1, 9))).unwrap();
+    api.ok("POST", &format!("/calendars/{ann}/sync"), None).await;
+    let range = format!("from={}&to={}", at(0, 0).to_rfc3339(), at(3, 0).to_rfc3339()).replace('+', "%2B");
+    let subjects = |v: &Value| -> Vec<String> {
+        v.as_array().unwrap().iter().map(|e| e["subject"].as_str().unwrap().to_string()).collect()
+    };
+    let open = api.ok("GET", &format!("/calendars/{ann}/events?{range}"), None).await;
+    assert_eq!(subjects(&open), ["Salary review"]);
+
+    let changed = api
+        .ok(
+            "PUT",
+            &format!("/calendars/{ann}"),
+            Some(json!({"email": ANN, "kind": "person", "connection_id": conn, "busy_only": true, "display_name": "Ann"})),
+        )
+        .await;
+    assert_eq!((changed["busy_only"].as_bool(), changed["display_name"].as_str()), (Some(true), Some("Ann")));
+    assert_eq!(changed["verification"]["state"], "verified", "the same connection keeps the verification");
+    let masked = api.ok("GET", &format!("/calendars/{ann}/events?{range}"), None).await;
+    assert_eq!(subjects(&masked), ["Busy"]);
+    assert!(masked[0]["attendees"].as_array().unwrap().is_empty());
+
+    let other = json!({"email": "bob@fabrikam.example", "kind": "person", "connection_id": conn});
+    let (status, problem, _) = api.call(Some(&api.write), "PUT", &format!("/calendars/{ann}"), Some(other)).await;
+    assert_eq!(status, 422);
+    assert!(problem["detail"].as_str().unwrap().contains("cannot change"), "{problem}");
+}

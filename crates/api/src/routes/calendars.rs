@@ -144,6 +144,20 @@ pub async fn link(
     Json(input): Json<CalendarInput>,
 ) -> ApiResult<(StatusCode, axum::Json<CalendarView>)> {
     caller.require(Scope::Write)?;
+    let (email, new) = new_calendar(&state, input).await?;
+    if let Some(existing) = state.store().calendar_by_email(&email).await? {
+        return Err(ApiError::conflict(format!(
+            "{email} is linked already as calendar {}; unlink it first (DELETE /calendars/{}) to link it again",
+            existing.id, existing.id
+        )));
+    }
+    let c = state.store().upsert_calendar(new).await?;
+    let c = verify_calendar(&state, &c).await?;
+    Ok((StatusCode::CREATED, axum::Json(view(&state, &c).await?)))
+}
+
+/// Validates a link and resolves its connection.
+async fn new_calendar(state: &ApiState, input: CalendarInput) -> ApiResult<(String, NewCalendar)> {
     let mut check = Check::default();
     validate::email(&mut check, "/email", &input.email);
     if let Some(n) = &input.display_name {
@@ -155,7 +169,7 @@ pub async fn link(
     check.finish()?;
     let connection_id = match (input.site_id, input.connection_id) {
         (Some(site), conn) => {
-            let s = find_site(&state, site).await?;
+            let s = find_site(state, site).await?;
             if conn.is_some_and(|c| c != s.connection_id) {
                 return Err(ApiError::field(
                     "/connection_id",
@@ -164,29 +178,51 @@ pub async fn link(
             }
             s.connection_id
         }
-        (None, Some(conn)) => connections::find(&state, conn).await?.id,
+        (None, Some(conn)) => connections::find(state, conn).await?.id,
         (None, None) => unreachable!("checked above"),
     };
     let email = input.email.trim().to_ascii_lowercase();
-    if let Some(existing) = state.store().calendar_by_email(&email).await? {
-        return Err(ApiError::conflict(format!(
-            "{email} is linked already as calendar {}; unlink it first (DELETE /calendars/{}) to link it again",
-            existing.id, existing.id
-        )));
+    let new = NewCalendar {
+        display_name: input.display_name.map(|n| n.trim().to_string()).unwrap_or_else(|| email.clone()),
+        email: email.clone(),
+        kind: input.kind.into(),
+        connection_id,
+        site_id: input.site_id,
+        busy_only: input.busy_only,
+    };
+    Ok((email, new))
+}
+
+/// Change a calendar link (write): kind, display name, busy-only, site or connection (omit both
+/// to keep them). The address stays; a link moved to another connection is verified again.
+#[utoipa::path(put, path = "/calendars/{id}", tag = "calendars", params(("id" = i64, Path)), request_body = CalendarInput,
+    responses((status = 200, description = "Changed (see `verification`)", body = CalendarView)))]
+pub async fn replace(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    Json(input): Json<CalendarInput>,
+) -> ApiResult<axum::Json<CalendarView>> {
+    caller.require(Scope::Write)?;
+    let existing = find(&state, id).await?;
+    // Without a site or a connection, the link stays where it is.
+    let input = if input.site_id.is_none() && input.connection_id.is_none() {
+        CalendarInput { site_id: existing.site_id, connection_id: Some(existing.connection_id), ..input }
+    } else {
+        input
+    };
+    let (email, new) = new_calendar(&state, input).await?;
+    if email != existing.email {
+        return Err(ApiError::field(
+            "/email",
+            format!("a link's address cannot change ({}); unlink it and link the new address", existing.email),
+        ));
     }
-    let c = state
-        .store()
-        .upsert_calendar(NewCalendar {
-            display_name: input.display_name.map(|n| n.trim().to_string()).unwrap_or_else(|| email.clone()),
-            email,
-            kind: input.kind.into(),
-            connection_id,
-            site_id: input.site_id,
-            busy_only: input.busy_only,
-        })
-        .await?;
-    let c = verify_calendar(&state, &c).await?;
-    Ok((StatusCode::CREATED, axum::Json(view(&state, &c).await?)))
+    let lock = state.calendar_lock(id);
+    let _guard = lock.lock().await;
+    let c = state.store().upsert_calendar(new).await?;
+    let c = if c.connection_id != existing.connection_id { verify_calendar(&state, &c).await? } else { c };
+    Ok(axum::Json(view(&state, &c).await?))
 }
 
 /// Read a calendar link with its verification and last sync.

@@ -28,7 +28,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/sites", get(calendars::list_sites).post(calendars::create_site))
         .route("/sites/{id}", get(calendars::read_site).delete(calendars::delete_site))
         .route("/calendars", get(calendars::list).post(calendars::link))
-        .route("/calendars/{id}", get(calendars::read).delete(calendars::unlink))
+        .route("/calendars/{id}", get(calendars::read).put(calendars::replace).delete(calendars::unlink))
         .route("/calendars/{id}/verify", post(calendars::verify))
         .route("/calendars/{id}/events", get(events::list).post(events::create))
         .route("/calendars/{id}/sync", get(sync::calendar_status).post(sync::sync_calendar))
