@@ -35,22 +35,25 @@ pub fn master_key_from_env(var: &str) -> Result<MasterKey> {
 
 #[derive(Args)]
 pub struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, env = "CALBRIDGE_LISTEN", default_value = "127.0.0.1:8080")]
-    listen: String,
-    /// Seconds between two scheduled syncs of every calendar (0: only on request).
-    #[arg(long, env = "CALBRIDGE_SYNC_INTERVAL", default_value_t = 300)]
-    sync_interval: u64,
+    /// Address to listen on [default: 127.0.0.1:8080, or serve.listen].
+    #[arg(long, env = "CALBRIDGE_LISTEN")]
+    listen: Option<String>,
+    /// Seconds between two scheduled syncs of every calendar, 0 for only on request
+    /// [default: 300, or serve.sync_interval_secs].
+    #[arg(long, env = "CALBRIDGE_SYNC_INTERVAL")]
+    sync_interval: Option<u64>,
     /// Comma-separated hosts calbridge may send requests to (Exchange and webhooks);
     /// connection and webhook URLs naming another host are refused. Default: any host.
     #[arg(long, env = "CALBRIDGE_OUTBOUND_HOSTS", value_delimiter = ',')]
     outbound_hosts: Option<Vec<String>>,
-    /// Attempts per webhook message and endpoint before it is marked failed.
-    #[arg(long, env = "CALBRIDGE_WEBHOOK_MAX_ATTEMPTS", default_value_t = 12)]
-    webhook_max_attempts: u32,
-    /// Seconds before the first webhook retry; each further one waits twice as long (max 6 h).
-    #[arg(long, env = "CALBRIDGE_WEBHOOK_RETRY_SECS", default_value_t = 10)]
-    webhook_retry_secs: u64,
+    /// Attempts per webhook message and endpoint before it is marked failed
+    /// [default: 12, or serve.webhook_max_attempts].
+    #[arg(long, env = "CALBRIDGE_WEBHOOK_MAX_ATTEMPTS")]
+    webhook_max_attempts: Option<u32>,
+    /// Seconds before the first webhook retry; each further one waits twice as long, at most
+    /// 6 hours [default: 10, or serve.webhook_retry_secs].
+    #[arg(long, env = "CALBRIDGE_WEBHOOK_RETRY_SECS")]
+    webhook_retry_secs: Option<u64>,
 }
 
 async fn shutdown_signal() {
@@ -76,7 +79,21 @@ async fn shutdown_signal() {
 
 pub async fn serve(config: Option<&Path>, args: ServeArgs) -> Result<()> {
     let cfg = Config::load(config, &crate::config::process_env)?;
-    let key = master_key_from_env("CALBRIDGE_MASTER_KEY")?;
+    let key = match (crate::config::process_env("CALBRIDGE_MASTER_KEY"), &cfg.serve.master_key_file) {
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path).with_context(|| {
+                format!("cannot read the master key file {} (serve.master_key_file)", path.display())
+            })?;
+            MasterKey::from_base64(&text).with_context(|| format!("{} holds no usable master key", path.display()))?
+        }
+        _ => master_key_from_env("CALBRIDGE_MASTER_KEY")?,
+    };
+    let serve_cfg = cfg.serve.clone();
+    let listen = args.listen.or(serve_cfg.listen).unwrap_or_else(|| "127.0.0.1:8080".into());
+    let sync_interval = args.sync_interval.or(serve_cfg.sync_interval_secs).unwrap_or(300);
+    let outbound_hosts = args.outbound_hosts.or(serve_cfg.outbound_hosts);
+    let webhook_max_attempts = args.webhook_max_attempts.or(serve_cfg.webhook_max_attempts).unwrap_or(12);
+    let webhook_retry_secs = args.webhook_retry_secs.or(serve_cfg.webhook_retry_secs).unwrap_or(10);
     let app = App::open(cfg).await?;
     // Connections of the configuration file are applied like `calbridge sync` does; their
     // secrets come from the file or the environment.
@@ -84,24 +101,23 @@ pub async fn serve(config: Option<&Path>, args: ServeArgs) -> Result<()> {
     let fallback: HashMap<_, _> =
         app.config.connections.iter().filter_map(|c| c.secret.clone().ok().map(|s| (c.name.clone(), s))).collect();
     let api_config = ApiConfig {
-        outbound_hosts: args.outbound_hosts.map(|h| h.into_iter().map(|s| s.trim().to_string()).collect()),
+        outbound_hosts: outbound_hosts.map(|h| h.into_iter().map(|s| s.trim().to_string()).collect()),
         policy: app.config.sync.policy,
-        webhook_max_attempts: args.webhook_max_attempts.max(1),
-        webhook_retry_base: Duration::from_secs(args.webhook_retry_secs.max(1)),
+        webhook_max_attempts: webhook_max_attempts.max(1),
+        webhook_retry_base: Duration::from_secs(webhook_retry_secs.max(1)),
         ..ApiConfig::default()
     };
     let state = ApiState::new(app.engine.clone(), connectors(&app.config.installation_id), key, api_config)
         .with_fallback_secrets(fallback);
-    let listener = tokio::net::TcpListener::bind(&args.listen).await.with_context(|| {
-        format!("cannot listen on {} (--listen / CALBRIDGE_LISTEN): is the port in use?", args.listen)
+    let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| {
+        format!("cannot listen on {listen} (--listen, CALBRIDGE_LISTEN or serve.listen): is the port in use?")
     })?;
     println!("calbridge API listening on http://{}", listener.local_addr()?);
     println!("  store: {}", app.config.store);
     println!("  API reference: http://{}/openapi.json (with an API key)", listener.local_addr()?);
     let worker = tokio::spawn(calbridge_api::webhooks::run_worker(state.clone()));
-    let scheduler = (args.sync_interval > 0).then(|| {
-        tokio::spawn(calbridge_api::sync::run_periodic(state.clone(), Duration::from_secs(args.sync_interval)))
-    });
+    let scheduler = (sync_interval > 0)
+        .then(|| tokio::spawn(calbridge_api::sync::run_periodic(state.clone(), Duration::from_secs(sync_interval))));
     let served = calbridge_api::serve(listener, state, shutdown_signal()).await;
     worker.abort();
     if let Some(s) = scheduler {

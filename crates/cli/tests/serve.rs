@@ -99,3 +99,39 @@ fn secrets_rotate_needs_both_keys() {
     assert!(ok, "{err}");
     assert!(out.contains("re-sealed 0 secret(s)"), "{out}");
 }
+
+#[test]
+fn serve_reads_its_table_and_a_master_key_file() {
+    let dir = temp_dir("table");
+    let (_, master, _) = run(calbridge(&dir, None).args(["secrets", "new-key"]));
+    std::fs::write(dir.join("master.key"), master.trim()).unwrap();
+    let config = dir.join("calbridge.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "store = \"sqlite://{}\"\n[serve]\nlisten = \"127.0.0.1:0\"\nsync_interval_secs = 0\nmaster_key_file = \"{}\"\n",
+            dir.join("cb.db").display(),
+            dir.join("master.key").display()
+        ),
+    )
+    .unwrap();
+    let mut child = calbridge(&dir, None)
+        .env("CALBRIDGE_CONFIG", &config)
+        .env_remove("CALBRIDGE_STORE")
+        .arg("serve")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().expect("serve prints its address").unwrap();
+    let addr = first.rsplit("http://").next().unwrap().trim().to_string();
+    assert!(get(&addr, "/healthz", None).starts_with("HTTP/1.1 200"), "{first}");
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(child.wait().unwrap().success());
+
+    std::fs::write(dir.join("master.key"), "not a key").unwrap();
+    let (ok, _, err) =
+        run(calbridge(&dir, None).env("CALBRIDGE_CONFIG", &config).env_remove("CALBRIDGE_STORE").arg("serve"));
+    assert!(!ok && err.contains("master.key holds no usable master key"), "{err}");
+}
