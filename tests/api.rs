@@ -804,3 +804,39 @@ async fn a_link_changes_in_place_and_busy_only_masks() {
     assert_eq!(status, 422);
     assert!(problem["detail"].as_str().unwrap().contains("cannot change"), "{problem}");
 }
+
+/// Exchange is the source of truth for rooms: a second booking of a busy room is declined by
+/// the room mailbox, and the host application hears it as `booking.declined`.
+#[tokio::test]
+async fn a_double_booking_is_declined_by_the_room() {
+    let api = Api::start().await;
+    let (url, mut inbox) = receiver().await;
+    let hook = api
+        .ok("POST", "/webhooks", Some(json!({"url": url, "events": ["booking.accepted", "booking.declined"]})))
+        .await;
+    let secret = hook["secret"].as_str().unwrap().to_string();
+    let conn = api.connection().await;
+    let organizer = api.link(conn, ORGANIZER, "person").await;
+    let ann = api.link(conn, ANN, "person").await;
+    let first = json!({"subject": "Class A", "start": at(4, 9), "end": at(4, 10), "rooms": [ROOM2]});
+    let second = json!({"subject": "Class B", "start": at(4, 9), "end": at(4, 10), "rooms": [ROOM2]});
+    api.ok("POST", &format!("/calendars/{organizer}/events"), Some(first)).await;
+    let b = api.ok("POST", &format!("/calendars/{ann}/events"), Some(second)).await;
+    // Push both, then pull the rooms' answers.
+    for cal in [organizer, ann, organizer, ann] {
+        api.ok("POST", &format!("/calendars/{cal}/sync"), None).await;
+    }
+    let mut answers = Vec::new();
+    while answers.len() < 2 {
+        let r = tokio::time::timeout(Duration::from_secs(30), inbox.recv()).await.expect("both answers").unwrap();
+        assert!(verify_signature(&secret, &r));
+        answers.push(serde_json::from_str::<Value>(&r.body).unwrap());
+    }
+    let declined = answers.iter().find(|a| a["type"] == "booking.declined").expect("one declined");
+    assert_eq!(declined["data"]["event"]["id"], b["id"], "the later booking is declined: {answers:?}");
+    assert_eq!(declined["data"]["resource"], ROOM2);
+    assert!(answers.iter().any(|a| a["type"] == "booking.accepted" && a["data"]["event"]["subject"] == "Class A"));
+    let stored = api.ok("GET", &format!("/events/{}", b["id"].as_str().unwrap()), None).await;
+    let room = stored["attendees"].as_array().unwrap().iter().find(|a| a["email"] == ROOM2).unwrap().clone();
+    assert_eq!(room["response"], "declined", "{stored}");
+}
