@@ -411,6 +411,13 @@ async fn keys_are_required_and_scopes_enforced() {
     assert_eq!(status, 403);
     assert!(problem["detail"].as_str().unwrap().contains("needs admin"), "{problem}");
     assert_eq!(api.call(Some(&api.write), "POST", "/connections", Some(body.clone())).await.0, 403);
+    let nonsense = json!({"what": "ever"});
+    assert_eq!(
+        api.call(Some(&api.read), "POST", "/connections", Some(nonsense.clone())).await.0,
+        403,
+        "the scope is checked before the body is read"
+    );
+    assert_eq!(api.call(None, "POST", "/connections", Some(nonsense)).await.0, 401);
     assert_eq!(api.call(None, "POST", "/connections", Some(body)).await.0, 401);
     let conn = api.connection().await;
     let cal = json!({"email": ANN, "kind": "person", "connection_id": conn});

@@ -73,6 +73,43 @@ impl Caller {
     }
 }
 
+/// A scope an operation needs, as a type: [`Authorized`] checks it before any other part of
+/// the request is read, so a key with too small a scope learns nothing about the input.
+pub trait Needs: Send + Sync {
+    const SCOPE: Scope;
+}
+
+/// Every GET.
+pub struct ReadScope;
+/// Events, calendar links, sync triggers, connection tests.
+pub struct WriteScope;
+/// Connections, sites, webhooks.
+pub struct AdminScope;
+
+impl Needs for ReadScope {
+    const SCOPE: Scope = Scope::Read;
+}
+impl Needs for WriteScope {
+    const SCOPE: Scope = Scope::Write;
+}
+impl Needs for AdminScope {
+    const SCOPE: Scope = Scope::Admin;
+}
+
+/// A caller whose key has the scope `N`: 401 without a valid key, 403 when the scope is too
+/// small.
+pub struct Authorized<N: Needs>(pub Caller, std::marker::PhantomData<N>);
+
+impl<N: Needs> FromRequestParts<ApiState> for Authorized<N> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        caller.require(N::SCOPE)?;
+        Ok(Authorized(caller, std::marker::PhantomData))
+    }
+}
+
 impl FromRequestParts<ApiState> for Caller {
     type Rejection = ApiError;
 

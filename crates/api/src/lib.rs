@@ -21,8 +21,10 @@
 //! ## Cross-cutting rules
 //!
 //! - **Auth** (`auth.rs`): `Authorization: Bearer cbk_…`, looked up by SHA-256; scopes read <
-//!   write < admin; 401 without or with a wrong key, 403 when the scope is too small. Only
-//!   `/healthz` is open (the Exchange notification endpoint will be too).
+//!   write < admin; 401 without or with a wrong key, 403 when the scope is too small. Each
+//!   handler names its scope in its signature (`Authorized<WriteScope>`), checked before the
+//!   path, query or body is read. Only `/healthz` is open (the Exchange notification endpoint
+//!   will be too).
 //! - **Errors** (`error.rs`, `extract.rs`): every failure is RFC 9457 problem details
 //!   (`application/problem+json`) whose `detail` says what to do; bodies refuse unknown fields;
 //!   malformed JSON is 400, a wrong media type 415, a well-formed but invalid value 422 naming

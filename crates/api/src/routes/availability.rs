@@ -5,10 +5,9 @@
 use axum::extract::State;
 use calbridge_core::availability::{free_slots as slots, is_free, merge, Span};
 use calbridge_core::model::Calendar;
-use calbridge_core::store::Scope;
 use chrono::{DateTime, Duration, Utc};
 
-use crate::auth::Caller;
+use crate::auth::{Authorized, ReadScope};
 use crate::dto::{Availability, AvailabilityInput, CalendarBusy, FreeSlot, FreeSlots, FreeSlotsInput, Interval};
 use crate::error::ApiResult;
 use crate::extract::{Check, Json};
@@ -40,10 +39,9 @@ async fn calendars_of(state: &ApiState, ids: &[i64]) -> ApiResult<Vec<Calendar>>
     responses((status = 200, description = "Busy intervals", body = Availability)))]
 pub async fn busy(
     State(state): State<ApiState>,
-    caller: Caller,
+    _auth: Authorized<ReadScope>,
     Json(input): Json<AvailabilityInput>,
 ) -> ApiResult<axum::Json<Availability>> {
-    caller.require(Scope::Read)?;
     let mut check = Check::default();
     check.require((1..=100).contains(&input.calendars.len()), "/calendars", "give 1 to 100 calendar ids");
     check_range(&mut check, input.from, input.to, MAX_RANGE_DAYS);
@@ -65,10 +63,9 @@ pub async fn busy(
     responses((status = 200, description = "Free slots, earliest first", body = FreeSlots)))]
 pub async fn free_slots(
     State(state): State<ApiState>,
-    caller: Caller,
+    _auth: Authorized<ReadScope>,
     Json(input): Json<FreeSlotsInput>,
 ) -> ApiResult<axum::Json<FreeSlots>> {
-    caller.require(Scope::Read)?;
     let mut check = Check::default();
     check.require(input.participants.len() <= 100, "/participants", "give at most 100 calendar ids");
     check.require(input.rooms.len() <= 100, "/rooms", "give at most 100 calendar ids");

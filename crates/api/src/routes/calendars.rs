@@ -3,11 +3,11 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use calbridge_core::model::{Calendar, LinkState};
-use calbridge_core::store::{NewCalendar, Scope};
+use calbridge_core::store::NewCalendar;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::auth::Caller;
+use crate::auth::{AdminScope, Authorized, ReadScope, WriteScope};
 use crate::dto::{CalendarInput, CalendarView, SiteInput, SiteView};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Check, Json, Path, Query};
@@ -18,8 +18,10 @@ use crate::ApiState;
 
 /// List the sites.
 #[utoipa::path(get, path = "/sites", tag = "sites", responses((status = 200, description = "Every site, by name", body = [SiteView])))]
-pub async fn list_sites(State(state): State<ApiState>, caller: Caller) -> ApiResult<axum::Json<Vec<SiteView>>> {
-    caller.require(Scope::Read)?;
+pub async fn list_sites(
+    State(state): State<ApiState>,
+    _auth: Authorized<ReadScope>,
+) -> ApiResult<axum::Json<Vec<SiteView>>> {
     Ok(axum::Json(state.store().sites().await?.into_iter().map(SiteView::from).collect()))
 }
 
@@ -28,10 +30,9 @@ pub async fn list_sites(State(state): State<ApiState>, caller: Caller) -> ApiRes
     responses((status = 201, description = "Created", body = SiteView)))]
 pub async fn create_site(
     State(state): State<ApiState>,
-    caller: Caller,
+    _auth: Authorized<AdminScope>,
     Json(input): Json<SiteInput>,
 ) -> ApiResult<(StatusCode, axum::Json<SiteView>)> {
-    caller.require(Scope::Admin)?;
     let mut check = Check::default();
     validate::name(&mut check, "/name", &input.name);
     check.finish()?;
@@ -59,18 +60,20 @@ async fn find_site(state: &ApiState, id: i64) -> ApiResult<calbridge_core::model
     responses((status = 200, description = "The site", body = SiteView)))]
 pub async fn read_site(
     State(state): State<ApiState>,
-    caller: Caller,
+    _auth: Authorized<ReadScope>,
     Path(id): Path<i64>,
 ) -> ApiResult<axum::Json<SiteView>> {
-    caller.require(Scope::Read)?;
     Ok(axum::Json(find_site(&state, id).await?.into()))
 }
 
 /// Delete a site (admin); its calendars stay linked, without a site.
 #[utoipa::path(delete, path = "/sites/{id}", tag = "sites", params(("id" = i64, Path)),
     responses((status = 204, description = "Deleted")))]
-pub async fn delete_site(State(state): State<ApiState>, caller: Caller, Path(id): Path<i64>) -> ApiResult<StatusCode> {
-    caller.require(Scope::Admin)?;
+pub async fn delete_site(
+    State(state): State<ApiState>,
+    _auth: Authorized<AdminScope>,
+    Path(id): Path<i64>,
+) -> ApiResult<StatusCode> {
     state.store().delete_site(id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -100,10 +103,9 @@ pub struct CalendarQuery {
     responses((status = 200, description = "Linked calendars, by address", body = [CalendarView])))]
 pub async fn list(
     State(state): State<ApiState>,
-    caller: Caller,
+    _auth: Authorized<ReadScope>,
     Query(q): Query<CalendarQuery>,
 ) -> ApiResult<axum::Json<Vec<CalendarView>>> {
-    caller.require(Scope::Read)?;
     let statuses = state.store().sync_statuses().await?;
     let out = state
         .store()
@@ -140,10 +142,9 @@ pub(crate) async fn verify_calendar(state: &ApiState, c: &Calendar) -> ApiResult
     responses((status = 201, description = "Linked (see `verification`)", body = CalendarView)))]
 pub async fn link(
     State(state): State<ApiState>,
-    caller: Caller,
+    _auth: Authorized<WriteScope>,
     Json(input): Json<CalendarInput>,
 ) -> ApiResult<(StatusCode, axum::Json<CalendarView>)> {
-    caller.require(Scope::Write)?;
     let (email, new) = new_calendar(&state, input).await?;
     if let Some(existing) = state.store().calendar_by_email(&email).await? {
         return Err(ApiError::conflict(format!(
@@ -199,11 +200,10 @@ async fn new_calendar(state: &ApiState, input: CalendarInput) -> ApiResult<(Stri
     responses((status = 200, description = "Changed (see `verification`)", body = CalendarView)))]
 pub async fn replace(
     State(state): State<ApiState>,
-    caller: Caller,
+    _auth: Authorized<WriteScope>,
     Path(id): Path<i64>,
     Json(input): Json<CalendarInput>,
 ) -> ApiResult<axum::Json<CalendarView>> {
-    caller.require(Scope::Write)?;
     let existing = find(&state, id).await?;
     // Without a site or a connection, the link stays where it is.
     let input = if input.site_id.is_none() && input.connection_id.is_none() {
@@ -230,10 +230,9 @@ pub async fn replace(
     responses((status = 200, description = "The calendar", body = CalendarView)))]
 pub async fn read(
     State(state): State<ApiState>,
-    caller: Caller,
+    _auth: Authorized<ReadScope>,
     Path(id): Path<i64>,
 ) -> ApiResult<axum::Json<CalendarView>> {
-    caller.require(Scope::Read)?;
     let c = find(&state, id).await?;
     Ok(axum::Json(view(&state, &c).await?))
 }
@@ -243,10 +242,9 @@ pub async fn read(
     responses((status = 200, description = "Verified or failed (see `verification`)", body = CalendarView)))]
 pub async fn verify(
     State(state): State<ApiState>,
-    caller: Caller,
+    _auth: Authorized<WriteScope>,
     Path(id): Path<i64>,
 ) -> ApiResult<axum::Json<CalendarView>> {
-    caller.require(Scope::Write)?;
     let c = find(&state, id).await?;
     let c = verify_calendar(&state, &c).await?;
     Ok(axum::Json(view(&state, &c).await?))
@@ -255,8 +253,11 @@ pub async fn verify(
 /// Unlink a calendar (write): its events leave calbridge's store; Exchange keeps them.
 #[utoipa::path(delete, path = "/calendars/{id}", tag = "calendars", params(("id" = i64, Path)),
     responses((status = 204, description = "Unlinked")))]
-pub async fn unlink(State(state): State<ApiState>, caller: Caller, Path(id): Path<i64>) -> ApiResult<StatusCode> {
-    caller.require(Scope::Write)?;
+pub async fn unlink(
+    State(state): State<ApiState>,
+    _auth: Authorized<WriteScope>,
+    Path(id): Path<i64>,
+) -> ApiResult<StatusCode> {
     find(&state, id).await?;
     let lock = state.calendar_lock(id);
     let _guard = lock.lock().await;

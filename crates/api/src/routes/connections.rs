@@ -5,12 +5,12 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use calbridge_core::connector::{Check as DiagCheck, Probe};
 use calbridge_core::model::{CalendarKind, Connection, ConnectionSettings, GraphSettings as CoreGraph, Origin};
-use calbridge_core::store::{NewConnection, Scope, SecretOwner};
+use calbridge_core::store::{NewConnection, SecretOwner};
 use calbridge_core::sync::PushChange;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::auth::Caller;
+use crate::auth::{AdminScope, Authorized, ReadScope, WriteScope};
 use crate::dto::{CheckView, ConnectionInput, ConnectionView, Diagnosis, Settings, DEFAULT_AUTHORITY, DEFAULT_GRAPH};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Check, Json, Path, Query};
@@ -87,8 +87,10 @@ fn validate_input(state: &ApiState, input: &ConnectionInput, create: bool) -> Ap
 /// List the connections.
 #[utoipa::path(get, path = "/connections", tag = "connections",
     responses((status = 200, description = "Every connection, by name", body = [ConnectionView])))]
-pub async fn list(State(state): State<ApiState>, caller: Caller) -> ApiResult<axum::Json<Vec<ConnectionView>>> {
-    caller.require(Scope::Read)?;
+pub async fn list(
+    State(state): State<ApiState>,
+    _auth: Authorized<ReadScope>,
+) -> ApiResult<axum::Json<Vec<ConnectionView>>> {
     let mut out = Vec::new();
     for c in state.store().connections().await? {
         out.push(view(&state, c).await?);
@@ -101,10 +103,9 @@ pub async fn list(State(state): State<ApiState>, caller: Caller) -> ApiResult<ax
     responses((status = 201, description = "Created", body = ConnectionView)))]
 pub async fn create(
     State(state): State<ApiState>,
-    caller: Caller,
+    _auth: Authorized<AdminScope>,
     Json(input): Json<ConnectionInput>,
 ) -> ApiResult<(StatusCode, axum::Json<ConnectionView>)> {
-    caller.require(Scope::Admin)?;
     let new = validate_input(&state, &input, true)?;
     state.connector(new.settings.kind())?;
     let c = state.store().create_connection(new).await?;
@@ -123,10 +124,9 @@ pub async fn create(
     responses((status = 200, description = "The connection", body = ConnectionView)))]
 pub async fn read(
     State(state): State<ApiState>,
-    caller: Caller,
+    _auth: Authorized<ReadScope>,
     Path(id): Path<i64>,
 ) -> ApiResult<axum::Json<ConnectionView>> {
-    caller.require(Scope::Read)?;
     let c = find(&state, id).await?;
     Ok(axum::Json(view(&state, c).await?))
 }
@@ -137,11 +137,10 @@ pub async fn read(
     responses((status = 200, description = "Replaced", body = ConnectionView)))]
 pub async fn replace(
     State(state): State<ApiState>,
-    caller: Caller,
+    _auth: Authorized<AdminScope>,
     Path(id): Path<i64>,
     Json(input): Json<ConnectionInput>,
 ) -> ApiResult<axum::Json<ConnectionView>> {
-    caller.require(Scope::Admin)?;
     find(&state, id).await?;
     let new = validate_input(&state, &input, false)?;
     state.connector(new.settings.kind())?;
@@ -181,11 +180,10 @@ pub struct Disconnected {
     responses((status = 200, description = "Disconnected", body = Disconnected)))]
 pub async fn delete(
     State(state): State<ApiState>,
-    caller: Caller,
+    _auth: Authorized<AdminScope>,
     Path(id): Path<i64>,
     Query(q): Query<DeleteQuery>,
 ) -> ApiResult<axum::Json<Disconnected>> {
-    caller.require(Scope::Admin)?;
     let c = find(&state, id).await?;
     let remote = if q.remove_from_exchange { Some(state.remote(&c).await?) } else { None };
     let calendars = state.store().calendars(Some(c.id)).await?;
@@ -247,10 +245,9 @@ async fn probes(state: &ApiState, c: &Connection) -> ApiResult<Vec<Probe>> {
     responses((status = 200, description = "The diagnosis (`ok` false when a check failed)", body = Diagnosis)))]
 pub async fn test(
     State(state): State<ApiState>,
-    caller: Caller,
+    _auth: Authorized<WriteScope>,
     Path(id): Path<i64>,
 ) -> ApiResult<axum::Json<Diagnosis>> {
-    caller.require(Scope::Write)?;
     let c = find(&state, id).await?;
     let connector = state.connector(c.settings.kind())?;
     let checks: Vec<DiagCheck> = match (state.connection_secret(&c).await, state.check_connection_hosts(&c)) {

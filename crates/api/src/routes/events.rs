@@ -8,10 +8,9 @@ use calbridge_core::model::{
     Attendee, AttendeeRole, Calendar, Event, EventData, EventId, Origin, ResponseStatus, Series,
 };
 use calbridge_core::policy::present;
-use calbridge_core::store::Scope;
 use chrono::{DateTime, Datelike, Duration, Utc};
 
-use crate::auth::Caller;
+use crate::auth::{Authorized, ReadScope, WriteScope};
 use crate::dto::{EventInput, EventView, RangeQuery};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Check, Json, Path, Query};
@@ -122,11 +121,10 @@ fn payload(cal: &Calendar, e: &Event) -> serde_json::Value {
     responses((status = 200, description = "Events by start", body = [EventView])))]
 pub async fn list(
     State(state): State<ApiState>,
-    caller: Caller,
+    _auth: Authorized<ReadScope>,
     Path(id): Path<i64>,
     Query(q): Query<RangeQuery>,
 ) -> ApiResult<axum::Json<Vec<EventView>>> {
-    caller.require(Scope::Read)?;
     let mut check = Check::default();
     check_range(&mut check, q.from, q.to, MAX_RANGE_DAYS);
     check.finish()?;
@@ -148,11 +146,10 @@ pub async fn list(
     request_body = EventInput, responses((status = 201, description = "Created", body = EventView)))]
 pub async fn create(
     State(state): State<ApiState>,
-    caller: Caller,
+    _auth: Authorized<WriteScope>,
     Path(id): Path<i64>,
     Json(input): Json<EventInput>,
 ) -> ApiResult<(StatusCode, axum::Json<EventView>)> {
-    caller.require(Scope::Write)?;
     let mut check = Check::default();
     if let Some(id) = &input.id {
         validate::client_id(&mut check, "/id", id);
@@ -198,10 +195,9 @@ async fn find_live(state: &ApiState, id: &str) -> ApiResult<(Event, Calendar)> {
     responses((status = 200, description = "The event", body = EventView)))]
 pub async fn read(
     State(state): State<ApiState>,
-    caller: Caller,
+    _auth: Authorized<ReadScope>,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<EventView>> {
-    caller.require(Scope::Read)?;
     let (e, cal) = find_live(&state, &id).await?;
     Ok(axum::Json(shown(&cal, &e)))
 }
@@ -211,11 +207,10 @@ pub async fn read(
     request_body = EventInput, responses((status = 200, description = "Replaced", body = EventView)))]
 pub async fn replace(
     State(state): State<ApiState>,
-    caller: Caller,
+    _auth: Authorized<WriteScope>,
     Path(id): Path<String>,
     Json(input): Json<EventInput>,
 ) -> ApiResult<axum::Json<EventView>> {
-    caller.require(Scope::Write)?;
     let (e, cal) = find_live(&state, &id).await?;
     if e.origin == Origin::Exchange {
         return Err(read_only(&id));
@@ -237,8 +232,11 @@ pub async fn replace(
 /// from Exchange is read-only: 409.
 #[utoipa::path(delete, path = "/events/{id}", tag = "events", params(("id" = String, Path)),
     responses((status = 204, description = "Deleted")))]
-pub async fn delete(State(state): State<ApiState>, caller: Caller, Path(id): Path<String>) -> ApiResult<StatusCode> {
-    caller.require(Scope::Write)?;
+pub async fn delete(
+    State(state): State<ApiState>,
+    _auth: Authorized<WriteScope>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
     let (e, cal) = find_live(&state, &id).await?;
     if e.origin == Origin::Exchange {
         return Err(read_only(&id));

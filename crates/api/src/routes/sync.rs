@@ -1,9 +1,8 @@
 //! Sync triggers and status.
 
 use axum::extract::State;
-use calbridge_core::store::Scope;
 
-use crate::auth::Caller;
+use crate::auth::{Authorized, ReadScope, WriteScope};
 use crate::dto::SyncStatusView;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Path;
@@ -15,10 +14,9 @@ use crate::ApiState;
     responses((status = 200, description = "The run's status (state `failed` with error and hint when it failed)", body = SyncStatusView)))]
 pub async fn sync_calendar(
     State(state): State<ApiState>,
-    caller: Caller,
+    _auth: Authorized<WriteScope>,
     Path(id): Path<i64>,
 ) -> ApiResult<axum::Json<SyncStatusView>> {
-    caller.require(Scope::Write)?;
     calendars::find(&state, id).await?;
     Ok(axum::Json(crate::sync::sync_calendar(&state, id).await?.into()))
 }
@@ -28,10 +26,9 @@ pub async fn sync_calendar(
     responses((status = 200, description = "The last run", body = SyncStatusView)))]
 pub async fn calendar_status(
     State(state): State<ApiState>,
-    caller: Caller,
+    _auth: Authorized<ReadScope>,
     Path(id): Path<i64>,
 ) -> ApiResult<axum::Json<SyncStatusView>> {
-    caller.require(Scope::Read)?;
     calendars::find(&state, id).await?;
     let s = state.store().sync_status(id).await?.ok_or_else(|| {
         ApiError::not_found(format!("a sync run of calendar {id} (it was never synced; POST /calendars/{id}/sync)"))
@@ -44,10 +41,9 @@ pub async fn calendar_status(
     responses((status = 200, description = "Each calendar's run", body = [SyncStatusView])))]
 pub async fn sync_connection(
     State(state): State<ApiState>,
-    caller: Caller,
+    _auth: Authorized<WriteScope>,
     Path(id): Path<i64>,
 ) -> ApiResult<axum::Json<Vec<SyncStatusView>>> {
-    caller.require(Scope::Write)?;
     let c = connections::find(&state, id).await?;
     Ok(axum::Json(crate::sync::sync_connection(&state, &c).await?.into_iter().map(Into::into).collect()))
 }
@@ -55,7 +51,9 @@ pub async fn sync_connection(
 /// The last sync run of every calendar that was synced.
 #[utoipa::path(get, path = "/sync/status", tag = "sync",
     responses((status = 200, description = "Last runs by calendar", body = [SyncStatusView])))]
-pub async fn statuses(State(state): State<ApiState>, caller: Caller) -> ApiResult<axum::Json<Vec<SyncStatusView>>> {
-    caller.require(Scope::Read)?;
+pub async fn statuses(
+    State(state): State<ApiState>,
+    _auth: Authorized<ReadScope>,
+) -> ApiResult<axum::Json<Vec<SyncStatusView>>> {
     Ok(axum::Json(state.store().sync_statuses().await?.into_iter().map(Into::into).collect()))
 }

@@ -3,9 +3,8 @@
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use calbridge_core::store::Scope;
 
-use crate::auth::Caller;
+use crate::auth::{Authorized, ReadScope};
 use crate::dto::Health;
 use crate::error::ApiResult;
 use crate::ApiState;
@@ -20,16 +19,14 @@ pub async fn healthz() -> axum::Json<Health> {
 /// This document.
 #[utoipa::path(get, path = "/openapi.json", tag = "system",
     responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json", body = Object)))]
-pub async fn openapi(caller: Caller) -> ApiResult<impl IntoResponse> {
-    caller.require(Scope::Read)?;
+pub async fn openapi(_auth: Authorized<ReadScope>) -> ApiResult<impl IntoResponse> {
     Ok(([(header::CONTENT_TYPE, "application/json")], crate::openapi::json()))
 }
 
 /// Prometheus metrics (text exposition format).
 #[utoipa::path(get, path = "/metrics", tag = "system",
     responses((status = 200, description = "Metrics", content_type = "text/plain", body = String)))]
-pub async fn metrics(State(state): State<ApiState>, caller: Caller) -> ApiResult<impl IntoResponse> {
-    caller.require(Scope::Read)?;
+pub async fn metrics(State(state): State<ApiState>, _auth: Authorized<ReadScope>) -> ApiResult<impl IntoResponse> {
     let counts = state.store().delivery_counts().await?;
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics().render(counts)))
 }

@@ -3,10 +3,10 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use calbridge_core::store::{NewWebhook, Scope, SecretOwner};
+use calbridge_core::store::{NewWebhook, SecretOwner};
 use chrono::Utc;
 
-use crate::auth::Caller;
+use crate::auth::{AdminScope, Authorized, ReadScope};
 use crate::dto::{WebhookCreated, WebhookInput, WebhookView};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Check, Json, Path};
@@ -16,8 +16,10 @@ use crate::ApiState;
 
 /// List the webhook endpoints.
 #[utoipa::path(get, path = "/webhooks", tag = "webhooks", responses((status = 200, description = "Endpoints", body = [WebhookView])))]
-pub async fn list(State(state): State<ApiState>, caller: Caller) -> ApiResult<axum::Json<Vec<WebhookView>>> {
-    caller.require(Scope::Read)?;
+pub async fn list(
+    State(state): State<ApiState>,
+    _auth: Authorized<ReadScope>,
+) -> ApiResult<axum::Json<Vec<WebhookView>>> {
     Ok(axum::Json(state.store().webhooks().await?.into_iter().map(WebhookView::from).collect()))
 }
 
@@ -26,10 +28,9 @@ pub async fn list(State(state): State<ApiState>, caller: Caller) -> ApiResult<ax
     responses((status = 201, description = "Registered; keep the secret", body = WebhookCreated)))]
 pub async fn create(
     State(state): State<ApiState>,
-    caller: Caller,
+    _auth: Authorized<AdminScope>,
     Json(input): Json<WebhookInput>,
 ) -> ApiResult<(StatusCode, axum::Json<WebhookCreated>)> {
-    caller.require(Scope::Admin)?;
     let mut check = Check::default();
     validate::http_url(&mut check, &state, "/url", &input.url);
     check.require(input.url.len() <= 2048, "/url", "is longer than 2048 characters");
@@ -67,10 +68,9 @@ pub async fn create(
     responses((status = 200, description = "The endpoint", body = WebhookView)))]
 pub async fn read(
     State(state): State<ApiState>,
-    caller: Caller,
+    _auth: Authorized<ReadScope>,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<WebhookView>> {
-    caller.require(Scope::Read)?;
     let w = state.store().webhook(&id).await?.ok_or_else(|| ApiError::not_found(format!("webhook {id}")))?;
     Ok(axum::Json(w.into()))
 }
@@ -78,8 +78,11 @@ pub async fn read(
 /// Delete an endpoint (admin) and its pending deliveries.
 #[utoipa::path(delete, path = "/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)),
     responses((status = 204, description = "Deleted")))]
-pub async fn delete(State(state): State<ApiState>, caller: Caller, Path(id): Path<String>) -> ApiResult<StatusCode> {
-    caller.require(Scope::Admin)?;
+pub async fn delete(
+    State(state): State<ApiState>,
+    _auth: Authorized<AdminScope>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
     state.store().delete_webhook(&id).await?;
     state.refresh_subscriptions().await?;
     Ok(StatusCode::NO_CONTENT)
