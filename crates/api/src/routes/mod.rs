@@ -16,6 +16,21 @@ pub mod system;
 pub mod validate;
 pub mod webhooks;
 
+/// One log line per request: method, path, status and time taken. Never headers (they carry
+/// the API key) or the query.
+async fn log_request(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    let started = std::time::Instant::now();
+    let res = next.run(req).await;
+    let ms = started.elapsed().as_millis() as u64;
+    if res.status().is_server_error() {
+        tracing::warn!(%method, %path, status = res.status().as_u16(), ms, "request failed");
+    } else {
+        tracing::info!(%method, %path, status = res.status().as_u16(), ms, "request");
+    }
+    res
+}
+
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/healthz", get(system::healthz))
@@ -38,6 +53,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/sync/status", get(sync::statuses))
         .route("/webhooks", get(webhooks::list).post(webhooks::create))
         .route("/webhooks/{id}", get(webhooks::read).delete(webhooks::delete))
+        .layer(axum::middleware::from_fn(log_request))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not-found", "no such resource; the API reference is at /openapi.json")
         })
