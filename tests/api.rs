@@ -211,14 +211,24 @@ struct Received {
 
 /// A webhook receiver on 127.0.0.1:0 that records every request and answers 204.
 async fn receiver() -> (String, tokio::sync::mpsc::UnboundedReceiver<Received>) {
+    failing_receiver(0).await
+}
+
+/// A receiver that answers the first `failures` requests with 503, then 204.
+async fn failing_receiver(failures: usize) -> (String, tokio::sync::mpsc::UnboundedReceiver<Received>) {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let app = axum::Router::new().route(
         "/hook",
         axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
-            let tx = tx.clone();
+            let (tx, count) = (tx.clone(), count.clone());
             async move {
                 let _ = tx.send(Received { headers, body });
-                axum::http::StatusCode::NO_CONTENT
+                if count.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < failures {
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE
+                } else {
+                    axum::http::StatusCode::NO_CONTENT
+                }
             }
         }),
     );
@@ -846,4 +856,40 @@ async fn a_double_booking_is_declined_by_the_room() {
     let stored = api.ok("GET", &format!("/events/{}", b["id"].as_str().unwrap()), None).await;
     let room = stored["attendees"].as_array().unwrap().iter().find(|a| a["email"] == ROOM2).unwrap().clone();
     assert_eq!(room["response"], "declined", "{stored}");
+}
+
+/// A failed delivery is retried (with backoff) until the endpoint takes it; every attempt
+/// carries the same message id, the receiver's deduplication key, and a valid signature.
+#[tokio::test]
+async fn failed_deliveries_are_retried_with_the_same_id() {
+    let api = Api::start().await;
+    let (url, mut inbox) = failing_receiver(2).await;
+    let hook = api.ok("POST", "/webhooks", Some(json!({"url": url, "events": ["event.created"]}))).await;
+    let secret = hook["secret"].as_str().unwrap().to_string();
+    let conn = api.connection().await;
+    let ann = api.link(conn, ANN, "person").await;
+    api.ok(
+        "POST",
+        &format!("/calendars/{ann}/events"),
+        Some(json!({"subject": "Retry me", "start": at(1, 9), "end": at(1, 10)})),
+    )
+    .await;
+    let mut attempts = Vec::new();
+    for _ in 0..3 {
+        let r = tokio::time::timeout(Duration::from_secs(30), inbox.recv()).await.expect("three attempts").unwrap();
+        assert!(verify_signature(&secret, &r));
+        attempts.push((r.headers["webhook-id"].to_str().unwrap().to_string(), r.body));
+    }
+    assert!(attempts.iter().all(|a| a == &attempts[0]), "the same message each time: {attempts:?}");
+    // The third attempt succeeded: the delivery is recorded so (after the answer arrived).
+    for _ in 0..300 {
+        if api.store.delivery_counts().await.unwrap().delivered == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let c = api.store.delivery_counts().await.unwrap();
+    assert_eq!((c.pending, c.delivered, c.failed), (0, 1, 0));
+    let (_, _, metrics) = api.call(Some(&api.read), "GET", "/metrics", None).await;
+    assert!(metrics.lines().any(|l| l == "calbridge_webhook_attempts_total{result=\"retry\"} 2"), "{metrics}");
 }
