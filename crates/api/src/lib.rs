@@ -42,6 +42,10 @@
 //!   at-least-once, the message id is the receiver's deduplication key.
 //! - **Sync** (`sync.rs`): triggers and the periodic loop run the same per-calendar path,
 //!   one run per calendar at a time, and record a `SyncStatus` with an actionable hint.
+//! - **Connection kinds**: the API serves the kinds it is given connectors for
+//!   ([`ApiState::new`]). A new kind (EWS) is its connector in the binary's list, a variant of
+//!   `dto::Settings` with its arms in `Settings::from_core`, `routes/connections.rs`'s
+//!   `validate_input` and `urls_of` (the compiler points at each).
 //! - **Metrics** (`metrics.rs`): a hand-written Prometheus text exporter over a few atomic
 //!   counters — the handful of series calbridge exports does not justify a metrics framework.
 
