@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs calbridge's whole test suite: the Rust workspace (unit, property, contract and
 # end-to-end tests against the built-in Exchange simulator) and the third-party client tests
-# (Microsoft's Python Graph SDK, and exchangelib over EWS, against the simulator).
+# (Microsoft's Python Graph SDK, and exchangelib over EWS, against the simulator), then
+# schemathesis over the REST API.
 #
 # Usage: scripts/test.sh            (from the repository root)
 # Environment:
@@ -24,3 +25,6 @@ echo "== Third-party clients against the simulator (Microsoft's msgraph-sdk, msa
 # Built with the workspace's features, so nothing is compiled twice.
 cargo build --workspace --examples --quiet
 CALBRIDGE_SIM_CMD="$(pwd)/target/debug/examples/sim-server" "$PYTHON" -m pytest -q tests/python
+
+echo "== The REST API under schemathesis (every check, against calbridge serve and the simulator)"
+bash scripts/schemathesis.sh

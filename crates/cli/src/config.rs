@@ -35,6 +35,32 @@ struct RawConfig {
     sites: Vec<RawSite>,
     #[serde(default)]
     calendars: Vec<RawCalendar>,
+    #[serde(default)]
+    serve: RawServe,
+}
+
+/// `[serve]`: the API server. Flags and environment variables win over the file.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawServe {
+    listen: Option<String>,
+    sync_interval_secs: Option<u64>,
+    outbound_hosts: Option<Vec<String>>,
+    webhook_max_attempts: Option<u32>,
+    webhook_retry_secs: Option<u64>,
+    master_key_file: Option<PathBuf>,
+}
+
+/// The `[serve]` table, as given (unset keys take the flags' defaults).
+#[derive(Debug, Clone, Default)]
+pub struct ServeConfig {
+    pub listen: Option<String>,
+    pub sync_interval_secs: Option<u64>,
+    pub outbound_hosts: Option<Vec<String>>,
+    pub webhook_max_attempts: Option<u32>,
+    pub webhook_retry_secs: Option<u64>,
+    /// A file holding the master key (base64), when `CALBRIDGE_MASTER_KEY` is not set.
+    pub master_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -99,6 +125,7 @@ pub struct Config {
     pub connections: Vec<ConnectionConfig>,
     pub sites: Vec<SiteConfig>,
     pub calendars: Vec<CalendarConfig>,
+    pub serve: ServeConfig,
     /// Where it was read from, if from a file.
     pub source: Option<PathBuf>,
 }
@@ -458,7 +485,18 @@ impl Config {
                 busy_only: c.busy_only,
             });
         }
-        Ok(Config { installation_id, store, sync, connections, sites, calendars, source: None })
+        let serve = ServeConfig {
+            listen: raw.serve.listen,
+            sync_interval_secs: raw.serve.sync_interval_secs,
+            outbound_hosts: raw.serve.outbound_hosts,
+            webhook_max_attempts: raw.serve.webhook_max_attempts,
+            webhook_retry_secs: raw.serve.webhook_retry_secs,
+            master_key_file: raw.serve.master_key_file,
+        };
+        if serve.webhook_max_attempts == Some(0) {
+            bail!("configuration error at serve.webhook_max_attempts: 0. Fix: use 1 or more (default 12)");
+        }
+        Ok(Config { installation_id, store, sync, connections, sites, calendars, serve, source: None })
     }
 }
 
@@ -617,6 +655,20 @@ password = "pa55"
         assert!(e.contains(".url: only EWS connections have it"), "{e}");
         let e = Config::parse(&EWS.replace("https://mail", "ftp://mail"), &no_env).unwrap_err().to_string();
         assert!(e.contains(".url") && !e.contains("pa55"), "{e}");
+    }
+
+    #[test]
+    fn the_serve_table_is_read_and_checked() {
+        let text = format!(
+            "{GOOD}\n[serve]\nlisten = \"0.0.0.0:9000\"\nsync_interval_secs = 60\noutbound_hosts = [\"graph.microsoft.com\"]\nmaster_key_file = \"/etc/calbridge/key\"\n"
+        );
+        let c = Config::parse(&text, &no_env).unwrap();
+        assert_eq!(c.serve.listen.as_deref(), Some("0.0.0.0:9000"));
+        assert_eq!(c.serve.sync_interval_secs, Some(60));
+        assert_eq!(c.serve.outbound_hosts, Some(vec!["graph.microsoft.com".to_string()]));
+        assert_eq!(c.serve.master_key_file, Some(PathBuf::from("/etc/calbridge/key")));
+        let e = Config::parse(&format!("{GOOD}\n[serve]\nmaster_key = \"x\"\n"), &no_env).unwrap_err().to_string();
+        assert!(e.contains("master_key"), "the key itself never goes in the file: {e}");
     }
 
     #[test]

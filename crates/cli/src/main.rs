@@ -5,11 +5,13 @@
 //!
 //! Commands: `demo` (the simulator, a sample organisation, a full sync and a booking, in one
 //! go), `sim` (the Exchange simulator on its own), `sync` (apply the configuration's links and
-//! sync), `events` (read a calendar from the store).
+//! sync), `events` (read a calendar from the store), `serve` (the REST API with the sync
+//! engine and the webhook worker), `apikey` (API keys) and `secrets` (the master key).
 
 mod app;
 mod config;
 mod demo;
+mod serve;
 
 use std::path::PathBuf;
 
@@ -43,6 +45,14 @@ enum Command {
     Sync(app::SyncArgs),
     /// List a calendar's events from the store.
     Events(app::EventsArgs),
+    /// Run the REST API and the sync engine (scheduled syncs, webhook deliveries) in one process.
+    Serve(serve::ServeArgs),
+    /// Manage the API keys of the REST API.
+    #[command(subcommand)]
+    Apikey(serve::ApiKeyCommand),
+    /// Manage the master key that seals stored secrets.
+    #[command(subcommand)]
+    Secrets(serve::SecretsCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -55,6 +65,9 @@ fn main() -> std::process::ExitCode {
             Command::Sim(a) => app::sim(a).await,
             Command::Sync(a) => app::sync(cli.config.as_deref(), a).await,
             Command::Events(a) => app::events(cli.config.as_deref(), a).await,
+            Command::Serve(a) => serve::serve(cli.config.as_deref(), a).await,
+            Command::Apikey(c) => serve::apikey(cli.config.as_deref(), c).await,
+            Command::Secrets(c) => serve::secrets(cli.config.as_deref(), c).await,
         }
     });
     match result {

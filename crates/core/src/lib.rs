@@ -12,6 +12,7 @@
 //! - [`planner`]: the three-way sync planner. Given the local state, the last synced state
 //!   and what Exchange reported, it returns a [`planner::Plan`]: a printable list of actions.
 //!   Planning never performs I/O; the engine applies plans.
+//! - [`availability`]: merged busy intervals and free-slot search.
 //! - [`connector`]: how a stored connection becomes a `Remote`, and its diagnosis (checks with
 //!   hints), implemented per connection kind by the protocol adapters.
 //! - [`remote`] and [`store`]: the two seams. `Remote` is implemented by the Graph and EWS
@@ -21,6 +22,7 @@
 //! Rules of this crate: no tokio, reqwest, sqlx, axum or hyper (CI checks it); no clock and
 //! no randomness — time and ids are parameters, so tests control them.
 
+pub mod availability;
 pub mod connector;
 pub mod hash;
 pub mod model;

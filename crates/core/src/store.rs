@@ -367,9 +367,18 @@ pub trait Store: Send + Sync {
     /// Records an attempt (the attempt counter goes up by one).
     async fn record_delivery(&self, id: i64, outcome: &DeliveryOutcome) -> Result<(), StoreError>;
     async fn delivery_counts(&self) -> Result<DeliveryCounts, StoreError>;
+    /// Forgets deliveries that ended (delivered or failed) before `before`, and messages left
+    /// with no delivery; pending ones stay. Returns how many deliveries went.
+    async fn prune_deliveries(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
 
     // --- sync status ---------------------------------------------------------------------
     async fn set_sync_status(&self, status: &SyncStatus) -> Result<(), StoreError>;
     async fn sync_status(&self, calendar_id: CalendarId) -> Result<Option<SyncStatus>, StoreError>;
     async fn sync_statuses(&self) -> Result<Vec<SyncStatus>, StoreError>;
+
+    // --- unlinking -----------------------------------------------------------------------
+    /// Deletes a site; its calendars stay linked, without a site.
+    async fn delete_site(&self, id: SiteId) -> Result<(), StoreError>;
+    /// Unlinks a calendar: deletes it with its events, sync records, cursor and sync status.
+    async fn delete_calendar(&self, id: CalendarId) -> Result<(), StoreError>;
 }

@@ -24,6 +24,12 @@
 //! connection's `max_threads` at a time (the remote adapter adds Exchange's per-mailbox
 //! budgets), verifies links it has not checked yet, and reports progress through a callback.
 //!
+//! A [`Notifier`] in the [`EngineConfig`] turns the event changes of each commit into webhook
+//! messages that the same commit queues in the outbox.
+//!
+//! [`secrets`] seals and opens the secrets the store keeps (XChaCha20-Poly1305 under a master
+//! key with a key id) and rotates them to a new key.
+//!
 //! Time and ids are inputs: every entry point takes `now`; new local ids come from an id
 //! generator that tests may replace.
 
@@ -34,15 +40,16 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::Semaphore;
 
-use calbridge_core::model::{Calendar, Connection, EventId, LinkState, Origin};
+use calbridge_core::model::{Calendar, Connection, Event, EventId, LinkState, Origin};
 use calbridge_core::planner::{self, Action, DeleteGuard, Plan};
 use calbridge_core::remote::{Remote, RemoteError};
-use calbridge_core::store::{Store, StoreError, WriteStats};
+use calbridge_core::store::{Notification, Store, StoreError, WriteStats};
 use calbridge_core::sync::Provenance;
 use calbridge_core::sync::{CursorUpdate, PushChange, RemoteChange, Snapshot, Window, Write};
 
 pub mod cursor;
 pub mod report;
+pub mod secrets;
 
 pub use report::{CalendarReport, Counts, SyncSummary};
 
@@ -70,6 +77,18 @@ pub struct EngineConfig {
     pub page_retries: u32,
     /// Makes new local ids (UUIDs by default).
     pub new_id: Arc<dyn Fn() -> EventId + Send + Sync>,
+    /// Turns the event changes of a commit into webhook messages, queued in the same
+    /// transaction (none by default).
+    pub notifier: Option<Arc<dyn Notifier>>,
+}
+
+/// Reports what a sync changes as webhook messages (`event.created`, `booking.accepted`, ...).
+/// Called for every event a commit writes or removes, before the commit; the messages it
+/// returns are committed with the change, so a message exists exactly when its change does.
+pub trait Notifier: Send + Sync {
+    /// `before` is the stored event (`None` when new), `after` the one written (`None` when
+    /// removed).
+    fn notify(&self, calendar: &Calendar, before: Option<&Event>, after: Option<&Event>) -> Vec<Notification>;
 }
 
 impl EngineConfig {
@@ -81,6 +100,7 @@ impl EngineConfig {
             delete_guard: DeleteGuard::default(),
             page_retries: 2,
             new_id: Arc::new(|| EventId::new(uuid::Uuid::new_v4().to_string())),
+            notifier: None,
         }
     }
 
@@ -202,6 +222,22 @@ impl Engine {
     ) -> Result<(), StoreError> {
         if writes.is_empty() && cursor == CursorUpdate::Keep {
             return Ok(());
+        }
+        let mut writes = writes;
+        if let Some(n) = &self.config.notifier {
+            let mut notes = Vec::new();
+            for w in &writes {
+                match w {
+                    Write::PutEvent(e) => notes.extend(n.notify(calendar, snapshot.events.get(&e.id), Some(e))),
+                    Write::RemoveEvent(id) => {
+                        if let Some(before) = snapshot.events.get(id) {
+                            notes.extend(n.notify(calendar, Some(before), None));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            writes.extend(notes.into_iter().map(Write::Notify));
         }
         let stats: WriteStats = self.store.commit(calendar.id, &writes, &cursor).await?;
         report.writes.add(stats);

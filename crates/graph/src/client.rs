@@ -227,6 +227,14 @@ impl GraphClient {
         self.inner.auth.token().await.map(|_| ())
     }
 
+    /// The application permissions (app roles) the access token carries, read from its
+    /// `roles` claim; `None` when the token is not a JWT whose claims can be read (the token is
+    /// never printed).
+    pub async fn granted_roles(&self) -> Result<Option<Vec<String>>, GraphError> {
+        let token = self.inner.auth.token().await?;
+        Ok(roles_claim(token.expose()))
+    }
+
     fn semaphore(&self, mailbox: &str) -> Arc<Semaphore> {
         let mut map = self.inner.mailboxes.lock().expect("mailbox limits lock");
         map.entry(mailbox.to_ascii_lowercase())
@@ -461,6 +469,16 @@ pub fn backoff(attempt: u32) -> Duration {
 /// The longest `Retry-After` taken as it is; longer ones (up to `u64::MAX` seconds, or a
 /// date in year 9999) are cut to it, so no wait, sum of waits or deadline can overflow.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The `roles` claim of a JWT access token, without verifying it (Graph does that).
+fn roles_claim(token: &str) -> Option<Vec<String>> {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let roles = claims.get("roles")?.as_array()?;
+    Some(roles.iter().filter_map(|r| r.as_str().map(str::to_string)).collect())
+}
 
 /// `Retry-After`: delay-seconds or an HTTP date (relative to `now`; a past date is 0), at
 /// most [`MAX_RETRY_AFTER`].

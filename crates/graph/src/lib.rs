@@ -15,6 +15,7 @@
 //! | `convert.rs` | the only bridge wire ↔ core (events, provenance, time zones, enums) |
 //! | `zones.rs` | time zone names Graph writes (IANA, Windows, `tzone://Microsoft/Utc`) → `chrono_tz` |
 //! | `remote.rs` | [`GraphRemote`](remote::GraphRemote), the `Remote` implementation |
+//! | `connector.rs` | [`GraphConnector`](connector::GraphConnector), the `Connector`: adapters per stored connection, and the connection test (token, permissions, each probe mailbox) |
 //! | `error.rs` | [`GraphError`](error::GraphError) and its classification |
 //!
 //! ## Error classification
@@ -66,6 +67,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod connector;
 pub mod convert;
 pub mod endpoints;
 pub mod error;
@@ -78,5 +80,6 @@ pub mod zones;
 mod test_support;
 
 pub use client::{GraphClient, GraphOptions};
+pub use connector::GraphConnector;
 pub use error::GraphError;
 pub use remote::GraphRemote;

@@ -69,6 +69,9 @@ cases![
     commit_notify_is_atomic,
     deliveries_retry_deliver_and_fail,
     sync_status_per_calendar,
+    site_delete_keeps_its_calendars,
+    calendar_delete_removes_its_state,
+    deliveries_are_pruned_once_ended,
 ];
 
 /// Runs every case, each on a store from `make` (which must return a fresh, empty store), and
@@ -911,4 +914,72 @@ pub async fn sync_status_per_calendar(store: Arc<dyn Store>) {
     assert_eq!(store.sync_statuses().await.unwrap(), vec![s]);
     store.delete_connection(c.id).await.unwrap();
     assert_eq!(store.sync_statuses().await.unwrap(), vec![]);
+}
+
+/// Deleting a site keeps its calendars linked, without a site; an unknown site is not found.
+pub async fn site_delete_keeps_its_calendars(store: Arc<dyn Store>) {
+    let c = connection(&store, "a").await;
+    let site = store.upsert_site("North", c.id).await.unwrap();
+    let other = store.upsert_site("South", c.id).await.unwrap();
+    let cal = store.upsert_calendar(NewCalendar { site_id: Some(site.id), ..new_calendar("r@a.example", &c) }).await;
+    let cal = cal.unwrap();
+    store.delete_site(site.id).await.unwrap();
+    assert_eq!(store.sites().await.unwrap(), vec![other]);
+    let kept = store.calendar(cal.id).await.unwrap().expect("the calendar stays linked");
+    assert_eq!(kept.site_id, None);
+    expect_not_found(store.delete_site(site.id).await);
+}
+
+/// Unlinking a calendar removes its events, records, cursor and sync status, and nothing of
+/// other calendars.
+pub async fn calendar_delete_removes_its_state(store: Arc<dyn Store>) {
+    let (c, cal) = setup(&store).await;
+    let keep = calendar(&store, "bob@contoso.example", &c).await;
+    let ev = pulled(&store, &cal, "e1", data("Pulled", at(9, 0), at(10, 0)), "AAMk1").await;
+    let kept = pulled(&store, &keep, "e2", data("Other", at(9, 0), at(10, 0)), "AAMk2").await;
+    store.create_local_event(cal.id, &id("l1"), &data("Local", at(11, 0), at(12, 0))).await.unwrap();
+    store.commit(cal.id, &[], &CursorUpdate::Set(Cursor("c1".into()))).await.unwrap();
+    let status = SyncStatus {
+        calendar_id: cal.id,
+        last_run: at(8, 0),
+        state: "ok".into(),
+        error: None,
+        hint: None,
+        pulled: 1,
+        pushed: 0,
+        duration_ms: 5,
+    };
+    store.set_sync_status(&status).await.unwrap();
+
+    store.delete_calendar(cal.id).await.unwrap();
+    assert_eq!(store.calendar(cal.id).await.unwrap(), None);
+    assert_eq!(store.event(&ev.id).await.unwrap(), None);
+    assert_eq!(store.event(&id("l1")).await.unwrap(), None);
+    assert_eq!(store.remote_id(&ev.id).await.unwrap(), None);
+    assert_eq!(store.cursor(cal.id).await.unwrap(), None);
+    assert_eq!(store.sync_status(cal.id).await.unwrap(), None);
+    assert_eq!(store.event(&kept.id).await.unwrap(), Some(kept));
+    expect_not_found(store.delete_calendar(cal.id).await);
+}
+
+/// Deliveries that ended before the cut-off are forgotten with their messages; pending ones
+/// stay. A pruned message's id can be queued again.
+pub async fn deliveries_are_pruned_once_ended(store: Arc<dyn Store>) {
+    webhook(&store, "wh", &["connection.failed"]).await;
+    let notes = [note("m1", "connection.failed"), note("m2", "connection.failed"), note("m3", "connection.failed")];
+    store.enqueue(&notes).await.unwrap();
+    let due = store.due_deliveries(at(7, 0), 10).await.unwrap();
+    assert_eq!(due.len(), 3);
+    store.record_delivery(due[0].id, &DeliveryOutcome::Delivered { at: at(7, 1) }).await.unwrap();
+    store.record_delivery(due[1].id, &DeliveryOutcome::Failed { error: "HTTP 410".into() }).await.unwrap();
+    assert_eq!(store.prune_deliveries(at(7, 0)).await.unwrap(), 0, "nothing ended before 07:00");
+    assert_eq!(store.prune_deliveries(at(12, 0)).await.unwrap(), 2);
+    assert_eq!(store.delivery_counts().await.unwrap(), DeliveryCounts { pending: 1, delivered: 0, failed: 0 });
+    let left: Vec<String> =
+        store.due_deliveries(at(12, 0), 10).await.unwrap().into_iter().map(|d| d.message_id).collect();
+    assert_eq!(left, [due[2].message_id.clone()]);
+    store.enqueue(&[note(&due[0].message_id, "connection.failed")]).await.unwrap();
+    assert_eq!(store.due_deliveries(at(12, 0), 10).await.unwrap().len(), 2, "the pruned message id is new again");
+    store.enqueue(&[note(&due[2].message_id, "connection.failed")]).await.unwrap();
+    assert_eq!(store.due_deliveries(at(12, 0), 10).await.unwrap().len(), 2, "a pending message is not queued twice");
 }

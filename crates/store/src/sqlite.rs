@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use calbridge_core::hash::ContentHash;
 use calbridge_core::model::{
     Calendar, CalendarId, CalendarKind, Connection, ConnectionId, ConnectionSettings, Event, EventData, EventId,
-    LinkState, Origin, Site,
+    LinkState, Origin, Site, SiteId,
 };
 use calbridge_core::store::{
     ApiKey, Delivery, DeliveryCounts, DeliveryOutcome, NewApiKey, NewCalendar, NewConnection, NewWebhook, Notification,
@@ -1249,6 +1249,31 @@ impl Store for SqliteStore {
         Ok(c)
     }
 
+    async fn prune_deliveries(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let what = "prune ended webhook deliveries";
+        let mut tx = self.write_tx(what).await?;
+        // A failed delivery keeps the time of its last planned attempt; a delivered one its
+        // delivery time.
+        let gone = sqlx::query(
+            "DELETE FROM deliveries WHERE (state = 'delivered' AND delivered_us < ?1) \
+             OR (state = 'failed' AND next_attempt_us < ?1)",
+        )
+        .bind(micros(before))
+        .execute(&mut *tx)
+        .await
+        .context(|| format!("could not {what}"))?
+        .rows_affected();
+        sqlx::query(
+            "DELETE FROM outbox WHERE created_us < ? AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = outbox.id)",
+        )
+        .bind(micros(before))
+        .execute(&mut *tx)
+        .await
+        .context(|| format!("could not {what}"))?;
+        commit_tx(tx, what).await?;
+        Ok(gone)
+    }
+
     // --- sync status ---------------------------------------------------------------------
 
     async fn set_sync_status(&self, status: &SyncStatus) -> Result<(), StoreError> {
@@ -1290,6 +1315,45 @@ impl Store for SqliteStore {
                 serde_json::from_str(&json).map_err(|e| corrupt(format!("the sync status of calendar {id}"), e))
             })
             .collect()
+    }
+
+    // --- unlinking -----------------------------------------------------------------------
+
+    async fn delete_site(&self, id: SiteId) -> Result<(), StoreError> {
+        let what = format!("delete site {id}");
+        let mut tx = self.write_tx(&what).await?;
+        sqlx::query("UPDATE calendars SET site_id = NULL WHERE site_id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .context(|| format!("could not {what}"))?;
+        let changed = sqlx::query("DELETE FROM sites WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .context(|| format!("could not {what}"))?
+            .rows_affected();
+        if changed == 0 {
+            return Err(StoreError::NotFound { what: format!("site {id}") });
+        }
+        commit_tx(tx, &what).await
+    }
+
+    async fn delete_calendar(&self, id: CalendarId) -> Result<(), StoreError> {
+        let what = format!("unlink calendar {id}");
+        let mut tx = self.write_tx(&what).await?;
+        require_calendar(&mut tx, id).await?;
+        // Explicit, child first; the foreign keys' ON DELETE clauses are the safety net.
+        for sql in [
+            "DELETE FROM cursors WHERE calendar_id = ?",
+            "DELETE FROM sync_records WHERE calendar_id = ?",
+            "DELETE FROM events WHERE calendar_id = ?",
+            "DELETE FROM sync_status WHERE calendar_id = ?",
+            "DELETE FROM calendars WHERE id = ?",
+        ] {
+            sqlx::query(sql).bind(id).execute(&mut *tx).await.context(|| format!("could not {what}"))?;
+        }
+        commit_tx(tx, &what).await
     }
 
     // --- sync state ----------------------------------------------------------------------

@@ -2,8 +2,10 @@
 //!
 //! Applies `SetItemField` / `DeleteItemField` to items by EWS id (an occurrence, by its id or
 //! by `OccurrenceItemId`, becomes an exception of its series). With `ConflictResolution`
-//! `NeverOverwrite` or `AutoResolve`, a `ChangeKey` that is not the item's current one fails
-//! with `ErrorIrresolvableConflict`; `AlwaysOverwrite` applies regardless. When the time or
+//! `NeverOverwrite`, a `ChangeKey` that is not the item's current one fails with
+//! `ErrorIrresolvableConflict`; `AutoResolve` merges as Exchange does for changes to other
+//! fields (a room's answer to the meeting, say) — the simulator applies the request's fields
+//! over the current item; `AlwaysOverwrite` applies regardless. When the time or
 //! the attendees change and `SendMeetingInvitationsOrCancellations` is not `SendToNone`,
 //! attendees' copies follow and rooms decide again.
 
@@ -98,7 +100,7 @@ pub(crate) fn handle(ctx: &Ctx, body: Node<'_, '_>, w: &mut XmlWriter) -> Result
         // An occurrence's change key is its exception's, else the series'.
         let exception_ck = |key: i64| stored.exceptions.get(&key).and_then(|x| x.event.change_key.clone());
         let current_ck = occurrence.and_then(exception_ck).or_else(|| stored.event.change_key.clone());
-        let check = req.conflict_resolution != "AlwaysOverwrite";
+        let check = req.conflict_resolution == "NeverOverwrite";
         if check && change_key.is_some() && change_key != current_ck {
             messages.push(Message::error(
                 "ErrorIrresolvableConflict",

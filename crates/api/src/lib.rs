@@ -1,0 +1,303 @@
+//! # calbridge-api — the host application's interface
+//!
+//! An axum [`router`] over an [`ApiState`], served by [`serve`] on any listener until a
+//! shutdown future completes (tests bind 127.0.0.1:0). Nothing here decides sync: handlers
+//! validate input, call the `Store`, the `Engine` or a `Connector`, and render the result.
+//!
+//! ## Resources (`routes/`)
+//!
+//! | path | what |
+//! |---|---|
+//! | `/connections`, `/connections/{id}` | CRUD; the secret is write-only, sealed at rest (engine's `secrets`), never echoed; `DELETE ?remove_from_exchange=true` also deletes the events calbridge created in Exchange |
+//! | `/connections/{id}/test` | the connection's [`Connector`](calbridge_core::connector::Connector) diagnosis: every check with result, detail and a hint naming the fix |
+//! | `/sites`, `/sites/{id}` | groups of calendars on one connection |
+//! | `/calendars`, `/calendars/{id}`, `…/verify` | mailbox links (person, room, equipment), verified against Exchange (`Remote::mailbox`) |
+//! | `/calendars/{id}/events`, `/events/{id}` | events by range; local events created, replaced, deleted; Exchange's are read-only (409) |
+//! | `/availability`, `/availability/free-slots` | merged busy intervals; free slots for participants, optionally with a free room |
+//! | `/calendars/{id}/sync`, `/connections/{id}/sync`, `/sync/status` | run a sync now; the last run per calendar with error and hint |
+//! | `/webhooks`, `/webhooks/{id}` | endpoints with their `whsec_` secret (shown once) |
+//! | `/healthz`, `/metrics`, `/openapi.json` | liveness (no key), Prometheus text, the OpenAPI document generated from the handlers (utoipa) |
+//!
+//! ## Cross-cutting rules
+//!
+//! - **Auth** (`auth.rs`): `Authorization: Bearer cbk_…`, looked up by SHA-256; scopes read <
+//!   write < admin; 401 without or with a wrong key, 403 when the scope is too small. Each
+//!   handler names its scope in its signature (`Authorized<WriteScope>`), checked before the
+//!   path, query or body is read. Only `/healthz` is open (the Exchange notification endpoint
+//!   will be too).
+//! - **Errors** (`error.rs`, `extract.rs`): every failure is RFC 9457 problem details
+//!   (`application/problem+json`) whose `detail` says what to do; bodies refuse unknown fields;
+//!   malformed JSON is 400, a wrong media type 415, a well-formed but invalid value 422 naming
+//!   the field; bad path ids 400. Store failures are 503, Exchange failures 502; a 500 is a bug.
+//! - **Secrets**: connection secrets and webhook signing secrets are sealed with the master
+//!   key before they reach the store and opened only to talk to Exchange or to sign; no view
+//!   type has a field for them.
+//! - **Outbound hosts**: when [`ApiConfig::outbound_hosts`] is set, connection URLs and webhook
+//!   URLs must name one of those hosts (checked on input and again before every request).
+//! - **Webhooks** (`webhooks.rs`): a local event change and its messages are written in one
+//!   store transaction (`*_notify`), so a message exists exactly when its change does. The
+//!   delivery worker signs each message (Standard Webhooks: `webhook-id`,
+//!   `webhook-timestamp`, `webhook-signature: v1,<base64 HMAC-SHA256>`), retries failures
+//!   with exponential backoff and gives up after `webhook_max_attempts`; delivery is
+//!   at-least-once, the message id is the receiver's deduplication key.
+//! - **Sync** (`sync.rs`): triggers and the periodic loop run the same per-calendar path,
+//!   one run per calendar at a time, and record a `SyncStatus` with an actionable hint.
+//! - **Connection kinds**: the API serves the kinds it is given connectors for
+//!   ([`ApiState::new`]). A new kind (EWS) is its connector in the binary's list, a variant of
+//!   `dto::Settings` with its arms in `Settings::from_core`, `routes/connections.rs`'s
+//!   `validate_input` and `urls_of` (the compiler points at each).
+//! - **Metrics** (`metrics.rs`): a hand-written Prometheus text exporter over a few atomic
+//!   counters — the handful of series calbridge exports does not justify a metrics framework.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use calbridge_core::connector::Connector;
+use calbridge_core::model::{CalendarId, Connection, Secret};
+use calbridge_core::policy::FreeBusyPolicy;
+use calbridge_core::remote::Remote;
+use calbridge_core::store::{SecretOwner, Store};
+use calbridge_engine::secrets::MasterKey;
+use calbridge_engine::Engine;
+
+pub mod auth;
+pub mod dto;
+pub mod error;
+pub mod extract;
+mod int;
+pub mod metrics;
+pub mod openapi;
+mod routes;
+pub mod sync;
+pub mod webhooks;
+
+use error::ApiError;
+
+/// How the API behaves.
+#[derive(Clone, Debug)]
+pub struct ApiConfig {
+    /// When set, the only hosts calbridge sends requests to for connections and webhooks.
+    pub outbound_hosts: Option<Vec<String>>,
+    /// Which events block time.
+    pub policy: FreeBusyPolicy,
+    /// Attempts per webhook message and endpoint before it is marked failed.
+    pub webhook_max_attempts: u32,
+    /// The first retry's delay; each further one doubles, up to six hours.
+    pub webhook_retry_base: Duration,
+    /// Timeout of one webhook request.
+    pub webhook_timeout: Duration,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            outbound_hosts: None,
+            policy: FreeBusyPolicy::default(),
+            webhook_max_attempts: 12,
+            webhook_retry_base: Duration::from_secs(10),
+            webhook_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Everything a handler needs. Cheap to clone.
+#[derive(Clone)]
+pub struct ApiState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    engine: Engine,
+    connectors: Vec<Arc<dyn Connector>>,
+    master_key: MasterKey,
+    config: ApiConfig,
+    metrics: metrics::Metrics,
+    /// Secrets of connections configured outside the API (the configuration file and its
+    /// environment), by connection name; a sealed secret in the store wins.
+    fallback_secrets: HashMap<String, Secret>,
+    calendar_locks: Mutex<HashMap<CalendarId, Arc<tokio::sync::Mutex<()>>>>,
+    outbox: tokio::sync::Notify,
+    http: reqwest::Client,
+    subscriptions: webhooks::Subscriptions,
+}
+
+impl ApiState {
+    /// `connectors` holds one connector per connection kind (`graph`, `ews`, ...).
+    pub fn new(
+        engine: Engine,
+        connectors: Vec<Arc<dyn Connector>>,
+        master_key: MasterKey,
+        config: ApiConfig,
+    ) -> ApiState {
+        // The API's engine reports what a sync changes as webhook messages.
+        let subscriptions = webhooks::Subscriptions::default();
+        let notifier =
+            Arc::new(webhooks::EventNotifier { policy: config.policy, subscriptions: subscriptions.clone() });
+        let engine = Engine::new(
+            engine.store().clone(),
+            calbridge_engine::EngineConfig { notifier: Some(notifier), ..engine.config().clone() },
+        );
+        let http = reqwest::Client::builder()
+            .timeout(config.webhook_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("calbridge-webhooks/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("the HTTP client builds");
+        ApiState {
+            inner: Arc::new(Inner {
+                store: engine.store().clone(),
+                engine,
+                connectors,
+                master_key,
+                config,
+                metrics: metrics::Metrics::default(),
+                fallback_secrets: HashMap::new(),
+                calendar_locks: Mutex::new(HashMap::new()),
+                outbox: tokio::sync::Notify::new(),
+                http,
+                subscriptions,
+            }),
+        }
+    }
+
+    /// Adds secrets of connections configured outside the API, by connection name.
+    pub fn with_fallback_secrets(self, secrets: HashMap<String, Secret>) -> ApiState {
+        let mut inner = Arc::try_unwrap(self.inner).unwrap_or_else(|_| panic!("with_fallback_secrets before sharing"));
+        inner.fallback_secrets = secrets;
+        ApiState { inner: Arc::new(inner) }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+    pub fn master_key(&self) -> &MasterKey {
+        &self.inner.master_key
+    }
+    pub fn config(&self) -> &ApiConfig {
+        &self.inner.config
+    }
+    pub fn metrics(&self) -> &metrics::Metrics {
+        &self.inner.metrics
+    }
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.inner.http
+    }
+
+    /// The messages someone subscribes to, of `notes`.
+    pub fn subscribed(
+        &self,
+        notes: Vec<calbridge_core::store::Notification>,
+    ) -> Vec<calbridge_core::store::Notification> {
+        self.inner.subscriptions.filter(notes)
+    }
+
+    /// Reads which message types the registered endpoints subscribe to.
+    pub async fn refresh_subscriptions(&self) -> Result<(), calbridge_core::store::StoreError> {
+        let hooks = self.store().webhooks().await?;
+        self.inner.subscriptions.set(hooks.into_iter().flat_map(|w| w.events));
+        Ok(())
+    }
+
+    /// Wakes the webhook worker: messages were queued.
+    pub fn outbox_changed(&self) {
+        self.inner.outbox.notify_one();
+    }
+
+    pub(crate) async fn outbox_wait(&self, poll: Duration) {
+        let _ = tokio::time::timeout(poll, self.inner.outbox.notified()).await;
+    }
+
+    pub(crate) fn calendar_lock(&self, id: CalendarId) -> Arc<tokio::sync::Mutex<()>> {
+        self.inner.calendar_locks.lock().expect("calendar locks").entry(id).or_default().clone()
+    }
+
+    /// The connection kinds this server can serve.
+    pub fn kinds(&self) -> Vec<&'static str> {
+        self.inner.connectors.iter().map(|c| c.kind()).collect()
+    }
+
+    pub fn connector(&self, kind: &str) -> Result<Arc<dyn Connector>, ApiError> {
+        self.inner.connectors.iter().find(|c| c.kind() == kind).cloned().ok_or_else(|| {
+            ApiError::conflict(format!(
+                "this calbridge has no connector for connections of kind {kind}; it serves: {}",
+                self.kinds().join(", ")
+            ))
+        })
+    }
+
+    /// Whether `host` may be sent requests (see [`ApiConfig::outbound_hosts`]).
+    pub fn host_allowed(&self, host: &str) -> bool {
+        match &self.inner.config.outbound_hosts {
+            None => true,
+            Some(hosts) => hosts.iter().any(|h| h.eq_ignore_ascii_case(host)),
+        }
+    }
+
+    /// The connection's secret: the sealed one in the store, else one configured outside the
+    /// API. `None` when there is none.
+    pub async fn connection_secret(&self, c: &Connection) -> Result<Option<Secret>, ApiError> {
+        match self.store().secret(&SecretOwner::Connection(c.id)).await? {
+            Some(sealed) => match self.master_key().open(&SecretOwner::Connection(c.id), &sealed) {
+                Ok(s) => Ok(Some(s)),
+                Err(e) => Err(ApiError::conflict(e.to_string())),
+            },
+            None => Ok(self.inner.fallback_secrets.get(&c.name).cloned()),
+        }
+    }
+
+    /// The connection's secret, or a 409 that says how to set one.
+    pub async fn require_secret(&self, c: &Connection) -> Result<Secret, ApiError> {
+        self.connection_secret(c).await?.ok_or_else(|| {
+            ApiError::conflict(format!(
+                "connection {} has no secret stored. Fix: replace it with PUT /connections/{} including `secret`",
+                c.name, c.id
+            ))
+        })
+    }
+
+    /// An adapter for the connection.
+    pub async fn remote(&self, c: &Connection) -> Result<Arc<dyn Remote>, ApiError> {
+        let secret = self.require_secret(c).await?;
+        self.check_connection_hosts(c)?;
+        self.connector(c.settings.kind())?
+            .remote(c, secret)
+            .map_err(|e| ApiError::conflict(format!("connection {} cannot be used: {e}", c.name)))
+    }
+
+    pub(crate) fn check_connection_hosts(&self, c: &Connection) -> Result<(), ApiError> {
+        for url in routes::connections::urls_of(&c.settings) {
+            let host = url::Url::parse(&url).ok().and_then(|u| u.host_str().map(str::to_string)).unwrap_or_default();
+            if !self.host_allowed(&host) {
+                return Err(ApiError::conflict(format!(
+                    "connection {} points at {url}, whose host is not among the allowed outbound hosts; change the URL \
+                     or the server's allowed hosts",
+                    c.name
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The whole HTTP surface.
+pub fn router(state: ApiState) -> Router {
+    routes::router(state)
+}
+
+/// Serves the API on `listener` until `shutdown` completes, then finishes the requests in
+/// flight.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: ApiState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    state.refresh_subscriptions().await.map_err(std::io::Error::other)?;
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+}

@@ -1,0 +1,110 @@
+//! `/availability`: merged busy intervals, and free slots for a set of people with,
+//! optionally, one of several candidate rooms. Local events and Exchange events count alike,
+//! by the installation's free/busy policy.
+
+use axum::extract::State;
+use calbridge_core::availability::{free_slots as slots, is_free, merge, Span};
+use calbridge_core::model::Calendar;
+use chrono::{DateTime, Duration, Utc};
+
+use crate::auth::{Authorized, ReadScope};
+use crate::dto::{Availability, AvailabilityInput, CalendarBusy, FreeSlot, FreeSlots, FreeSlotsInput, Interval};
+use crate::error::ApiResult;
+use crate::extract::{Check, Json};
+use crate::routes::calendars;
+use crate::routes::events::{check_range, MAX_RANGE_DAYS};
+use crate::ApiState;
+
+fn intervals(spans: &[Span]) -> Vec<Interval> {
+    spans.iter().map(|(s, e)| Interval { start: *s, end: *e }).collect()
+}
+
+async fn busy_of(state: &ApiState, cal: &Calendar, from: DateTime<Utc>, to: DateTime<Utc>) -> ApiResult<Vec<Span>> {
+    let events = state.store().events_in_range(cal.id, from, to).await?;
+    Ok(state.config().policy.busy_intervals(events.iter().map(|e| &e.data), from, to))
+}
+
+async fn calendars_of(state: &ApiState, ids: &[i64]) -> ApiResult<Vec<Calendar>> {
+    let mut out: Vec<Calendar> = Vec::new();
+    for id in ids {
+        if !out.iter().any(|c| c.id == *id) {
+            out.push(calendars::find(state, *id).await?);
+        }
+    }
+    Ok(out)
+}
+
+/// Busy intervals of each calendar over `[from, to)`, and all of them merged.
+#[utoipa::path(post, path = "/availability", tag = "availability", request_body = AvailabilityInput,
+    responses((status = 200, description = "Busy intervals", body = Availability)))]
+pub async fn busy(
+    State(state): State<ApiState>,
+    _auth: Authorized<ReadScope>,
+    Json(input): Json<AvailabilityInput>,
+) -> ApiResult<axum::Json<Availability>> {
+    let mut check = Check::default();
+    check.require((1..=100).contains(&input.calendars.len()), "/calendars", "give 1 to 100 calendar ids");
+    check_range(&mut check, input.from, input.to, MAX_RANGE_DAYS);
+    check.finish()?;
+    let cals = calendars_of(&state, &input.calendars).await?;
+    let mut all = Vec::new();
+    let mut out = Vec::new();
+    for c in &cals {
+        let spans = busy_of(&state, c, input.from, input.to).await?;
+        all.extend(spans.iter().copied());
+        out.push(CalendarBusy { calendar_id: c.id, email: c.email.clone(), busy: intervals(&spans) });
+    }
+    Ok(axum::Json(Availability { from: input.from, to: input.to, calendars: out, merged: intervals(&merge(all)) }))
+}
+
+/// Free slots of `duration_minutes` in `[from, to)` when every participant is free and, when
+/// rooms are given, at least one of them; each slot lists the free rooms.
+#[utoipa::path(post, path = "/availability/free-slots", tag = "availability", request_body = FreeSlotsInput,
+    responses((status = 200, description = "Free slots, earliest first", body = FreeSlots)))]
+pub async fn free_slots(
+    State(state): State<ApiState>,
+    _auth: Authorized<ReadScope>,
+    Json(input): Json<FreeSlotsInput>,
+) -> ApiResult<axum::Json<FreeSlots>> {
+    let mut check = Check::default();
+    check.require(input.participants.len() <= 100, "/participants", "give at most 100 calendar ids");
+    check.require(input.rooms.len() <= 100, "/rooms", "give at most 100 calendar ids");
+    check.require(
+        !input.participants.is_empty() || !input.rooms.is_empty(),
+        "/participants",
+        "give at least one participant or room",
+    );
+    check.require((5..=1440).contains(&input.duration_minutes), "/duration_minutes", "must be 5 to 1440");
+    let step = input.step_minutes.unwrap_or(30);
+    check.require((5..=1440).contains(&step), "/step_minutes", "must be 5 to 1440 (default 30)");
+    let limit = input.limit.unwrap_or(20);
+    check.require((1..=500).contains(&limit), "/limit", "must be 1 to 500 (default 20)");
+    check_range(&mut check, input.from, input.to, 93);
+    check.finish()?;
+    let people = calendars_of(&state, &input.participants).await?;
+    let rooms = calendars_of(&state, &input.rooms).await?;
+    let mut busy = Vec::new();
+    for c in &people {
+        busy.extend(busy_of(&state, c, input.from, input.to).await?);
+    }
+    let busy = merge(busy);
+    let mut room_busy = Vec::new();
+    for r in &rooms {
+        room_busy.push((r.id, busy_of(&state, r, input.from, input.to).await?));
+    }
+    let duration = Duration::minutes(input.duration_minutes.into());
+    let mut out = Vec::new();
+    // Candidates are free for the people; a room requirement may drop some, so look further.
+    for start in slots(&busy, input.from, input.to, duration, Duration::minutes(step.into()), usize::MAX) {
+        if out.len() >= limit as usize {
+            break;
+        }
+        let end = start + duration;
+        let free_rooms: Vec<i64> =
+            room_busy.iter().filter(|(_, b)| is_free(b, start, end)).map(|(id, _)| *id).collect();
+        if rooms.is_empty() || !free_rooms.is_empty() {
+            out.push(FreeSlot { start, end, rooms: free_rooms });
+        }
+    }
+    Ok(axum::Json(FreeSlots { slots: out }))
+}

@@ -1,0 +1,249 @@
+//! `/calendars/{id}/events` and `/events/{id}`: the events of a calendar; the host
+//! application's own events created, replaced and deleted (each change and its webhook
+//! messages in one transaction). Events that came from Exchange are read-only.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use calbridge_core::model::{
+    Attendee, AttendeeRole, Calendar, Event, EventData, EventId, Origin, ResponseStatus, Series,
+};
+use calbridge_core::policy::present;
+use chrono::{DateTime, Datelike, Duration, Utc};
+
+use crate::auth::{Authorized, ReadScope, WriteScope};
+use crate::dto::{EventInput, EventView, RangeQuery};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Check, Json, Path, Query};
+use crate::routes::{calendars, validate};
+use crate::webhooks::message;
+use crate::ApiState;
+
+/// The longest range one listing may ask for.
+pub const MAX_RANGE_DAYS: i64 = 400;
+
+pub(crate) fn check_range(check: &mut Check, from: DateTime<Utc>, to: DateTime<Utc>, max_days: i64) {
+    if to <= from {
+        check.fail("to", "must be after `from`");
+    } else if to - from > Duration::days(max_days) {
+        check.fail("to", format!("is more than {max_days} days after `from`; ask for a shorter range"));
+    }
+    for (field, t) in [("from", from), ("to", to)] {
+        if !(1900..=2200).contains(&t.year()) {
+            check.fail(field, "must lie between the years 1900 and 2200");
+        }
+    }
+}
+
+fn read_only(id: &str) -> ApiError {
+    ApiError::conflict(format!(
+        "event {id} came from Exchange (Outlook, a room display or another system) and is read-only in calbridge. \
+         Fix: change it in Exchange; the next sync brings the change here"
+    ))
+}
+
+async fn event_data(state: &ApiState, input: &EventInput) -> ApiResult<EventData> {
+    let mut check = Check::default();
+    validate::text(&mut check, "/subject", &input.subject, 255);
+    validate::text(&mut check, "/body", &input.body, 32_000);
+    validate::text(&mut check, "/location", &input.location, 255);
+    if input.end <= input.start {
+        check.fail("/end", "must be after `start`");
+    } else if input.end - input.start > Duration::days(366) {
+        check.fail("/end", "is more than 366 days after `start`; split the event");
+    }
+    for (field, t) in [("/start", input.start), ("/end", input.end)] {
+        if !(1900..=2200).contains(&t.year()) {
+            check.fail(field, "must lie between the years 1900 and 2200");
+        }
+    }
+    let zone = input.time_zone.clone().unwrap_or_else(|| "UTC".into());
+    if zone.trim().is_empty() || zone.len() > 64 || zone.chars().any(|c| c.is_control()) {
+        check.fail("/time_zone", "must be a time zone name such as Europe/Zurich or W. Europe Standard Time");
+    }
+    check.require(input.attendees.len() <= 500, "/attendees", "holds more than 500 attendees");
+    check.require(input.rooms.len() + input.equipment.len() <= 50, "/rooms", "more than 50 rooms and equipment");
+    for (i, a) in input.attendees.iter().enumerate() {
+        validate::email(&mut check, &format!("/attendees/{i}/email"), &a.email);
+        if let Some(n) = &a.name {
+            validate::text(&mut check, &format!("/attendees/{i}/name"), n, 255);
+        }
+    }
+    for (list, field) in [(&input.rooms, "/rooms"), (&input.equipment, "/equipment")] {
+        for (i, e) in list.iter().enumerate() {
+            validate::email(&mut check, &format!("{field}/{i}"), &e.0);
+        }
+    }
+    check.finish()?;
+    let mut data = EventData::new(input.subject.clone(), input.start, input.end);
+    data.body = input.body.clone();
+    data.time_zone = zone.trim().to_string();
+    data.all_day = input.all_day;
+    data.show_as = input.show_as.into();
+    data.sensitivity = input.sensitivity.into();
+    data.series = Series::single();
+    for a in &input.attendees {
+        let email = a.email.trim().to_ascii_lowercase();
+        data.attendees.push(Attendee {
+            name: a.name.clone().filter(|n| !n.trim().is_empty()).unwrap_or_else(|| email.clone()),
+            email,
+            role: if a.optional { AttendeeRole::Optional } else { AttendeeRole::Required },
+            response: ResponseStatus::None,
+        });
+    }
+    let mut room_names = Vec::new();
+    for (i, e) in input.rooms.iter().chain(&input.equipment).enumerate() {
+        let email = e.0.trim().to_ascii_lowercase();
+        let name = match state.store().calendar_by_email(&email).await? {
+            Some(c) => c.display_name,
+            None => email.clone(),
+        };
+        if i < input.rooms.len() {
+            room_names.push(name.clone());
+        }
+        data.attendees.push(Attendee { email, name, role: AttendeeRole::Resource, response: ResponseStatus::None });
+    }
+    data.location =
+        if input.location.trim().is_empty() { room_names.join("; ") } else { input.location.trim().to_string() };
+    Ok(data)
+}
+
+fn shown(cal: &Calendar, e: &Event) -> EventView {
+    EventView::from(&present(cal, e))
+}
+
+fn payload(cal: &Calendar, e: &Event) -> serde_json::Value {
+    serde_json::to_value(shown(cal, e)).expect("views serialise")
+}
+
+/// List a calendar's events overlapping `[from, to)`, by start. Events marked Free in
+/// Exchange are not shown; "busy only" calendars and private events are masked.
+#[utoipa::path(get, path = "/calendars/{id}/events", tag = "events", params(("id" = i64, Path), RangeQuery),
+    responses((status = 200, description = "Events by start", body = [EventView])))]
+pub async fn list(
+    State(state): State<ApiState>,
+    _auth: Authorized<ReadScope>,
+    Path(id): Path<i64>,
+    Query(q): Query<RangeQuery>,
+) -> ApiResult<axum::Json<Vec<EventView>>> {
+    let mut check = Check::default();
+    check_range(&mut check, q.from, q.to, MAX_RANGE_DAYS);
+    check.finish()?;
+    let cal = calendars::find(&state, id).await?;
+    let policy = state.config().policy;
+    let events = state.store().events_in_range(cal.id, q.from, q.to).await?;
+    Ok(axum::Json(
+        events
+            .iter()
+            .filter(|e| e.origin == Origin::Local || policy.visible(&e.data))
+            .map(|e| shown(&cal, e))
+            .collect(),
+    ))
+}
+
+/// Create a local event in a calendar (write); calbridge creates it in the mailbox at the
+/// next sync. Rooms and equipment are booked as resource attendees.
+#[utoipa::path(post, path = "/calendars/{id}/events", tag = "events", params(("id" = i64, Path)),
+    request_body = EventInput, responses((status = 201, description = "Created", body = EventView)))]
+pub async fn create(
+    State(state): State<ApiState>,
+    _auth: Authorized<WriteScope>,
+    Path(id): Path<i64>,
+    Json(input): Json<EventInput>,
+) -> ApiResult<(StatusCode, axum::Json<EventView>)> {
+    let mut check = Check::default();
+    if let Some(id) = &input.id {
+        validate::client_id(&mut check, "/id", id);
+    }
+    check.require(input.expected_version.is_none(), "/expected_version", "is only for replacing an event; omit it");
+    check.finish()?;
+    let cal = calendars::find(&state, id).await?;
+    let data = event_data(&state, &input).await?;
+    let event_id = EventId::new(input.id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string()));
+    if let Some(existing) = state.store().event(&event_id).await? {
+        if existing.origin == Origin::Exchange {
+            return Err(read_only(event_id.as_str()));
+        }
+    }
+    let now = Utc::now();
+    let preview = Event {
+        id: event_id.clone(),
+        calendar_id: cal.id,
+        origin: Origin::Local,
+        data: data.clone(),
+        version: 1,
+        deleted: false,
+    };
+    let note = message("event.created", payload(&cal, &preview), now);
+    let e = state.store().create_local_event_notify(cal.id, &event_id, &data, &state.subscribed(vec![note])).await?;
+    state.outbox_changed();
+    Ok((StatusCode::CREATED, axum::Json(shown(&cal, &e))))
+}
+
+async fn find_live(state: &ApiState, id: &str) -> ApiResult<(Event, Calendar)> {
+    let e = state
+        .store()
+        .event(&EventId::new(id))
+        .await?
+        .filter(|e| !e.deleted)
+        .ok_or_else(|| ApiError::not_found(format!("event {id}")))?;
+    let cal = calendars::find(state, e.calendar_id).await?;
+    Ok((e, cal))
+}
+
+/// Read an event.
+#[utoipa::path(get, path = "/events/{id}", tag = "events", params(("id" = String, Path)),
+    responses((status = 200, description = "The event", body = EventView)))]
+pub async fn read(
+    State(state): State<ApiState>,
+    _auth: Authorized<ReadScope>,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<EventView>> {
+    let (e, cal) = find_live(&state, &id).await?;
+    Ok(axum::Json(shown(&cal, &e)))
+}
+
+/// Replace a local event (write). An event from Exchange is read-only: 409.
+#[utoipa::path(put, path = "/events/{id}", tag = "events", params(("id" = String, Path)),
+    request_body = EventInput, responses((status = 200, description = "Replaced", body = EventView)))]
+pub async fn replace(
+    State(state): State<ApiState>,
+    _auth: Authorized<WriteScope>,
+    Path(id): Path<String>,
+    Json(input): Json<EventInput>,
+) -> ApiResult<axum::Json<EventView>> {
+    let (e, cal) = find_live(&state, &id).await?;
+    if e.origin == Origin::Exchange {
+        return Err(read_only(&id));
+    }
+    if input.id.as_ref().is_some_and(|i| i != &id) {
+        return Err(ApiError::field("/id", "differs from the event's id in the path; omit it"));
+    }
+    let data = event_data(&state, &input).await?;
+    let now = Utc::now();
+    let preview = Event { data: data.clone(), version: e.version + 1, ..e.clone() };
+    let note = message("event.updated", payload(&cal, &preview), now);
+    let notes = state.subscribed(vec![note]);
+    let updated = state.store().update_local_event_notify(&e.id, &data, input.expected_version, &notes).await?;
+    state.outbox_changed();
+    Ok(axum::Json(shown(&cal, &updated)))
+}
+
+/// Delete a local event (write); calbridge deletes it in Exchange at the next sync. An event
+/// from Exchange is read-only: 409.
+#[utoipa::path(delete, path = "/events/{id}", tag = "events", params(("id" = String, Path)),
+    responses((status = 204, description = "Deleted")))]
+pub async fn delete(
+    State(state): State<ApiState>,
+    _auth: Authorized<WriteScope>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let (e, cal) = find_live(&state, &id).await?;
+    if e.origin == Origin::Exchange {
+        return Err(read_only(&id));
+    }
+    let data = serde_json::json!({"id": e.id.as_str(), "calendar_id": cal.id});
+    let note = message("event.deleted", data, Utc::now());
+    state.store().delete_local_event_notify(&e.id, &state.subscribed(vec![note])).await?;
+    state.outbox_changed();
+    Ok(StatusCode::NO_CONTENT)
+}

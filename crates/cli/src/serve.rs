@@ -1,0 +1,220 @@
+//! `calbridge serve` (the API server and the sync engine in one process), `calbridge apikey`
+//! (API keys) and `calbridge secrets` (the master key: make one, rotate to a new one).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+
+use calbridge_api::{ApiConfig, ApiState};
+use calbridge_core::connector::Connector;
+use calbridge_core::store::Scope;
+use calbridge_engine::secrets::{MasterKey, GENERATE_HINT};
+use calbridge_graph::{GraphConnector, GraphOptions};
+
+use crate::app::App;
+use crate::config::Config;
+
+/// The connectors this build serves, one per connection kind. A new kind is one line here.
+pub fn connectors(installation_id: &str) -> Vec<Arc<dyn Connector>> {
+    let graph = GraphOptions { installation_id: installation_id.to_string(), ..GraphOptions::default() };
+    let ews = calbridge_ews::EwsOptions { installation_id: installation_id.to_string(), ..Default::default() };
+    vec![Arc::new(GraphConnector::new(graph)), Arc::new(calbridge_ews::EwsConnector::new(ews))]
+}
+
+/// The master key from `CALBRIDGE_MASTER_KEY` (or the variable `var`), with an error that says
+/// how to make one.
+pub fn master_key_from_env(var: &str) -> Result<MasterKey> {
+    let Some(text) = crate::config::process_env(var) else {
+        bail!("{var} is not set: calbridge needs a master key to seal the secrets it stores. Fix: {GENERATE_HINT}, then export {var}=<the key>");
+    };
+    MasterKey::from_base64(&text).with_context(|| format!("{var} holds no usable master key"))
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080, or serve.listen].
+    #[arg(long, env = "CALBRIDGE_LISTEN")]
+    listen: Option<String>,
+    /// Seconds between two scheduled syncs of every calendar, 0 for only on request
+    /// [default: 300, or serve.sync_interval_secs].
+    #[arg(long, env = "CALBRIDGE_SYNC_INTERVAL")]
+    sync_interval: Option<u64>,
+    /// Comma-separated hosts calbridge may send requests to (Exchange and webhooks);
+    /// connection and webhook URLs naming another host are refused. Default: any host.
+    #[arg(long, env = "CALBRIDGE_OUTBOUND_HOSTS", value_delimiter = ',')]
+    outbound_hosts: Option<Vec<String>>,
+    /// Attempts per webhook message and endpoint before it is marked failed
+    /// [default: 12, or serve.webhook_max_attempts].
+    #[arg(long, env = "CALBRIDGE_WEBHOOK_MAX_ATTEMPTS")]
+    webhook_max_attempts: Option<u32>,
+    /// Seconds before the first webhook retry; each further one waits twice as long, at most
+    /// 6 hours [default: 10, or serve.webhook_retry_secs].
+    #[arg(long, env = "CALBRIDGE_WEBHOOK_RETRY_SECS")]
+    webhook_retry_secs: Option<u64>,
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+pub async fn serve(config: Option<&Path>, args: ServeArgs) -> Result<()> {
+    let cfg = Config::load(config, &crate::config::process_env)?;
+    let key = match (crate::config::process_env("CALBRIDGE_MASTER_KEY"), &cfg.serve.master_key_file) {
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path).with_context(|| {
+                format!("cannot read the master key file {} (serve.master_key_file)", path.display())
+            })?;
+            MasterKey::from_base64(&text).with_context(|| format!("{} holds no usable master key", path.display()))?
+        }
+        _ => master_key_from_env("CALBRIDGE_MASTER_KEY")?,
+    };
+    let serve_cfg = cfg.serve.clone();
+    let listen = args.listen.or(serve_cfg.listen).unwrap_or_else(|| "127.0.0.1:8080".into());
+    let sync_interval = args.sync_interval.or(serve_cfg.sync_interval_secs).unwrap_or(300);
+    let outbound_hosts = args.outbound_hosts.or(serve_cfg.outbound_hosts);
+    let webhook_max_attempts = args.webhook_max_attempts.or(serve_cfg.webhook_max_attempts).unwrap_or(12);
+    let webhook_retry_secs = args.webhook_retry_secs.or(serve_cfg.webhook_retry_secs).unwrap_or(10);
+    let app = App::open(cfg).await?;
+    // Connections of the configuration file are applied like `calbridge sync` does; their
+    // secrets come from the file or the environment.
+    app.apply_links().await?;
+    let fallback: HashMap<_, _> =
+        app.config.connections.iter().filter_map(|c| c.secret.clone().ok().map(|s| (c.name.clone(), s))).collect();
+    let api_config = ApiConfig {
+        outbound_hosts: outbound_hosts.map(|h| h.into_iter().map(|s| s.trim().to_string()).collect()),
+        policy: app.config.sync.policy,
+        webhook_max_attempts: webhook_max_attempts.max(1),
+        webhook_retry_base: Duration::from_secs(webhook_retry_secs.max(1)),
+        ..ApiConfig::default()
+    };
+    let state = ApiState::new(app.engine.clone(), connectors(&app.config.installation_id), key, api_config)
+        .with_fallback_secrets(fallback);
+    let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| {
+        format!("cannot listen on {listen} (--listen, CALBRIDGE_LISTEN or serve.listen): is the port in use?")
+    })?;
+    println!("calbridge API listening on http://{}", listener.local_addr()?);
+    println!("  store: {}", app.config.store);
+    println!("  API reference: http://{}/openapi.json (with an API key)", listener.local_addr()?);
+    let worker = tokio::spawn(calbridge_api::webhooks::run_worker(state.clone()));
+    let scheduler = (sync_interval > 0)
+        .then(|| tokio::spawn(calbridge_api::sync::run_periodic(state.clone(), Duration::from_secs(sync_interval))));
+    let served = calbridge_api::serve(listener, state, shutdown_signal()).await;
+    worker.abort();
+    if let Some(s) = scheduler {
+        s.abort();
+    }
+    served.context("the API server failed")?;
+    println!("calbridge stopped");
+    Ok(())
+}
+
+// ------------------------------------------------------------------------------------------
+// `calbridge apikey`
+
+#[derive(Subcommand)]
+pub enum ApiKeyCommand {
+    /// Create a key and print it (only this once).
+    Create {
+        /// read (GET only), write (also events, calendar links, sync) or admin (everything).
+        #[arg(long, value_parser = ["read", "write", "admin"])]
+        scope: String,
+        /// Who or what uses the key ("lms-production").
+        #[arg(long)]
+        name: String,
+    },
+    /// List the keys (name, scope, first characters; never the key).
+    List,
+    /// Delete a key by id: requests with it are refused from now on.
+    Delete {
+        #[arg(long)]
+        id: i64,
+    },
+}
+
+pub async fn apikey(config: Option<&Path>, cmd: ApiKeyCommand) -> Result<()> {
+    let cfg = Config::load(config, &crate::config::process_env)?;
+    let app = App::open(cfg).await?;
+    match cmd {
+        ApiKeyCommand::Create { scope, name } => {
+            let scope = Scope::parse(&scope).expect("clap checked the scope");
+            let (token, key) = calbridge_api::auth::create_key(app.store.as_ref(), &name, scope).await?;
+            eprintln!("API key {} ({}, scope {}) created; it is shown only now:", key.id, key.name, key.scope.as_str());
+            println!("{token}");
+        }
+        ApiKeyCommand::List => {
+            for k in app.store.api_keys().await? {
+                println!(
+                    "{:>4}  {:<6} {}…  {}  {}",
+                    k.id,
+                    k.scope.as_str(),
+                    k.prefix,
+                    k.created_at.format("%Y-%m-%d"),
+                    k.name
+                );
+            }
+        }
+        ApiKeyCommand::Delete { id } => {
+            app.store.delete_api_key(id).await?;
+            println!("API key {id} deleted");
+        }
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------------------------------------
+// `calbridge secrets`
+
+#[derive(Subcommand)]
+pub enum SecretsCommand {
+    /// Print a new random master key (base64 of 32 bytes).
+    NewKey,
+    /// Re-seal every stored secret under CALBRIDGE_NEW_MASTER_KEY, opening them with
+    /// CALBRIDGE_MASTER_KEY; then start calbridge with the new key as CALBRIDGE_MASTER_KEY.
+    Rotate,
+}
+
+pub async fn secrets(config: Option<&Path>, cmd: SecretsCommand) -> Result<()> {
+    match cmd {
+        SecretsCommand::NewKey => {
+            use base64::Engine as _;
+            println!("{}", base64::engine::general_purpose::STANDARD.encode(calbridge_api::auth::random_bytes::<32>()));
+            Ok(())
+        }
+        SecretsCommand::Rotate => {
+            let old = master_key_from_env("CALBRIDGE_MASTER_KEY")?;
+            let new = master_key_from_env("CALBRIDGE_NEW_MASTER_KEY")?;
+            let cfg = Config::load(config, &crate::config::process_env)?;
+            let app = App::open(cfg).await?;
+            let r = calbridge_engine::secrets::rotate(app.store.as_ref(), &old, &new).await?;
+            println!(
+                "re-sealed {} secret(s) under master key {} ({} already were); now set CALBRIDGE_MASTER_KEY to the new \
+                 key and restart calbridge",
+                r.resealed,
+                new.id(),
+                r.already
+            );
+            Ok(())
+        }
+    }
+}

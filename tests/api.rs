@@ -1,0 +1,957 @@
+//! End-to-end through the REST API: the real server (router, store on an SQLite file, engine,
+//! Graph connector, webhook worker) on 127.0.0.1:0, driven over HTTP against the simulator.
+
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use chrono::Utc;
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+use sha2::Sha256;
+
+use calbridge_api::{ApiConfig, ApiState};
+use calbridge_core::connector::Connector;
+use calbridge_core::store::{Scope, Store};
+use calbridge_engine::secrets::MasterKey;
+use calbridge_engine::{Engine, EngineConfig};
+use calbridge_graph::{GraphConnector, GraphOptions};
+use calbridge_sim::{NewEvent, RunningSim, Scenario, Simulator};
+use calbridge_tests::{INSTALLATION, SCENARIO};
+
+const ORGANIZER: &str = "scheduler@fabrikam.example";
+const ROOM1: &str = "room1@fabrikam.example";
+const ROOM2: &str = "room2@fabrikam.example";
+const ANN: &str = "ann@fabrikam.example";
+const CANARY: &str = "canary-7f3c9e1d-do-not-leak";
+
+/// A second app registration that may only read calendars, limited to two mailboxes.
+const LIMITED_APP: &str = r#"
+[[apps]]
+client_id = "0badc0de-1234-4abc-8def-0123456789ab"
+client_secret = "limited-app-secret"
+roles = ["Calendars.Read", "User.Read.All"]
+mailbox_scope = ["scheduler@fabrikam.example"]
+"#;
+
+/// Everything this process logs, to check that no secret reaches a log line.
+fn logs() -> &'static Arc<Mutex<Vec<u8>>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let writer = buf.clone();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("debug"))
+            .with_writer(move || LogWriter(writer.clone()))
+            .try_init();
+        buf
+    })
+}
+
+struct LogWriter(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+struct Api {
+    sim: Simulator,
+    running: RunningSim,
+    base: String,
+    http: reqwest::Client,
+    admin: String,
+    write: String,
+    read: String,
+    store: Arc<dyn Store>,
+    dir: std::path::PathBuf,
+    _tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Api {
+    fn drop(&mut self) {
+        for t in &self._tasks {
+            t.abort();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Api {
+    async fn start() -> Api {
+        logs();
+        let scenario = format!("{SCENARIO}\n{LIMITED_APP}");
+        let sim = Simulator::new(&Scenario::from_toml(&scenario).unwrap()).unwrap();
+        let running = sim.start().await.unwrap();
+        let dir = std::env::temp_dir().join(format!("calbridge-api-e2e-{}", uuid()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = calbridge_store::open_store(&format!("sqlite://{}", dir.join("cb.db").display())).await.unwrap();
+        let engine = Engine::new(store.clone(), EngineConfig::new(INSTALLATION));
+        let graph = GraphOptions { installation_id: INSTALLATION.into(), ..GraphOptions::default() };
+        let ews = calbridge_ews::EwsOptions { installation_id: INSTALLATION.into(), ..Default::default() };
+        let connectors: Vec<Arc<dyn Connector>> =
+            vec![Arc::new(GraphConnector::new(graph)), Arc::new(calbridge_ews::EwsConnector::new(ews))];
+        let config = ApiConfig {
+            outbound_hosts: Some(vec!["127.0.0.1".into()]),
+            webhook_retry_base: Duration::from_millis(50),
+            ..ApiConfig::default()
+        };
+        let state = ApiState::new(engine, connectors, MasterKey::from_bytes([42; 32]), config);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn({
+            let state = state.clone();
+            async move {
+                calbridge_api::serve(listener, state, std::future::pending()).await.unwrap();
+            }
+        });
+        let worker = tokio::spawn(calbridge_api::webhooks::run_worker(state.clone()));
+        let key = |scope| {
+            let store = store.clone();
+            async move { calbridge_api::auth::create_key(store.as_ref(), "e2e", scope).await.unwrap().0 }
+        };
+        let (admin, write, read) = (key(Scope::Admin).await, key(Scope::Write).await, key(Scope::Read).await);
+        Api {
+            sim,
+            running,
+            base,
+            http: reqwest::Client::new(),
+            admin,
+            write,
+            read,
+            store,
+            dir,
+            _tasks: vec![server, worker],
+        }
+    }
+
+    async fn call(&self, key: Option<&str>, method: &str, path: &str, body: Option<Value>) -> (u16, Value, String) {
+        let mut req = self.http.request(method.parse().unwrap(), format!("{}{path}", self.base));
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        let content_type =
+            res.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+        let text = res.text().await.unwrap();
+        if status >= 400 {
+            assert_eq!(content_type, "application/problem+json", "{method} {path}: {status} {text}");
+        }
+        let value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        (status, value, text)
+    }
+
+    async fn ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let (status, v, text) = self.call(Some(&self.admin), method, path, body).await;
+        assert!((200..300).contains(&status), "{method} {path}: {status} {text}");
+        v
+    }
+
+    fn connection_body(&self, name: &str, client_id: &str, secret: &str) -> Value {
+        json!({
+            "name": name,
+            "settings": {
+                "kind": "graph",
+                "tenant_id": self.sim.credentials().tenant_domain,
+                "client_id": client_id,
+                "authority_url": self.running.authority_url(),
+                "graph_url": self.running.graph_url(),
+            },
+            "secret": secret,
+            "default_organizer": ORGANIZER,
+        })
+    }
+
+    async fn connection(&self) -> i64 {
+        let creds = self.sim.credentials();
+        let c = self
+            .ok("POST", "/connections", Some(self.connection_body("fabrikam", &creds.client_id, &creds.client_secret)))
+            .await;
+        c["id"].as_i64().unwrap()
+    }
+
+    async fn link(&self, conn: i64, email: &str, kind: &str) -> i64 {
+        let c = self.ok("POST", "/calendars", Some(json!({"email": email, "kind": kind, "connection_id": conn}))).await;
+        assert_eq!(c["verification"]["state"], "verified", "{c}");
+        c["id"].as_i64().unwrap()
+    }
+}
+
+fn uuid() -> String {
+    format!("{}-{}", std::process::id(), Utc::now().timestamp_nanos_opt().unwrap())
+}
+
+fn at(days: i64, hour: u32) -> chrono::DateTime<Utc> {
+    let today = Utc::now().date_naive().and_hms_opt(0, 0, 0).unwrap().and_utc();
+    today + chrono::Duration::days(days) + chrono::Duration::hours(hour as i64)
+}
+
+fn check<'a>(diagnosis: &'a Value, name: &str) -> &'a Value {
+    diagnosis["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no check {name}: {diagnosis}"))
+}
+
+/// One received webhook request.
+struct Received {
+    headers: axum::http::HeaderMap,
+    body: String,
+}
+
+/// A webhook receiver on 127.0.0.1:0 that records every request and answers 204.
+async fn receiver() -> (String, tokio::sync::mpsc::UnboundedReceiver<Received>) {
+    failing_receiver(0).await
+}
+
+/// A receiver that answers the first `failures` requests with 503, then 204.
+async fn failing_receiver(failures: usize) -> (String, tokio::sync::mpsc::UnboundedReceiver<Received>) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+            let (tx, count) = (tx.clone(), count.clone());
+            async move {
+                let _ = tx.send(Received { headers, body });
+                if count.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < failures {
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE
+                } else {
+                    axum::http::StatusCode::NO_CONTENT
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, rx)
+}
+
+/// Verifies a Standard Webhooks signature independently of calbridge's code.
+fn verify_signature(secret: &str, r: &Received) -> bool {
+    let key = B64.decode(secret.strip_prefix("whsec_").unwrap()).unwrap();
+    let id = r.headers["webhook-id"].to_str().unwrap();
+    let ts = r.headers["webhook-timestamp"].to_str().unwrap();
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
+    mac.update(format!("{id}.{ts}.{}", r.body).as_bytes());
+    let expected = format!("v1,{}", B64.encode(mac.finalize().into_bytes()));
+    r.headers["webhook-signature"].to_str().unwrap().split(' ').any(|s| s == expected)
+}
+
+/// The whole path a host application takes: connect, test, link, book, get the signed webhook,
+/// and find the event in Exchange after the sync.
+#[tokio::test]
+async fn connect_test_link_book_and_receive_the_signed_webhook() {
+    let api = Api::start().await;
+    let (url, mut inbox) = receiver().await;
+    let hook =
+        api.ok("POST", "/webhooks", Some(json!({"url": url, "events": ["event.created", "booking.accepted"]}))).await;
+    let secret = hook["secret"].as_str().unwrap().to_string();
+    assert!(secret.starts_with("whsec_"));
+    let listed = api.ok("GET", &format!("/webhooks/{}", hook["id"].as_str().unwrap()), None).await;
+    assert!(listed.get("secret").is_none(), "the secret is shown only once: {listed}");
+
+    let conn = api.connection().await;
+    let organizer = api.link(conn, ORGANIZER, "person").await;
+    let room = api.link(conn, ROOM1, "room").await;
+    let diagnosis = api.ok("POST", &format!("/connections/{conn}/test"), None).await;
+    assert_eq!(diagnosis["ok"], true, "{diagnosis}");
+    for name in ["token", "permissions", "mailbox.person", "calendar.person", "mailbox.room", "calendar.room"] {
+        assert_eq!(check(&diagnosis, name)["result"], "pass", "{name}: {diagnosis}");
+    }
+
+    let event = api
+        .ok(
+            "POST",
+            &format!("/calendars/{organizer}/events"),
+            Some(json!({
+                "subject": "Onboarding class",
+                "start": at(2, 9), "end": at(2, 11),
+                "attendees": [{"email": ANN, "name": "Ann Lee"}],
+                "rooms": [ROOM1],
+            })),
+        )
+        .await;
+    let event_id = event["id"].as_str().unwrap().to_string();
+    assert_eq!(event["location"], ROOM1, "the room's name is the default location: {event}");
+
+    let got = tokio::time::timeout(Duration::from_secs(30), inbox.recv()).await.expect("a webhook arrives").unwrap();
+    assert!(verify_signature(&secret, &got), "the signature verifies with the endpoint's secret");
+    assert!(!verify_signature("whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", &got), "and with no other");
+    let body: Value = serde_json::from_str(&got.body).unwrap();
+    assert_eq!(body["type"], "event.created");
+    assert_eq!(body["data"]["id"], event_id.as_str());
+    let message_id = got.headers["webhook-id"].to_str().unwrap();
+    assert!(message_id.starts_with("msg_"), "{message_id}");
+
+    let status = api.ok("POST", &format!("/calendars/{organizer}/sync"), None).await;
+    assert_eq!(status["state"], "ok", "{status}");
+    assert_eq!(status["pushed"], 1, "{status}");
+    let in_exchange = api.sim.outlook().list_events(ORGANIZER).unwrap();
+    let pushed = in_exchange.iter().find(|e| e.subject.as_deref() == Some("Onboarding class")).expect("in Exchange");
+    assert!(pushed.transaction_id.as_deref().is_some_and(|t| t.contains(&event_id)), "tagged with its local id");
+    // The room received the booking and its own copy.
+    assert!(api
+        .sim
+        .outlook()
+        .list_events(ROOM1)
+        .unwrap()
+        .iter()
+        .any(|e| e.subject.as_deref() == Some("Onboarding class")));
+    let room_status = api.ok("POST", &format!("/calendars/{room}/sync"), None).await;
+    assert_eq!(room_status["state"], "ok");
+    let all = api.ok("GET", "/sync/status", None).await;
+    assert_eq!(all.as_array().unwrap().len(), 2);
+
+    // The room accepted in Exchange; the next pull of the organizer's calendar reports it.
+    api.ok("POST", &format!("/calendars/{organizer}/sync"), None).await;
+    let mut seen = Vec::new();
+    let accepted = loop {
+        let got =
+            tokio::time::timeout(Duration::from_secs(30), inbox.recv()).await.expect("the booking's answer").unwrap();
+        assert!(verify_signature(&secret, &got));
+        let body: Value = serde_json::from_str(&got.body).unwrap();
+        if body["type"] == "booking.accepted" {
+            break body;
+        }
+        seen.push(body);
+    };
+    assert_eq!(accepted["data"]["resource"], ROOM1, "{accepted}");
+    assert_eq!(accepted["data"]["event"]["id"], event_id.as_str());
+    // Only subscribed types arrive: the room's own copy is an Exchange event (event.created).
+    assert!(seen.iter().all(|b| b["type"] == "event.created"), "{seen:?}");
+}
+
+/// Changes that arrive from Exchange are reported too, with the event as a reader sees it.
+#[tokio::test]
+async fn exchange_changes_reach_the_webhooks() {
+    let api = Api::start().await;
+    let (url, mut inbox) = receiver().await;
+    let hook = api
+        .ok(
+            "POST",
+            "/webhooks",
+            Some(json!({"url": url, "events": ["event.created", "event.updated", "event.deleted"]})),
+        )
+        .await;
+    let secret = hook["secret"].as_str().unwrap().to_string();
+    let conn = api.connection().await;
+    let ann = api.link(conn, ANN, "person").await;
+    let o = api.sim.outlook();
+    let id = o.create_event(ANN, NewEvent::new("Planning", at(1, 8), at(1, 9))).unwrap();
+    api.ok("POST", &format!("/calendars/{ann}/sync"), None).await;
+    o.update_event(ANN, &id, json!({"subject": "Planning (moved)"})).unwrap();
+    api.ok("POST", &format!("/calendars/{ann}/sync"), None).await;
+    o.delete_event(ANN, &id).unwrap();
+    api.ok("POST", &format!("/calendars/{ann}/sync"), None).await;
+    let mut got = Vec::new();
+    while got.len() < 3 {
+        let r = tokio::time::timeout(Duration::from_secs(30), inbox.recv()).await.expect("three messages").unwrap();
+        assert!(verify_signature(&secret, &r));
+        got.push(serde_json::from_str::<Value>(&r.body).unwrap());
+    }
+    // One worker sends each endpoint's messages in the order they were queued.
+    let types: Vec<&str> = got.iter().map(|b| b["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["event.created", "event.updated", "event.deleted"]);
+    assert_eq!(got[0]["data"]["origin"], "exchange");
+    assert_eq!(got[1]["data"]["subject"], "Planning (moved)");
+    assert_eq!(got[2]["data"]["id"], got[0]["data"]["id"]);
+}
+
+/// A connection whose app may only read calendars, for some mailboxes: the diagnosis names the
+/// permission and the access policy; a wrong secret names the secret's Value.
+#[tokio::test]
+async fn failing_diagnoses_name_the_fix() {
+    let api = Api::start().await;
+    let body = api.connection_body("limited", "0badc0de-1234-4abc-8def-0123456789ab", "limited-app-secret");
+    let conn = api.ok("POST", "/connections", Some(body)).await["id"].as_i64().unwrap();
+    api.ok("POST", "/calendars", Some(json!({"email": ROOM2, "kind": "room", "connection_id": conn}))).await;
+    let d = api.ok("POST", &format!("/connections/{conn}/test"), None).await;
+    assert_eq!(d["ok"], false, "{d}");
+    assert_eq!(check(&d, "token")["result"], "pass");
+    let perm = check(&d, "permissions");
+    assert_eq!(perm["result"], "fail");
+    assert!(perm["hint"].as_str().unwrap().contains("Calendars.ReadWrite"), "{perm}");
+    assert_eq!(check(&d, "calendar.person")["result"], "pass", "the organizer is inside the policy: {d}");
+    let room = check(&d, "mailbox.room");
+    assert_eq!(room["result"], "fail", "{d}");
+    let hint = room["hint"].as_str().unwrap();
+    assert!(
+        hint.contains("Calendars.ReadWrite") && hint.contains("application access policy") && hint.contains(ROOM2),
+        "{hint}"
+    );
+
+    let creds = api.sim.credentials();
+    let wrong = api.connection_body("wrong-secret", &creds.client_id, "not-the-secret");
+    let conn = api.ok("POST", "/connections", Some(wrong)).await["id"].as_i64().unwrap();
+    let d = api.ok("POST", &format!("/connections/{conn}/test"), None).await;
+    let token = check(&d, "token");
+    assert_eq!(token["result"], "fail", "{d}");
+    assert!(token["hint"].as_str().unwrap().contains("Value"), "{token}");
+    assert_eq!(check(&d, "permissions")["result"], "skip");
+}
+
+/// 401 without a key or with a wrong one, 403 when the scope is too small.
+#[tokio::test]
+async fn keys_are_required_and_scopes_enforced() {
+    let api = Api::start().await;
+    assert_eq!(api.call(None, "GET", "/healthz", None).await.0, 200, "healthz is open");
+    for path in ["/connections", "/calendars", "/sync/status", "/openapi.json", "/metrics", "/webhooks"] {
+        let (status, body, _) = api.call(None, "GET", path, None).await;
+        assert_eq!(status, 401, "{path}");
+        assert!(body["detail"].as_str().unwrap().contains("Authorization: Bearer"), "{body}");
+        assert_eq!(api.call(Some("cbk_0000"), "GET", path, None).await.0, 401, "{path} with a wrong key");
+        assert_eq!(api.call(Some("not-even-a-key"), "GET", path, None).await.0, 401, "{path}");
+        assert_eq!(api.call(Some(&api.read), "GET", path, None).await.0, 200, "{path} with a read key");
+    }
+    let creds = api.sim.credentials();
+    let body = api.connection_body("x", &creds.client_id, &creds.client_secret);
+    let (status, problem, _) = api.call(Some(&api.read), "POST", "/connections", Some(body.clone())).await;
+    assert_eq!(status, 403);
+    assert!(problem["detail"].as_str().unwrap().contains("needs admin"), "{problem}");
+    assert_eq!(api.call(Some(&api.write), "POST", "/connections", Some(body.clone())).await.0, 403);
+    let nonsense = json!({"what": "ever"});
+    assert_eq!(
+        api.call(Some(&api.read), "POST", "/connections", Some(nonsense.clone())).await.0,
+        403,
+        "the scope is checked before the body is read"
+    );
+    assert_eq!(api.call(None, "POST", "/connections", Some(nonsense)).await.0, 401);
+    assert_eq!(api.call(None, "POST", "/connections", Some(body)).await.0, 401);
+    let conn = api.connection().await;
+    let cal = json!({"email": ANN, "kind": "person", "connection_id": conn});
+    assert_eq!(api.call(Some(&api.read), "POST", "/calendars", Some(cal.clone())).await.0, 403);
+    assert_eq!(api.call(Some(&api.write), "POST", "/calendars", Some(cal)).await.0, 201);
+}
+
+/// A canary secret stored in a connection appears in no answer, no error, no log line, and
+/// not in the database file.
+#[tokio::test]
+async fn a_canary_secret_never_leaks() {
+    let api = Api::start().await;
+    let creds = api.sim.credentials();
+    let body = api.connection_body("canary", &creds.client_id, CANARY);
+    let (status, created, text) = api.call(Some(&api.admin), "POST", "/connections", Some(body.clone())).await;
+    assert_eq!(status, 201, "{text}");
+    assert_eq!(created["secret_set"], true);
+    let id = created["id"].as_i64().unwrap();
+    let mut answers = vec![text];
+    let cal = api.ok("POST", "/calendars", Some(json!({"email": ANN, "kind": "person", "connection_id": id}))).await;
+    answers.push(cal.to_string());
+    for (method, path, body) in [
+        ("GET", format!("/connections/{id}"), None),
+        ("GET", "/connections".to_string(), None),
+        ("POST", format!("/connections/{id}/test"), None),
+        ("POST", format!("/calendars/{}/sync", cal["id"]), None),
+        ("GET", format!("/calendars/{}", cal["id"]), None),
+        ("GET", "/sync/status".to_string(), None),
+        ("PUT", format!("/connections/{id}"), Some(body.clone())),
+        ("POST", "/connections".to_string(), Some(body.clone())), // 409: the name is in use
+        (
+            "PUT",
+            format!("/connections/{id}"),
+            Some(json!({"name": "", "settings": body["settings"], "secret": CANARY})),
+        ),
+        (
+            "POST",
+            "/connections".to_string(),
+            Some(json!({"name": "c2", "settings": {"kind": "graph"}, "secret": CANARY})),
+        ),
+        ("GET", "/metrics".to_string(), None),
+    ] {
+        let (_, _, text) = api.call(Some(&api.admin), method, &path, body).await;
+        answers.push(text);
+    }
+    let diagnosis: Value = serde_json::from_str(&answers[4]).unwrap();
+    assert_eq!(check(&diagnosis, "token")["result"], "fail", "the canary is a wrong secret: {diagnosis}");
+    for a in &answers {
+        assert!(!a.contains(CANARY), "an answer shows the secret: {a}");
+    }
+    let logged = String::from_utf8_lossy(&logs().lock().unwrap()).to_string();
+    assert!(!logged.is_empty(), "the test captures the logs");
+    assert!(!logged.contains(CANARY), "a log line shows the secret");
+    for file in std::fs::read_dir(&api.dir).unwrap() {
+        let bytes = std::fs::read(file.unwrap().path()).unwrap();
+        assert!(!String::from_utf8_lossy(&bytes).contains(CANARY), "the secret is stored in the clear");
+    }
+}
+
+/// Events from Exchange are read-only (409 with the reason); local ones can be replaced and
+/// deleted, and the deletion reaches Exchange.
+#[tokio::test]
+async fn exchange_events_are_read_only_and_local_ones_editable() {
+    let api = Api::start().await;
+    let conn = api.connection().await;
+    let ann = api.link(conn, ANN, "person").await;
+    api.sim.outlook().create_event(ANN, NewEvent::new("Dentist", at(1, 8), at(1, 9))).unwrap();
+    api.ok("POST", &format!("/calendars/{ann}/sync"), None).await;
+    let list = api
+        .ok(
+            "GET",
+            &format!("/calendars/{ann}/events?from={}&to={}", at(0, 0).to_rfc3339(), at(3, 0).to_rfc3339())
+                .replace('+', "%2B"),
+            None,
+        )
+        .await;
+    let dentist = list.as_array().unwrap().iter().find(|e| e["subject"] == "Dentist").expect("pulled").clone();
+    assert_eq!((dentist["origin"].as_str(), dentist["read_only"].as_bool()), (Some("exchange"), Some(true)));
+    let path = format!("/events/{}", dentist["id"].as_str().unwrap());
+    let edit = json!({"subject": "Moved", "start": at(1, 10), "end": at(1, 11)});
+    for (method, body) in [("PUT", Some(edit.clone())), ("DELETE", None)] {
+        let (status, problem, _) = api.call(Some(&api.write), method, &path, body).await;
+        assert_eq!(status, 409, "{method}");
+        assert!(problem["detail"].as_str().unwrap().contains("read-only"), "{problem}");
+    }
+
+    let mine = api
+        .ok(
+            "POST",
+            &format!("/calendars/{ann}/events"),
+            Some(json!({"subject": "1:1", "start": at(2, 8), "end": at(2, 9)})),
+        )
+        .await;
+    let mine_path = format!("/events/{}", mine["id"].as_str().unwrap());
+    let replaced = api
+        .ok(
+            "PUT",
+            &mine_path,
+            Some(json!({"subject": "1:1 (moved)", "start": at(2, 10), "end": at(2, 11), "expected_version": 1})),
+        )
+        .await;
+    assert_eq!((replaced["version"].as_i64(), replaced["subject"].as_str()), (Some(2), Some("1:1 (moved)")));
+    let (status, _, _) = api
+        .call(
+            Some(&api.write),
+            "PUT",
+            &mine_path,
+            Some(json!({"subject": "stale", "start": at(2, 10), "end": at(2, 11), "expected_version": 1})),
+        )
+        .await;
+    assert_eq!(status, 409, "a stale version is a conflict");
+    api.ok("POST", &format!("/calendars/{ann}/sync"), None).await;
+    assert!(api.sim.outlook().list_events(ANN).unwrap().iter().any(|e| e.subject.as_deref() == Some("1:1 (moved)")));
+    let (status, _, _) = api.call(Some(&api.write), "DELETE", &mine_path, None).await;
+    assert_eq!(status, 204);
+    assert_eq!(api.call(Some(&api.read), "GET", &mine_path, None).await.0, 404);
+    api.ok("POST", &format!("/calendars/{ann}/sync"), None).await;
+    assert!(!api.sim.outlook().list_events(ANN).unwrap().iter().any(|e| e.subject.as_deref() == Some("1:1 (moved)")));
+}
+
+/// Bad input is 400/415/422 with the field named, never a 5xx.
+#[tokio::test]
+async fn bad_input_is_refused_with_the_field_named() {
+    let api = Api::start().await;
+    let conn = api.connection().await;
+    let ann = api.link(conn, ANN, "person").await;
+    let cases: Vec<(&str, String, Option<Value>, u16, &str)> = vec![
+        ("GET", "/calendars/abc".into(), None, 400, "path parameter"),
+        ("GET", "/calendars/999999".into(), None, 404, "calendar 999999"),
+        ("GET", format!("/calendars/{ann}/events?from=yesterday&to=2026-01-01T00:00:00Z"), None, 400, "query"),
+        (
+            "GET",
+            format!("/calendars/{ann}/events?from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z"),
+            None,
+            422,
+            "after",
+        ),
+        (
+            "POST",
+            format!("/calendars/{ann}/events"),
+            Some(json!({"subject": "x", "start": at(1, 9), "end": at(1, 8)})),
+            422,
+            "/end",
+        ),
+        (
+            "POST",
+            format!("/calendars/{ann}/events"),
+            Some(json!({"subject": "x", "start": at(1, 9), "end": at(1, 10), "colour": "red"})),
+            422,
+            "colour",
+        ),
+        (
+            "POST",
+            format!("/calendars/{ann}/events"),
+            Some(json!({"subject": "x", "start": at(1, 9), "end": at(1, 10), "rooms": ["not an address"]})),
+            422,
+            "/rooms/0",
+        ),
+        (
+            "POST",
+            "/calendars".into(),
+            Some(json!({"email": "bob@fabrikam.example", "kind": "hall", "connection_id": conn})),
+            422,
+            "kind",
+        ),
+        (
+            "POST",
+            "/webhooks".into(),
+            Some(json!({"url": "http://10.1.2.3/hook", "events": ["event.created"]})),
+            422,
+            "allowed outbound hosts",
+        ),
+        (
+            "POST",
+            "/webhooks".into(),
+            Some(json!({"url": "http://127.0.0.1:9/hook", "events": ["event.exploded"]})),
+            422,
+            "/events/0",
+        ),
+        (
+            "POST",
+            "/availability".into(),
+            Some(json!({"calendars": [], "from": at(0, 0), "to": at(1, 0)})),
+            422,
+            "/calendars",
+        ),
+    ];
+    for (method, path, body, want, needle) in cases {
+        let (status, problem, text) = api.call(Some(&api.admin), method, &path, body).await;
+        assert_eq!(status, want, "{method} {path}: {text}");
+        assert!(text.contains(needle), "{method} {path}: the problem should mention {needle:?}: {text}");
+        assert_eq!(problem["status"].as_u64(), Some(want as u64));
+    }
+    let res = api.http.post(format!("{}/calendars", api.base)).bearer_auth(&api.admin).body("{}").send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 415, "a body without Content-Type: application/json");
+    let res = api
+        .http
+        .post(format!("{}/calendars", api.base))
+        .bearer_auth(&api.admin)
+        .header("content-type", "application/json")
+        .body("{\"email\":")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 400);
+}
+
+/// Busy intervals merge across calendars; free slots avoid every participant's events and
+/// name the free candidate rooms.
+#[tokio::test]
+async fn availability_merges_and_finds_slots_with_a_room() {
+    let api = Api::start().await;
+    let conn = api.connection().await;
+    let ann = api.link(conn, ANN, "person").await;
+    let bob = api.link(conn, "bob@fabrikam.example", "person").await;
+    let room1 = api.link(conn, ROOM1, "room").await;
+    let room2 = api.link(conn, ROOM2, "room").await;
+    let o = api.sim.outlook();
+    o.create_event(ANN, NewEvent::new("Ann busy", at(3, 9), at(3, 10))).unwrap();
+    o.create_event("bob@fabrikam.example", NewEvent::new("Bob busy", at(3, 10), at(3, 11))).unwrap();
+    for c in [ann, bob] {
+        api.ok("POST", &format!("/calendars/{c}/sync"), None).await;
+    }
+    // Room 1 is booked 11-12 through calbridge (a local event counts before it is synced).
+    api.ok(
+        "POST",
+        &format!("/calendars/{room1}/events"),
+        Some(json!({"subject": "Held", "start": at(3, 11), "end": at(3, 12)})),
+    )
+    .await;
+
+    let busy = api
+        .ok("POST", "/availability", Some(json!({"calendars": [ann, bob], "from": at(3, 8), "to": at(3, 18)})))
+        .await;
+    assert_eq!(busy["merged"], json!([{"start": at(3, 9), "end": at(3, 11)}]), "{busy}");
+    assert_eq!(busy["calendars"][0]["busy"], json!([{"start": at(3, 9), "end": at(3, 10)}]));
+
+    let slots = api
+        .ok(
+            "POST",
+            "/availability/free-slots",
+            Some(json!({"participants": [ann, bob], "rooms": [room1, room2], "duration_minutes": 60,
+                        "from": at(3, 8), "to": at(3, 13), "step_minutes": 60})),
+        )
+        .await;
+    let got: Vec<(String, Vec<i64>)> = slots["slots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["start"].as_str().unwrap().to_string(),
+                s["rooms"].as_array().unwrap().iter().map(|r| r.as_i64().unwrap()).collect(),
+            )
+        })
+        .collect();
+    let iso = |t: chrono::DateTime<Utc>| serde_json::to_value(t).unwrap().as_str().unwrap().to_string();
+    assert_eq!(
+        got,
+        vec![(iso(at(3, 8)), vec![room1, room2]), (iso(at(3, 11)), vec![room2]), (iso(at(3, 12)), vec![room1, room2])]
+    );
+}
+
+/// Disconnecting removes the connection's calendars and events locally and, when asked, the
+/// events calbridge created in Exchange — and only those.
+#[tokio::test]
+async fn disconnect_removes_what_calbridge_created() {
+    let api = Api::start().await;
+    let conn = api.connection().await;
+    let ann = api.link(conn, ANN, "person").await;
+    api.sim.outlook().create_event(ANN, NewEvent::new("Theirs", at(1, 8), at(1, 9))).unwrap();
+    api.ok(
+        "POST",
+        &format!("/calendars/{ann}/events"),
+        Some(json!({"subject": "Ours", "start": at(1, 10), "end": at(1, 11)})),
+    )
+    .await;
+    api.ok("POST", &format!("/calendars/{ann}/sync"), None).await;
+    let subjects = |api: &Api| -> Vec<String> {
+        api.sim.outlook().list_events(ANN).unwrap().into_iter().filter_map(|e| e.subject).collect()
+    };
+    assert!(subjects(&api).contains(&"Ours".to_string()));
+
+    let report = api.ok("DELETE", &format!("/connections/{conn}?remove_from_exchange=true"), None).await;
+    assert_eq!(report["deleted_in_exchange"], 1, "{report}");
+    assert_eq!(report["calendars"], 1);
+    assert!(report["events_removed"].as_u64().unwrap() >= 2, "{report}");
+    let left = subjects(&api);
+    assert!(left.contains(&"Theirs".to_string()) && !left.contains(&"Ours".to_string()), "{left:?}");
+    assert_eq!(api.call(Some(&api.read), "GET", &format!("/connections/{conn}"), None).await.0, 404);
+    assert_eq!(api.call(Some(&api.read), "GET", &format!("/calendars/{ann}"), None).await.0, 404);
+    assert!(api.store.calendars(None).await.unwrap().is_empty());
+}
+
+/// The OpenAPI document lists every route with the key requirement and the problem answers.
+#[tokio::test]
+async fn the_openapi_document_describes_the_api() {
+    let api = Api::start().await;
+    let doc = api.ok("GET", "/openapi.json", None).await;
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    for path in [
+        "/connections",
+        "/connections/{id}/test",
+        "/calendars/{id}/events",
+        "/availability/free-slots",
+        "/webhooks",
+        "/sync/status",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} is documented");
+    }
+    let op = &doc["paths"]["/connections"]["post"];
+    assert_eq!(op["security"], json!([{"apiKey": []}]));
+    assert!(op["responses"]["422"]["content"]["application/problem+json"].is_object(), "{op}");
+    assert!(doc["paths"]["/healthz"]["get"]["security"] != json!([{"apiKey": []}]));
+    let secret = &doc["components"]["schemas"]["ConnectionInput"]["properties"]["secret"];
+    assert_eq!(secret["writeOnly"], true, "{secret}");
+    assert!(doc["components"]["schemas"]["ConnectionView"]["properties"].get("secret").is_none());
+}
+
+/// A connection whose credentials Exchange refuses is reported: the link and the sync status
+/// name the fix, the metrics count an auth error, and one `connection.failed` message per
+/// connection and hour arrives.
+#[tokio::test]
+async fn a_refused_connection_is_reported() {
+    let api = Api::start().await;
+    let (url, mut inbox) = receiver().await;
+    let hook = api.ok("POST", "/webhooks", Some(json!({"url": url, "events": ["connection.failed"]}))).await;
+    let secret = hook["secret"].as_str().unwrap().to_string();
+    let creds = api.sim.credentials();
+    let conn = api.ok("POST", "/connections", Some(api.connection_body("bad", &creds.client_id, "wrong"))).await;
+    let conn = conn["id"].as_i64().unwrap();
+    let cal = api.ok("POST", "/calendars", Some(json!({"email": ANN, "kind": "person", "connection_id": conn}))).await;
+    assert_eq!(cal["verification"]["state"], "failed", "{cal}");
+    let cal = cal["id"].as_i64().unwrap();
+
+    let hour = || Utc::now().format("%Y%m%d%H").to_string();
+    let before = hour();
+    for _ in 0..2 {
+        let s = api.ok("POST", &format!("/calendars/{cal}/sync"), None).await;
+        assert_eq!(s["state"], "failed", "{s}");
+        assert!(s["hint"].as_str().unwrap().contains("Value"), "the hint names the fix: {s}");
+    }
+    let after = hour();
+    let got = tokio::time::timeout(Duration::from_secs(30), inbox.recv()).await.expect("connection.failed").unwrap();
+    assert!(verify_signature(&secret, &got));
+    let body: Value = serde_json::from_str(&got.body).unwrap();
+    assert_eq!(body["type"], "connection.failed");
+    assert_eq!(body["data"]["connection_id"], conn);
+    assert!(body["data"]["hint"].as_str().is_some_and(|h| !h.is_empty()), "{body}");
+    if before == after {
+        let c = api.store.delivery_counts().await.unwrap();
+        assert_eq!(c.pending + c.delivered + c.failed, 1, "one message per connection and hour: {c:?}");
+    }
+    let (status, _, metrics) = api.call(Some(&api.read), "GET", "/metrics", None).await;
+    assert_eq!(status, 200);
+    assert!(metrics.lines().any(|l| l == "calbridge_sync_errors_total{class=\"auth\"} 2"), "{metrics}");
+    assert!(metrics.lines().any(|l| l == "calbridge_sync_runs_total{result=\"failed\"} 2"), "{metrics}");
+}
+
+/// A link can be changed in place: "busy only" masks its Exchange events from then on; its
+/// address cannot change.
+#[tokio::test]
+async fn a_link_changes_in_place_and_busy_only_masks() {
+    let api = Api::start().await;
+    let conn = api.connection().await;
+    let ann = api.link(conn, ANN, "person").await;
+    api.sim.outlook().create_event(ANN, NewEvent::new("Salary review", at(1, 8), at(1, 9))).unwrap();
+    api.ok("POST", &format!("/calendars/{ann}/sync"), None).await;
+    let range = format!("from={}&to={}", at(0, 0).to_rfc3339(), at(3, 0).to_rfc3339()).replace('+', "%2B");
+    let subjects = |v: &Value| -> Vec<String> {
+        v.as_array().unwrap().iter().map(|e| e["subject"].as_str().unwrap().to_string()).collect()
+    };
+    let open = api.ok("GET", &format!("/calendars/{ann}/events?{range}"), None).await;
+    assert_eq!(subjects(&open), ["Salary review"]);
+
+    let changed = api
+        .ok(
+            "PUT",
+            &format!("/calendars/{ann}"),
+            Some(json!({"email": ANN, "kind": "person", "connection_id": conn, "busy_only": true, "display_name": "Ann"})),
+        )
+        .await;
+    assert_eq!((changed["busy_only"].as_bool(), changed["display_name"].as_str()), (Some(true), Some("Ann")));
+    assert_eq!(changed["verification"]["state"], "verified", "the same connection keeps the verification");
+    let masked = api.ok("GET", &format!("/calendars/{ann}/events?{range}"), None).await;
+    assert_eq!(subjects(&masked), ["Busy"]);
+    assert!(masked[0]["attendees"].as_array().unwrap().is_empty());
+
+    let other = json!({"email": "bob@fabrikam.example", "kind": "person", "connection_id": conn});
+    let (status, problem, _) = api.call(Some(&api.write), "PUT", &format!("/calendars/{ann}"), Some(other)).await;
+    assert_eq!(status, 422);
+    assert!(problem["detail"].as_str().unwrap().contains("cannot change"), "{problem}");
+}
+
+/// Exchange is the source of truth for rooms: a second booking of a busy room is declined by
+/// the room mailbox, and the host application hears it as `booking.declined`.
+#[tokio::test]
+async fn a_double_booking_is_declined_by_the_room() {
+    let api = Api::start().await;
+    let (url, mut inbox) = receiver().await;
+    let hook = api
+        .ok("POST", "/webhooks", Some(json!({"url": url, "events": ["booking.accepted", "booking.declined"]})))
+        .await;
+    let secret = hook["secret"].as_str().unwrap().to_string();
+    let conn = api.connection().await;
+    let organizer = api.link(conn, ORGANIZER, "person").await;
+    let ann = api.link(conn, ANN, "person").await;
+    let first = json!({"subject": "Class A", "start": at(4, 9), "end": at(4, 10), "rooms": [ROOM2]});
+    let second = json!({"subject": "Class B", "start": at(4, 9), "end": at(4, 10), "rooms": [ROOM2]});
+    api.ok("POST", &format!("/calendars/{organizer}/events"), Some(first)).await;
+    let b = api.ok("POST", &format!("/calendars/{ann}/events"), Some(second)).await;
+    // Push both, then pull the rooms' answers.
+    for cal in [organizer, ann, organizer, ann] {
+        api.ok("POST", &format!("/calendars/{cal}/sync"), None).await;
+    }
+    let mut answers = Vec::new();
+    while answers.len() < 2 {
+        let r = tokio::time::timeout(Duration::from_secs(30), inbox.recv()).await.expect("both answers").unwrap();
+        assert!(verify_signature(&secret, &r));
+        answers.push(serde_json::from_str::<Value>(&r.body).unwrap());
+    }
+    let declined = answers.iter().find(|a| a["type"] == "booking.declined").expect("one declined");
+    assert_eq!(declined["data"]["event"]["id"], b["id"], "the later booking is declined: {answers:?}");
+    assert_eq!(declined["data"]["resource"], ROOM2);
+    assert!(answers.iter().any(|a| a["type"] == "booking.accepted" && a["data"]["event"]["subject"] == "Class A"));
+    let stored = api.ok("GET", &format!("/events/{}", b["id"].as_str().unwrap()), None).await;
+    let room = stored["attendees"].as_array().unwrap().iter().find(|a| a["email"] == ROOM2).unwrap().clone();
+    assert_eq!(room["response"], "declined", "{stored}");
+}
+
+/// A failed delivery is retried (with backoff) until the endpoint takes it; every attempt
+/// carries the same message id, the receiver's deduplication key, and a valid signature.
+#[tokio::test]
+async fn failed_deliveries_are_retried_with_the_same_id() {
+    let api = Api::start().await;
+    let (url, mut inbox) = failing_receiver(2).await;
+    let hook = api.ok("POST", "/webhooks", Some(json!({"url": url, "events": ["event.created"]}))).await;
+    let secret = hook["secret"].as_str().unwrap().to_string();
+    let conn = api.connection().await;
+    let ann = api.link(conn, ANN, "person").await;
+    api.ok(
+        "POST",
+        &format!("/calendars/{ann}/events"),
+        Some(json!({"subject": "Retry me", "start": at(1, 9), "end": at(1, 10)})),
+    )
+    .await;
+    let mut attempts = Vec::new();
+    for _ in 0..3 {
+        let r = tokio::time::timeout(Duration::from_secs(30), inbox.recv()).await.expect("three attempts").unwrap();
+        assert!(verify_signature(&secret, &r));
+        attempts.push((r.headers["webhook-id"].to_str().unwrap().to_string(), r.body));
+    }
+    assert!(attempts.iter().all(|a| a == &attempts[0]), "the same message each time: {attempts:?}");
+    // The third attempt succeeded: the delivery is recorded so (after the answer arrived).
+    for _ in 0..300 {
+        if api.store.delivery_counts().await.unwrap().delivered == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let c = api.store.delivery_counts().await.unwrap();
+    assert_eq!((c.pending, c.delivered, c.failed), (0, 1, 0));
+    let (_, _, metrics) = api.call(Some(&api.read), "GET", "/metrics", None).await;
+    assert!(metrics.lines().any(|l| l == "calbridge_webhook_attempts_total{result=\"retry\"} 2"), "{metrics}");
+}
+
+/// The same path over EWS: an `ews` connection (NTLM, impersonation) created through the API,
+/// tested (passing, then failing with the fix for a wrong password), linked, booked, and the
+/// booking found in Exchange.
+#[tokio::test]
+async fn an_ews_connection_is_created_tested_linked_and_booked_through_the_api() {
+    let api = Api::start().await;
+    let account = api.sim.ews_accounts().into_iter().find(|a| a.impersonation).unwrap();
+    let body = |secret: &str| {
+        json!({
+            "name": "fabrikam-onprem",
+            "settings": {
+                "kind": "ews",
+                "url": api.running.ews_url(),
+                "auth": "ntlm",
+                "version": "Exchange2013_SP1",
+                "username": account.username,
+            },
+            "secret": secret,
+            "default_organizer": ORGANIZER,
+        })
+    };
+    let created = api.ok("POST", "/connections", Some(body(&account.password))).await;
+    assert_eq!(created["settings"]["kind"], "ews", "{created}");
+    assert_eq!(created["settings"]["impersonation"], true, "impersonation is the default: {created}");
+    assert_eq!(created["settings"]["max_connections"], 27, "{created}");
+    assert!(!created.to_string().contains(&account.password), "the password is never echoed");
+    let conn = created["id"].as_i64().unwrap();
+    let organizer = api.link(conn, ORGANIZER, "person").await;
+    api.link(conn, ROOM1, "room").await;
+    let diagnosis = api.ok("POST", &format!("/connections/{conn}/test"), None).await;
+    assert_eq!(diagnosis["ok"], true, "{diagnosis}");
+    for name in ["settings", "credentials", "mailbox.person", "mailbox.room"] {
+        assert_eq!(check(&diagnosis, name)["result"], "pass", "{name}: {diagnosis}");
+    }
+
+    let event = api
+        .ok(
+            "POST",
+            &format!("/calendars/{organizer}/events"),
+            Some(json!({"subject": "On-premises induction", "start": at(3, 9), "end": at(3, 10), "rooms": [ROOM1]})),
+        )
+        .await;
+    let status = api.ok("POST", &format!("/calendars/{organizer}/sync"), None).await;
+    assert_eq!((status["state"].as_str(), status["pushed"].as_i64()), (Some("ok"), Some(1)), "{status}");
+    let pushed = api.sim.outlook().list_events(ORGANIZER).unwrap();
+    assert!(pushed.iter().any(|e| e.subject.as_deref() == Some("On-premises induction")), "in Exchange, over EWS");
+    assert!(event["id"].is_string());
+
+    // A wrong password: the sign-in check fails and names the fix.
+    let mut wrong = body("not-the-password");
+    wrong["name"] = json!("fabrikam-wrong");
+    let bad = api.ok("POST", "/connections", Some(wrong)).await;
+    let diagnosis = api.ok("POST", &format!("/connections/{}/test", bad["id"]), None).await;
+    assert_eq!(diagnosis["ok"], false, "{diagnosis}");
+    let creds = check(&diagnosis, "credentials");
+    assert_eq!(creds["result"], "fail", "{diagnosis}");
+    assert!(creds["hint"].as_str().unwrap().contains("password"), "{creds}");
+    assert!(!diagnosis.to_string().contains("not-the-password"), "the secret never appears");
+}
