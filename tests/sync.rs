@@ -14,7 +14,7 @@ use calbridge_core::model::*;
 use calbridge_core::store::StoreError;
 use calbridge_graph::client::GraphOptions;
 use calbridge_sim::NewEvent;
-use calbridge_tests::{FailingAfter, Protocol, World, INSTALLATION, SCENARIO};
+use calbridge_tests::{FailingAfter, Hooked, Protocol, World, INSTALLATION, SCENARIO};
 
 /// Runs `$name(protocol)` as two tests, `$name::graph` and `$name::ews`.
 macro_rules! both {
@@ -452,60 +452,6 @@ async fn an_interrupted_relisting_starts_over_and_still_reconciles(p: Protocol) 
     assert_eq!(w.sync_ok(&cal).await.writes.total(), 0);
 }
 
-/// A `Remote` that lets the host application edit an event while the engine fetches the
-/// first page of changes: the pull's plan is made on a calendar that changed under it.
-struct EditDuringPull {
-    inner: std::sync::Arc<dyn calbridge_core::remote::Remote>,
-    store: std::sync::Arc<dyn calbridge_core::store::Store>,
-    id: EventId,
-    done: std::sync::atomic::AtomicBool,
-}
-
-#[async_trait::async_trait]
-impl calbridge_core::remote::Remote for EditDuringPull {
-    async fn mailbox(
-        &self,
-        email: &str,
-    ) -> Result<calbridge_core::remote::MailboxInfo, calbridge_core::remote::RemoteError> {
-        self.inner.mailbox(email).await
-    }
-    async fn list_calendars(
-        &self,
-        email: &str,
-    ) -> Result<Vec<calbridge_core::remote::RemoteCalendar>, calbridge_core::remote::RemoteError> {
-        self.inner.list_calendars(email).await
-    }
-    async fn changes(
-        &self,
-        email: &str,
-        window: &calbridge_core::sync::Window,
-        cursor: Option<&calbridge_core::sync::Cursor>,
-    ) -> Result<calbridge_core::sync::ChangePage, calbridge_core::remote::RemoteError> {
-        let page = self.inner.changes(email, window, cursor).await;
-        if !self.done.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            let ev = self.store.event(&self.id).await.unwrap().unwrap();
-            let mut d = ev.data.clone();
-            d.subject = "Host edit during the pull".into();
-            self.store.update_local_event(&self.id, &d, Some(ev.version)).await.unwrap();
-        }
-        page
-    }
-    async fn fetch(
-        &self,
-        email: &str,
-        ids: &[String],
-    ) -> Result<Vec<calbridge_core::sync::RemoteItem>, calbridge_core::remote::RemoteError> {
-        self.inner.fetch(email, ids).await
-    }
-    async fn push(
-        &self,
-        email: &str,
-        change: &calbridge_core::sync::PushChange,
-    ) -> Result<Option<calbridge_core::sync::Confirmed>, calbridge_core::remote::RemoteError> {
-        self.inner.push(email, change).await
-    }
-}
-
 /// R3: a host-application edit that lands while a pull is planning is not overwritten: the
 /// engine reads the calendar again, and the host's change wins and reaches Exchange.
 async fn a_host_edit_during_the_pull_is_not_lost(p: Protocol) {
@@ -517,8 +463,16 @@ async fn a_host_edit_during_the_pull_is_not_lost(p: Protocol) {
     let remote_id = w.store.remote_id(&id).await.unwrap().unwrap();
     w.sim.outlook().update_event(ANN, &w.graph_id(&remote_id), json!({"subject": "Outlook edit"})).unwrap();
 
-    let racing =
-        EditDuringPull { inner: w.remote.clone(), store: w.store.clone(), id: id.clone(), done: Default::default() };
+    // While the first page of changes is being planned, the host application edits the event.
+    let (store, edited) = (w.store.clone(), id.clone());
+    let racing = Hooked::new(w.remote.clone()).after_first_changes(Box::new(move || {
+        Box::pin(async move {
+            let ev = store.event(&edited).await.unwrap().unwrap();
+            let mut d = ev.data.clone();
+            d.subject = "Host edit during the pull".into();
+            store.update_local_event(&edited, &d, Some(ev.version)).await.unwrap();
+        })
+    }));
     let r = w.engine.sync_calendar(&racing, &cal, Utc::now()).await;
     assert!(r.error.is_none(), "the engine recovers from the race: {r:?}");
     assert_eq!(w.store.event(&id).await.unwrap().unwrap().data.subject, "Host edit during the pull");
@@ -585,61 +539,6 @@ async fn ews_created_events_carry_the_provenance_graph_reads() {
     assert_eq!(item.provenance.map(|p| p.local_id), Some(id));
 }
 
-/// A `Remote` that, right before the first update it pushes, has someone edit the same event
-/// in Outlook: the update leaves with a version Exchange no longer has.
-struct OutlookEditBeforePush {
-    inner: std::sync::Arc<dyn calbridge_core::remote::Remote>,
-    sim: calbridge_sim::Simulator,
-    graph_id: String,
-    done: std::sync::atomic::AtomicBool,
-}
-
-#[async_trait::async_trait]
-impl calbridge_core::remote::Remote for OutlookEditBeforePush {
-    async fn mailbox(
-        &self,
-        email: &str,
-    ) -> Result<calbridge_core::remote::MailboxInfo, calbridge_core::remote::RemoteError> {
-        self.inner.mailbox(email).await
-    }
-    async fn list_calendars(
-        &self,
-        email: &str,
-    ) -> Result<Vec<calbridge_core::remote::RemoteCalendar>, calbridge_core::remote::RemoteError> {
-        self.inner.list_calendars(email).await
-    }
-    async fn changes(
-        &self,
-        email: &str,
-        window: &calbridge_core::sync::Window,
-        cursor: Option<&calbridge_core::sync::Cursor>,
-    ) -> Result<calbridge_core::sync::ChangePage, calbridge_core::remote::RemoteError> {
-        self.inner.changes(email, window, cursor).await
-    }
-    async fn fetch(
-        &self,
-        email: &str,
-        ids: &[String],
-    ) -> Result<Vec<calbridge_core::sync::RemoteItem>, calbridge_core::remote::RemoteError> {
-        self.inner.fetch(email, ids).await
-    }
-    async fn push(
-        &self,
-        email: &str,
-        change: &calbridge_core::sync::PushChange,
-    ) -> Result<Option<calbridge_core::sync::Confirmed>, calbridge_core::remote::RemoteError> {
-        if matches!(change, calbridge_core::sync::PushChange::Update { .. })
-            && !self.done.swap(true, std::sync::atomic::Ordering::SeqCst)
-        {
-            self.sim
-                .outlook()
-                .update_event(email, &self.graph_id, json!({"location": {"displayName": "Hall B"}}))
-                .unwrap();
-        }
-        self.inner.push(email, change).await
-    }
-}
-
 /// R2, R3: an update sent with a stale version (Graph 412, EWS ErrorIrresolvableConflict) is
 /// not forced through: it is deferred, the next pull brings Exchange's state, and the
 /// conflict policy decides — the host application's edit wins and reaches Exchange.
@@ -655,12 +554,13 @@ async fn a_stale_version_is_refused_then_resolved(p: Protocol) {
     d.subject = "Seminar (host edit)".into();
     w.store.update_local_event(&id, &d, Some(ev.version)).await.unwrap();
 
-    let racing = OutlookEditBeforePush {
-        inner: w.remote.clone(),
-        sim: w.sim.clone(),
-        graph_id: w.graph_id(&remote_id),
-        done: Default::default(),
-    };
+    // Right before the update leaves, someone moves the meeting to another hall in Outlook.
+    let (sim, graph_id) = (w.sim.clone(), w.graph_id(&remote_id));
+    let racing = Hooked::new(w.remote.clone()).before_first_update(Box::new(move || {
+        Box::pin(async move {
+            sim.outlook().update_event(ANN, &graph_id, json!({"location": {"displayName": "Hall B"}})).unwrap();
+        })
+    }));
     let first = w.engine.sync_calendar(&racing, &cal, Utc::now()).await;
     assert_eq!(first.deferred, 1, "the stale update is refused and deferred: {first:?}");
     assert_eq!(

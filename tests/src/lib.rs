@@ -327,3 +327,62 @@ impl Remote for FailingAfter {
         self.inner.push(email, change).await
     }
 }
+
+/// Work a test does at one moment of a sync (an edit someone makes meanwhile).
+pub type Hook = Box<dyn FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send>;
+
+/// A `Remote` that runs a test's hooks once, at set moments, around the real adapter: after
+/// the first page of changes arrives (the engine then plans on a calendar that changed under
+/// it), or right before the first update leaves (it then carries a version Exchange no longer
+/// has). Everything goes to the real adapter.
+pub struct Hooked {
+    inner: Arc<dyn Remote>,
+    after_first_changes: std::sync::Mutex<Option<Hook>>,
+    before_first_update: std::sync::Mutex<Option<Hook>>,
+}
+
+impl Hooked {
+    pub fn new(inner: Arc<dyn Remote>) -> Self {
+        Hooked { inner, after_first_changes: Default::default(), before_first_update: Default::default() }
+    }
+
+    pub fn after_first_changes(self, hook: Hook) -> Self {
+        *self.after_first_changes.lock().unwrap() = Some(hook);
+        self
+    }
+
+    pub fn before_first_update(self, hook: Hook) -> Self {
+        *self.before_first_update.lock().unwrap() = Some(hook);
+        self
+    }
+}
+
+#[async_trait::async_trait]
+impl Remote for Hooked {
+    async fn mailbox(&self, email: &str) -> Result<MailboxInfo, RemoteError> {
+        self.inner.mailbox(email).await
+    }
+    async fn list_calendars(&self, email: &str) -> Result<Vec<RemoteCalendar>, RemoteError> {
+        self.inner.list_calendars(email).await
+    }
+    async fn changes(&self, email: &str, window: &Window, cursor: Option<&Cursor>) -> Result<ChangePage, RemoteError> {
+        let page = self.inner.changes(email, window, cursor).await;
+        let hook = self.after_first_changes.lock().unwrap().take();
+        if let Some(hook) = hook {
+            hook().await;
+        }
+        page
+    }
+    async fn fetch(&self, email: &str, ids: &[String]) -> Result<Vec<RemoteItem>, RemoteError> {
+        self.inner.fetch(email, ids).await
+    }
+    async fn push(&self, email: &str, change: &PushChange) -> Result<Option<Confirmed>, RemoteError> {
+        if matches!(change, PushChange::Update { .. }) {
+            let hook = self.before_first_update.lock().unwrap().take();
+            if let Some(hook) = hook {
+                hook().await;
+            }
+        }
+        self.inner.push(email, change).await
+    }
+}
