@@ -955,3 +955,30 @@ async fn an_ews_connection_is_created_tested_linked_and_booked_through_the_api()
     assert!(creds["hint"].as_str().unwrap().contains("password"), "{creds}");
     assert!(!diagnosis.to_string().contains("not-the-password"), "the secret never appears");
 }
+
+/// Room discovery in one call: every room the directory lists becomes a room calendar, each
+/// room list a site; a second import links nothing twice, and a foreign site is refused.
+#[tokio::test]
+async fn rooms_are_imported_in_one_call() {
+    let api = Api::start().await;
+    let conn = api.connection().await;
+    let report = api.ok("POST", &format!("/connections/{conn}/rooms/import"), Some(json!({}))).await;
+    let mut linked: Vec<&str> = report["linked"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    linked.sort();
+    assert_eq!(linked, [ROOM1, ROOM2], "{report}");
+    assert_eq!(report["sites_created"], json!(["All rooms"]), "{report}");
+    let calendars = api.ok("GET", "/calendars", None).await;
+    let room = calendars.as_array().unwrap().iter().find(|c| c["email"] == ROOM1).expect("room 1 linked");
+    assert_eq!(room["kind"], "room", "{room}");
+    let again = api.ok("POST", &format!("/connections/{conn}/rooms/import"), Some(json!({}))).await;
+    assert_eq!(again["linked"], json!([]), "{again}");
+    assert_eq!(again["existing"].as_array().unwrap().len(), 2);
+    let (status, problem, _) = api
+        .call(Some(&api.admin), "POST", &format!("/connections/{conn}/rooms/import"), Some(json!({"site_id": 999})))
+        .await;
+    assert_eq!(status, 422, "{problem}");
+    assert!(problem["detail"].as_str().unwrap().contains("site_id"), "{problem}");
+    let (status, _, _) =
+        api.call(Some(&api.read), "POST", &format!("/connections/{conn}/rooms/import"), Some(json!({}))).await;
+    assert_eq!(status, 403, "a read key cannot import");
+}

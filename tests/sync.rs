@@ -639,3 +639,27 @@ async fn ews_basic_and_oauth2_connections_sync_too() {
         assert_eq!(w.sync_ok(&cal).await.pushed.created, 1, "{auth:?}");
     }
 }
+
+/// Room discovery (EWS GetRoomLists/GetRooms, Graph places): one call links every room as a
+/// calendar, each room list as a site; importing again links nothing twice.
+async fn rooms_are_imported_from_exchange_with_their_lists(p: Protocol) {
+    let w = World::on(p).await;
+    let first =
+        calbridge_engine::rooms::import_rooms(w.store.as_ref(), w.remote.as_ref(), &w.connection, None).await.unwrap();
+    let mut linked = first.linked.clone();
+    linked.sort();
+    assert_eq!(linked, [ROOM1, "room2@fabrikam.example"], "{first:?}");
+    assert_eq!(first.sites_created, ["All rooms"], "the simulator's one room list becomes a site");
+    let room = w.store.calendar_by_email(ROOM1).await.unwrap().unwrap();
+    assert_eq!((room.kind, room.display_name.as_str()), (CalendarKind::Room, "Room 1 (12 seats)"));
+    let site = w.store.sites().await.unwrap().into_iter().find(|s| s.name == "All rooms").unwrap();
+    assert_eq!(room.site_id, Some(site.id));
+    // The imported room syncs like any calendar.
+    w.sync_ok(&room).await;
+    let again =
+        calbridge_engine::rooms::import_rooms(w.store.as_ref(), w.remote.as_ref(), &w.connection, None).await.unwrap();
+    assert!(again.linked.is_empty() && again.sites_created.is_empty(), "{again:?}");
+    assert_eq!(again.existing.len(), 2);
+}
+
+both!(rooms_are_imported_from_exchange_with_their_lists);

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use chrono::Utc;
 
 use calbridge_core::model::*;
-use calbridge_core::remote::{MailboxInfo, Remote, RemoteCalendar, RemoteError};
+use calbridge_core::remote::{MailboxInfo, Remote, RemoteCalendar, RemoteError, RoomInfo};
 use calbridge_core::store::{NewCalendar, NewConnection, Store};
 use calbridge_core::sync::{ChangePage, Confirmed, Cursor, PushChange, RemoteItem, Window};
 use calbridge_engine::{CalendarReport, Engine, EngineConfig};
@@ -36,7 +36,7 @@ domain = "fabrikam.example"
 [[apps]]
 client_id = "c0ffee00-1234-4abc-8def-0123456789ab"
 client_secret = "e2e-client-secret-value"
-roles = ["Calendars.ReadWrite", "User.Read.All", "full_access_as_app"]
+roles = ["Calendars.ReadWrite", "User.Read.All", "Place.Read.All", "full_access_as_app"]
 [[ews_accounts]]
 username = "FABRIKAM\\svc-calbridge"
 password = "e2e-ews-password-value"
@@ -326,6 +326,9 @@ impl Remote for FailingAfter {
     async fn push(&self, email: &str, change: &PushChange) -> Result<Option<Confirmed>, RemoteError> {
         self.inner.push(email, change).await
     }
+    async fn rooms(&self) -> Result<Vec<RoomInfo>, RemoteError> {
+        self.inner.rooms().await
+    }
 }
 
 /// Work a test does at one moment of a sync (an edit someone makes meanwhile).
@@ -384,5 +387,8 @@ impl Remote for Hooked {
             }
         }
         self.inner.push(email, change).await
+    }
+    async fn rooms(&self) -> Result<Vec<RoomInfo>, RemoteError> {
+        self.inner.rooms().await
     }
 }

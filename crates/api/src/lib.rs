@@ -10,6 +10,7 @@
 //! |---|---|
 //! | `/connections`, `/connections/{id}` | CRUD; the secret is write-only, sealed at rest (engine's `secrets`), never echoed; `DELETE ?remove_from_exchange=true` also deletes the events calbridge created in Exchange |
 //! | `/connections/{id}/test` | the connection's [`Connector`](calbridge_core::connector::Connector) diagnosis: every check with result, detail and a hint naming the fix |
+//! | `/connections/{id}/rooms/import` | room discovery: every room Exchange lists linked as a calendar, room lists as sites |
 //! | `/sites`, `/sites/{id}` | groups of calendars on one connection |
 //! | `/calendars`, `/calendars/{id}`, `…/verify` | mailbox links (person, room, equipment), verified against Exchange (`Remote::mailbox`) |
 //! | `/calendars/{id}/events`, `/events/{id}` | events by range; local events created, replaced, deleted; Exchange's are read-only (409) |

@@ -194,6 +194,55 @@ pub struct SyncArgs {
     calendar: Option<String>,
 }
 
+#[derive(clap::Args)]
+pub struct RoomsImportArgs {
+    /// The connection whose organisation's rooms to import (default: the only one).
+    #[arg(long)]
+    connection: Option<String>,
+    /// Put every imported room in this site (created if missing) instead of one per room list.
+    #[arg(long)]
+    site: Option<String>,
+}
+
+/// `calbridge rooms import`: links every room Exchange lists (GetRoomLists/GetRooms over EWS,
+/// `places` over Graph) as a room calendar of the connection, each room list as a site.
+pub async fn rooms_import(config: Option<&Path>, args: RoomsImportArgs) -> Result<()> {
+    let cfg = Config::load(config, &crate::config::process_env)?;
+    let names: Vec<String> = cfg.connections.iter().map(|c| c.name.clone()).collect();
+    let chosen = match (&args.connection, names.as_slice()) {
+        (Some(n), _) if names.contains(n) => n.clone(),
+        (Some(n), _) => bail!("no connection named {n:?}. Fix: use one of: {}", names.join(", ")),
+        (None, [only]) => only.clone(),
+        (None, []) => bail!("no connections configured. Fix: add a [[connections]] table (see the README)"),
+        (None, _) => {
+            bail!("several connections are configured. Fix: pick one with --connection ({})", names.join(", "))
+        }
+    };
+    let app = App::open(cfg).await?;
+    let links = app.apply_links().await?;
+    let (conn, cc) = links.iter().find(|(c, _)| c.name == chosen).context("the connection was not stored")?;
+    let site = match &args.site {
+        Some(name) => Some(app.store.upsert_site(name, conn.id).await?.id),
+        None => None,
+    };
+    let ad = adapter(cc, &app.config.installation_id)?;
+    let report = calbridge_engine::rooms::import_rooms(app.store.as_ref(), ad.remote.as_ref(), conn, site)
+        .await
+        .with_context(|| format!("importing the rooms of connection {:?} failed", conn.name))?;
+    for s in &report.sites_created {
+        println!("site created: {s}");
+    }
+    for r in &report.linked {
+        println!("linked: {r}");
+    }
+    println!(
+        "{} rooms linked, {} already linked; run `calbridge sync` to verify and sync them",
+        report.linked.len(),
+        report.existing.len()
+    );
+    Ok(())
+}
+
 pub async fn sync(config: Option<&Path>, args: SyncArgs) -> Result<()> {
     let cfg = Config::load(config, &crate::config::process_env)?;
     if cfg.connections.is_empty() {

@@ -5,7 +5,7 @@
 //!
 //! Commands: `demo` (the simulator, a sample organisation, a full sync and a booking, in one
 //! go), `sim` (the Exchange simulator on its own), `sync` (apply the configuration's links and
-//! sync), `events` (read a calendar from the store), `serve` (the REST API with the sync
+//! sync), `events` (read a calendar from the store), `rooms import` (room discovery), `serve` (the REST API with the sync
 //! engine and the webhook worker), `apikey` (API keys) and `secrets` (the master key).
 
 mod app;
@@ -45,6 +45,9 @@ enum Command {
     Sync(app::SyncArgs),
     /// List a calendar's events from the store.
     Events(app::EventsArgs),
+    /// Import the organisation's rooms and room lists from Exchange as calendars and sites.
+    #[command(subcommand)]
+    Rooms(RoomsCommand),
     /// Run the REST API and the sync engine (scheduled syncs, webhook deliveries) in one process.
     Serve(serve::ServeArgs),
     /// Manage the API keys of the REST API.
@@ -53,6 +56,12 @@ enum Command {
     /// Manage the master key that seals stored secrets.
     #[command(subcommand)]
     Secrets(serve::SecretsCommand),
+}
+
+#[derive(Subcommand)]
+enum RoomsCommand {
+    /// Link every room Exchange lists as a room calendar of a connection (room lists as sites).
+    Import(app::RoomsImportArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -65,6 +74,7 @@ fn main() -> std::process::ExitCode {
             Command::Sim(a) => app::sim(a).await,
             Command::Sync(a) => app::sync(cli.config.as_deref(), a).await,
             Command::Events(a) => app::events(cli.config.as_deref(), a).await,
+            Command::Rooms(RoomsCommand::Import(a)) => app::rooms_import(cli.config.as_deref(), a).await,
             Command::Serve(a) => serve::serve(cli.config.as_deref(), a).await,
             Command::Apikey(c) => serve::apikey(cli.config.as_deref(), c).await,
             Command::Secrets(c) => serve::secrets(cli.config.as_deref(), c).await,

@@ -25,6 +25,17 @@ pub struct RemoteCalendar {
     pub is_default: bool,
 }
 
+/// A room as the organisation's directory lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomInfo {
+    pub email: String,
+    pub name: String,
+    /// The room list (a building, a site) it belongs to, by display name.
+    pub room_list: Option<String>,
+    /// Seats, when the directory says.
+    pub capacity: Option<u32>,
+}
+
 /// The classes of failure the engine distinguishes.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum RemoteError {
@@ -76,4 +87,8 @@ pub trait Remote: Send + Sync {
 
     /// Applies one change. `Ok(None)` for a delete; `NotFound` for a delete means it is gone.
     async fn push(&self, email: &str, change: &PushChange) -> Result<Option<Confirmed>, RemoteError>;
+
+    /// The organisation's rooms (EWS GetRoomLists/GetRooms, Graph `places`), each once, with
+    /// the first room list it appears in.
+    async fn rooms(&self) -> Result<Vec<RoomInfo>, RemoteError>;
 }

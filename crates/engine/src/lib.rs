@@ -49,6 +49,7 @@ use calbridge_core::sync::{CursorUpdate, PushChange, RemoteChange, Snapshot, Win
 
 pub mod cursor;
 pub mod report;
+pub mod rooms;
 pub mod secrets;
 
 pub use report::{CalendarReport, Counts, SyncSummary};

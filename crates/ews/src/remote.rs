@@ -22,7 +22,7 @@
 
 use async_trait::async_trait;
 
-use calbridge_core::remote::{MailboxInfo, Remote, RemoteCalendar, RemoteError};
+use calbridge_core::remote::{MailboxInfo, Remote, RemoteCalendar, RemoteError, RoomInfo};
 use calbridge_core::sync::{ChangePage, Confirmed, Cursor, PushChange, RemoteChange, RemoteItem, Window};
 
 use crate::client::{message_result, EwsClient};
@@ -266,6 +266,26 @@ impl Remote for EwsRemote {
                 }
             }
         }
+    }
+
+    async fn rooms(&self) -> Result<Vec<RoomInfo>, RemoteError> {
+        let mut out: Vec<RoomInfo> = Vec::new();
+        for list in self.client.room_lists().await? {
+            let Some(address) = list.email_address.as_deref().filter(|a| !a.is_empty()) else { continue };
+            for room in self.client.rooms(address).await? {
+                let Some(email) = room.email_address.clone().filter(|e| !e.is_empty()) else { continue };
+                if out.iter().any(|r| r.email.eq_ignore_ascii_case(&email)) {
+                    continue;
+                }
+                out.push(RoomInfo {
+                    name: room.name.clone().unwrap_or_else(|| email.clone()),
+                    email,
+                    room_list: list.name.clone(),
+                    capacity: None,
+                });
+            }
+        }
+        Ok(out)
     }
 }
 

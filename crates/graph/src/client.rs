@@ -31,7 +31,7 @@ use url::Url;
 use crate::auth::{Clock, SystemClock, TokenProvider};
 use crate::endpoints::{
     self, calendar_get_schedule, calendar_list, calendar_view, calendar_view_delta, event_create, event_delete,
-    event_get, event_update, snippet, user_get, without_query, GraphRequest, TransportRetry,
+    event_get, event_update, place_list, snippet, user_get, without_query, GraphRequest, TransportRetry,
 };
 use crate::error::GraphError;
 use crate::types::{self, ODataError};
@@ -357,6 +357,40 @@ impl GraphClient {
             }
         }
         Err(too_many_pages("list calendars"))
+    }
+
+    /// Every page of a places listing (room lists, rooms), at most [`MAX_PAGES`].
+    async fn places(&self, first: GraphRequest) -> Result<Vec<types::Place>, GraphError> {
+        let mut req = first;
+        let mut all = Vec::new();
+        for _ in 0..MAX_PAGES {
+            // Places are the directory's, not a mailbox's: one key for the concurrency limit.
+            let page = place_list::parse(&self.send("places", &req).await?.body)?;
+            all.extend(page.value);
+            match page.next_link {
+                Some(next) => {
+                    req =
+                        place_list::request_next(endpoints::check_same_origin("list places", &self.inner.base, &next)?)
+                }
+                None => return Ok(all),
+            }
+        }
+        Err(too_many_pages("list places"))
+    }
+
+    /// `GET /places/microsoft.graph.roomlist`.
+    pub async fn room_lists(&self) -> Result<Vec<types::Place>, GraphError> {
+        self.places(place_list::room_lists(&self.inner.base)).await
+    }
+
+    /// `GET /places/{list}/microsoft.graph.roomlist/rooms`.
+    pub async fn rooms_of(&self, room_list: &str) -> Result<Vec<types::Place>, GraphError> {
+        self.places(place_list::rooms_of(&self.inner.base, room_list)).await
+    }
+
+    /// `GET /places/microsoft.graph.room`.
+    pub async fn rooms(&self) -> Result<Vec<types::Place>, GraphError> {
+        self.places(place_list::rooms(&self.inner.base)).await
     }
 
     /// `GET /users/{email}/events/{id}` with the provenance property.

@@ -19,7 +19,7 @@
 use async_trait::async_trait;
 use tokio::task::JoinSet;
 
-use calbridge_core::remote::{MailboxInfo, Remote, RemoteCalendar, RemoteError};
+use calbridge_core::remote::{MailboxInfo, Remote, RemoteCalendar, RemoteError, RoomInfo};
 use calbridge_core::sync::{ChangePage, Confirmed, Cursor, PushChange, RemoteItem, Window};
 
 use crate::client::GraphClient;
@@ -178,6 +178,42 @@ impl Remote for GraphRemote {
                 },
             },
         }
+    }
+
+    async fn rooms(&self) -> Result<Vec<RoomInfo>, RemoteError> {
+        let place_error = |e: GraphError| match e.classify() {
+            RemoteError::Auth { message, .. } if e.status() == Some(403) => RemoteError::Auth {
+                message,
+                hint: "give the app registration the Microsoft Graph application permission Place.Read.All \
+                       (with admin consent) to import rooms"
+                    .into(),
+            },
+            other => other,
+        };
+        let mut out: Vec<RoomInfo> = Vec::new();
+        let mut add = |p: crate::types::Place, list: Option<&str>| {
+            let Some(email) = p.email_address.clone().filter(|e| !e.is_empty()) else { return };
+            if out.iter().any(|r| r.email.eq_ignore_ascii_case(&email)) {
+                return;
+            }
+            out.push(RoomInfo {
+                name: p.display_name.clone().unwrap_or_else(|| email.clone()),
+                capacity: p.capacity(),
+                email,
+                room_list: list.map(str::to_string),
+            });
+        };
+        for list in self.client.room_lists().await.map_err(place_error)? {
+            let Some(address) = list.email_address.as_deref() else { continue };
+            for room in self.client.rooms_of(address).await.map_err(place_error)? {
+                add(room, list.display_name.as_deref());
+            }
+        }
+        // Rooms in no list.
+        for room in self.client.rooms().await.map_err(place_error)? {
+            add(room, None);
+        }
+        Ok(out)
     }
 }
 

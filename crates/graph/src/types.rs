@@ -423,3 +423,31 @@ pub struct TokenError {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_uri: Option<String>,
 }
+
+/// `microsoft.graph.room` / `microsoft.graph.roomList` (the fields calbridge reads).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Place {
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub email_address: Option<String>,
+    /// An Int32 by the schema; Microsoft's own page shows a string (`"50"`): both are kept.
+    #[serde(default)]
+    pub capacity: Option<serde_json::Value>,
+    #[serde(default)]
+    pub building: Option<String>,
+}
+
+impl Place {
+    /// The number of seats, if Graph gave a usable one.
+    pub fn capacity(&self) -> Option<u32> {
+        match self.capacity.as_ref()? {
+            serde_json::Value::Number(n) => n.as_u64().and_then(|v| u32::try_from(v).ok()),
+            serde_json::Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        }
+    }
+}

@@ -89,6 +89,7 @@ pub(crate) fn classify(method: &Method, path: &str) -> (&'static str, Option<Str
         ["_sim", ..] => ("sim", None),
         ["EWS", "Exchange.asmx"] | ["ews", "exchange.asmx"] => ("ews", None),
         ["v1.0", "users"] => ("user_list", None),
+        ["v1.0", "places", ..] => ("place_list", None),
         ["v1.0", "users", u] => ("user_get", Some(percent_decode(u))),
         ["v1.0", "users", u, rest @ ..] => {
             let kind = match rest {
@@ -115,12 +116,16 @@ const USER_ROLES: &[&str] =
 const CALENDAR_READ: &[&str] =
     &["Calendars.Read", "Calendars.ReadWrite", "Calendars.ReadBasic", "Calendars.ReadBasic.All"];
 const CALENDAR_WRITE: &[&str] = &["Calendars.ReadWrite"];
+const PLACE_ROLES: &[&str] = &["Place.Read.All", "Place.ReadWrite.All"];
 
 fn check_roles(kind: &str, app: &AppContext) -> Result<(), ApiError> {
     let has = |wanted: &[&str]| app.roles.iter().any(|r| wanted.iter().any(|w| w.eq_ignore_ascii_case(r)));
     match kind {
         "user_get" | "user_list" if !has(USER_ROLES) => {
             Err(ApiError::new(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation."))
+        }
+        "place_list" if !has(PLACE_ROLES) => {
+            Err(ApiError::new(403, "ErrorAccessDenied", "Access is denied. Check credentials and try again."))
         }
         "event_create" | "event_update" | "event_delete" if !has(CALENDAR_WRITE) => {
             Err(ApiError::new(403, "ErrorAccessDenied", "Access is denied. Check credentials and try again."))
@@ -319,7 +324,10 @@ pub(crate) fn router(sim: Simulator) -> Router {
         .route("/v1.0/users/{user}/calendars", get(calendar_list::list))
         .route("/v1.0/users/{user}/calendar", get(calendar_list::default_calendar))
         .route("/v1.0/users/{user}/calendars/{cal}", get(calendar_list::one))
-        .route("/v1.0/users/{user}/calendar/getSchedule", post(calendar_get_schedule::handler));
+        .route("/v1.0/users/{user}/calendar/getSchedule", post(calendar_get_schedule::handler))
+        .route("/v1.0/places/microsoft.graph.room", get(place_list::rooms))
+        .route("/v1.0/places/microsoft.graph.roomlist", get(place_list::room_lists))
+        .route("/v1.0/places/{place}/microsoft.graph.roomlist/rooms", get(place_list::list_rooms));
     for prefix in ["/v1.0/users/{user}", "/v1.0/users/{user}/calendar", "/v1.0/users/{user}/calendars/{cal}"] {
         graph_routes = graph_routes
             .route(&format!("{prefix}/events"), get(event_list::handler).post(event_create::handler))

@@ -308,6 +308,75 @@ pub async fn delete(
     Ok(axum::Json(out))
 }
 
+/// What to import rooms into.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoomImportInput {
+    /// Put every imported room in this site (of the same connection) instead of one site per
+    /// room list.
+    #[serde(default, deserialize_with = "crate::int::opt")]
+    #[schema(minimum = 1)]
+    pub site_id: Option<i64>,
+}
+
+/// What an import did.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct RoomImportView {
+    pub connection_id: i64,
+    /// Rooms linked now (their calendars start `pending` and are verified by the first sync).
+    pub linked: Vec<String>,
+    /// Rooms that were linked already (left as they are).
+    pub existing: Vec<String>,
+    /// Sites made for room lists.
+    pub sites_created: Vec<String>,
+}
+
+/// Import the organisation's rooms (write): every room Exchange lists (EWS GetRoomLists and
+/// GetRooms, Graph `places`, which needs `Place.Read.All`) is linked as a room calendar of
+/// the connection, each room list as a site. Importing again links only new rooms.
+#[utoipa::path(post, path = "/connections/{id}/rooms/import", tag = "connections", params(("id" = i64, Path)),
+    request_body = RoomImportInput,
+    responses((status = 200, description = "What was linked", body = RoomImportView)))]
+pub async fn import_rooms(
+    State(state): State<ApiState>,
+    _auth: Authorized<WriteScope>,
+    Path(id): Path<i64>,
+    Json(input): Json<RoomImportInput>,
+) -> ApiResult<axum::Json<RoomImportView>> {
+    let c = find(&state, id).await?;
+    if let Some(site) = input.site_id {
+        let known = state.store().sites().await?.into_iter().find(|s| s.id == site);
+        match known {
+            None => return Err(ApiError::field("/site_id", format!("no site {site}; list them with GET /sites"))),
+            Some(s) if s.connection_id != c.id => {
+                return Err(ApiError::field(
+                    "/site_id",
+                    format!(
+                        "site {site} belongs to connection {}, not {}; pick a site of this connection",
+                        s.connection_id, c.id
+                    ),
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    let remote = state.remote(&c).await?;
+    let report = calbridge_engine::rooms::import_rooms(state.store().as_ref(), remote.as_ref(), &c, input.site_id)
+        .await
+        .map_err(|e| match e {
+            calbridge_engine::rooms::ImportError::Store(e) => e.into(),
+            calbridge_engine::rooms::ImportError::Remote(e) => {
+                ApiError::conflict(format!("connection {} could not list its rooms: {e}", c.name))
+            }
+        })?;
+    Ok(axum::Json(RoomImportView {
+        connection_id: c.id,
+        linked: report.linked,
+        existing: report.existing,
+        sites_created: report.sites_created,
+    }))
+}
+
 /// The mailboxes a test probes: the default organizer, and one linked calendar per kind.
 async fn probes(state: &ApiState, c: &Connection) -> ApiResult<Vec<Probe>> {
     let mut out: Vec<Probe> = Vec::new();

@@ -39,6 +39,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/connections", get(connections::list).post(connections::create))
         .route("/connections/{id}", get(connections::read).put(connections::replace).delete(connections::delete))
         .route("/connections/{id}/test", post(connections::test))
+        .route("/connections/{id}/rooms/import", post(connections::import_rooms))
         .route("/connections/{id}/sync", post(sync::sync_connection))
         .route("/sites", get(calendars::list_sites).post(calendars::create_site))
         .route("/sites/{id}", get(calendars::read_site).delete(calendars::delete_site))

@@ -20,6 +20,7 @@ pub mod event_create;
 pub mod event_delete;
 pub mod event_get;
 pub mod event_update;
+pub mod place_list;
 pub mod token;
 pub mod user_get;
 

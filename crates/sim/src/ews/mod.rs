@@ -20,7 +20,7 @@ mod delete_item;
 mod find_item;
 mod get_folder;
 mod get_item;
-mod get_room_lists;
+pub(crate) mod get_room_lists;
 mod get_rooms;
 mod get_server_time_zones;
 mod get_user_availability;

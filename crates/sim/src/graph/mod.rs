@@ -11,6 +11,7 @@ pub mod event_get;
 pub mod event_list;
 pub mod event_update;
 pub mod openid;
+pub mod place_list;
 pub mod token;
 pub mod user_get;
 
