@@ -18,7 +18,24 @@ use calbridge_engine::secrets::MasterKey;
 use calbridge_engine::{Engine, EngineConfig};
 use calbridge_graph::{GraphConnector, GraphOptions};
 use calbridge_sim::{NewEvent, RunningSim, Scenario, Simulator};
-use calbridge_tests::{INSTALLATION, SCENARIO};
+use calbridge_tests::{Protocol, INSTALLATION, SCENARIO};
+
+/// Runs `$name(protocol)` as two tests, `$name::graph` and `$name::ews`: the connection the
+/// API is given speaks that protocol.
+macro_rules! both {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn graph() {
+                super::$name(super::Protocol::Graph).await
+            }
+            #[tokio::test]
+            async fn ews() {
+                super::$name(super::Protocol::Ews).await
+            }
+        }
+    };
+}
 
 const ORGANIZER: &str = "scheduler@fabrikam.example";
 const ROOM1: &str = "room1@fabrikam.example";
@@ -178,6 +195,24 @@ impl Api {
             .ok("POST", "/connections", Some(self.connection_body("fabrikam", &creds.client_id, &creds.client_secret)))
             .await;
         c["id"].as_i64().unwrap()
+    }
+
+    /// A connection to the simulator over `p`: Graph (client credentials) or EWS (NTLM as the
+    /// service account, impersonating).
+    async fn connection_over(&self, p: Protocol) -> i64 {
+        match p {
+            Protocol::Graph => self.connection().await,
+            Protocol::Ews => {
+                let account = self.sim.ews_accounts().into_iter().find(|a| a.impersonation).unwrap();
+                let body = json!({
+                    "name": "fabrikam-ews",
+                    "settings": {"kind": "ews", "url": self.running.ews_url(), "auth": "ntlm", "username": account.username},
+                    "secret": account.password,
+                    "default_organizer": ORGANIZER,
+                });
+                self.ok("POST", "/connections", Some(body)).await["id"].as_i64().unwrap()
+            }
+        }
     }
 
     async fn link(&self, conn: i64, email: &str, kind: &str) -> i64 {
@@ -491,10 +526,9 @@ async fn a_canary_secret_never_leaks() {
 
 /// Events from Exchange are read-only (409 with the reason); local ones can be replaced and
 /// deleted, and the deletion reaches Exchange.
-#[tokio::test]
-async fn exchange_events_are_read_only_and_local_ones_editable() {
+async fn exchange_events_are_read_only_and_local_ones_editable(p: Protocol) {
     let api = Api::start().await;
-    let conn = api.connection().await;
+    let conn = api.connection_over(p).await;
     let ann = api.link(conn, ANN, "person").await;
     api.sim.outlook().create_event(ANN, NewEvent::new("Dentist", at(1, 8), at(1, 9))).unwrap();
     api.ok("POST", &format!("/calendars/{ann}/sync"), None).await;
@@ -695,10 +729,9 @@ async fn availability_merges_and_finds_slots_with_a_room() {
 
 /// Disconnecting removes the connection's calendars and events locally and, when asked, the
 /// events calbridge created in Exchange — and only those.
-#[tokio::test]
-async fn disconnect_removes_what_calbridge_created() {
+async fn disconnect_removes_what_calbridge_created(p: Protocol) {
     let api = Api::start().await;
-    let conn = api.connection().await;
+    let conn = api.connection_over(p).await;
     let ann = api.link(conn, ANN, "person").await;
     api.sim.outlook().create_event(ANN, NewEvent::new("Theirs", at(1, 8), at(1, 9))).unwrap();
     api.ok(
@@ -824,22 +857,25 @@ async fn a_link_changes_in_place_and_busy_only_masks() {
     assert!(problem["detail"].as_str().unwrap().contains("cannot change"), "{problem}");
 }
 
-/// Exchange is the source of truth for rooms: a second booking of a busy room is declined by
-/// the room mailbox, and the host application hears it as `booking.declined`.
-#[tokio::test]
-async fn a_double_booking_is_declined_by_the_room() {
+/// Booking lifecycle: a booking of a room is `pending` until the room mailbox answers, then
+/// `accepted`; a second booking of the busy room is declined by Exchange (never double-booked),
+/// and the host application learns both outcomes through the API and `booking.*` webhooks.
+async fn booking_lifecycle_pending_then_accepted_or_declined(p: Protocol) {
     let api = Api::start().await;
     let (url, mut inbox) = receiver().await;
     let hook = api
         .ok("POST", "/webhooks", Some(json!({"url": url, "events": ["booking.accepted", "booking.declined"]})))
         .await;
     let secret = hook["secret"].as_str().unwrap().to_string();
-    let conn = api.connection().await;
+    let conn = api.connection_over(p).await;
     let organizer = api.link(conn, ORGANIZER, "person").await;
     let ann = api.link(conn, ANN, "person").await;
     let first = json!({"subject": "Class A", "start": at(4, 9), "end": at(4, 10), "rooms": [ROOM2]});
     let second = json!({"subject": "Class B", "start": at(4, 9), "end": at(4, 10), "rooms": [ROOM2]});
-    api.ok("POST", &format!("/calendars/{organizer}/events"), Some(first)).await;
+    let a = api.ok("POST", &format!("/calendars/{organizer}/events"), Some(first)).await;
+    let room_of =
+        |ev: &Value| ev["attendees"].as_array().unwrap().iter().find(|x| x["email"] == ROOM2).unwrap().clone();
+    assert_eq!(room_of(&a)["response"], "none", "pending until the room answers: {a}");
     let b = api.ok("POST", &format!("/calendars/{ann}/events"), Some(second)).await;
     // Push both, then pull the rooms' answers.
     for cal in [organizer, ann, organizer, ann] {
@@ -855,10 +891,68 @@ async fn a_double_booking_is_declined_by_the_room() {
     assert_eq!(declined["data"]["event"]["id"], b["id"], "the later booking is declined: {answers:?}");
     assert_eq!(declined["data"]["resource"], ROOM2);
     assert!(answers.iter().any(|a| a["type"] == "booking.accepted" && a["data"]["event"]["subject"] == "Class A"));
-    let stored = api.ok("GET", &format!("/events/{}", b["id"].as_str().unwrap()), None).await;
-    let room = stored["attendees"].as_array().unwrap().iter().find(|a| a["email"] == ROOM2).unwrap().clone();
-    assert_eq!(room["response"], "declined", "{stored}");
+    let stored_a = api.ok("GET", &format!("/events/{}", a["id"].as_str().unwrap()), None).await;
+    assert_eq!(room_of(&stored_a)["response"], "accepted", "{stored_a}");
+    let stored_b = api.ok("GET", &format!("/events/{}", b["id"].as_str().unwrap()), None).await;
+    assert_eq!(room_of(&stored_b)["response"], "declined", "{stored_b}");
+    // The room's own calendar holds the accepted booking only.
+    let held: Vec<String> = api
+        .sim
+        .outlook()
+        .list_events(ROOM2)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.show_as.as_deref() != Some("free") && !e.is_cancelled.unwrap_or(false))
+        .filter_map(|e| e.subject)
+        .filter(|s| s.starts_with("Class"))
+        .collect();
+    assert_eq!(held, ["Class A"], "never double-booked");
 }
+
+both!(booking_lifecycle_pending_then_accepted_or_declined);
+
+/// Pulled events: Free is hidden, Tentative and Out-of-office block time, events from Exchange
+/// are read-only, and a private event is masked in the API even on an open calendar.
+async fn pulled_events_block_time_by_status_and_private_ones_are_masked(p: Protocol) {
+    let api = Api::start().await;
+    let conn = api.connection_over(p).await;
+    let ann = api.link(conn, ANN, "person").await;
+    let o = api.sim.outlook();
+    let with = |subject: &str, hour: u32, show_as: &str, sensitivity: &str| {
+        let mut e = NewEvent::new(subject, at(2, hour), at(2, hour + 1));
+        e.show_as = Some(show_as.into());
+        e.sensitivity = Some(sensitivity.into());
+        e.body = Some("details".into());
+        e
+    };
+    o.create_event(ANN, with("Lunch walk", 8, "free", "normal")).unwrap();
+    o.create_event(ANN, with("Maybe: vendor call", 10, "tentative", "normal")).unwrap();
+    o.create_event(ANN, with("Conference", 12, "oof", "normal")).unwrap();
+    o.create_event(ANN, with("Doctor", 14, "busy", "private")).unwrap();
+    api.ok("POST", &format!("/calendars/{ann}/sync"), None).await;
+
+    let busy =
+        api.ok("POST", "/availability", Some(json!({"calendars": [ann], "from": at(2, 0), "to": at(3, 0)}))).await;
+    assert_eq!(
+        busy["merged"],
+        json!([
+            {"start": at(2, 10), "end": at(2, 11)},
+            {"start": at(2, 12), "end": at(2, 13)},
+            {"start": at(2, 14), "end": at(2, 15)}
+        ]),
+        "free is hidden, tentative, out-of-office and busy block time: {busy}"
+    );
+    let range = format!("from={}&to={}", at(2, 0).to_rfc3339(), at(3, 0).to_rfc3339()).replace('+', "%2B");
+    let events = api.ok("GET", &format!("/calendars/{ann}/events?{range}"), None).await;
+    let all = events.as_array().unwrap();
+    assert!(all.iter().all(|e| e["read_only"] == true && e["origin"] == "exchange"), "{events}");
+    let private = all.iter().find(|e| e["start"] == json!(at(2, 14))).expect("the private event is listed");
+    assert_eq!(private["subject"], "Busy", "a private event is masked: {private}");
+    assert_eq!((private["body"].as_str(), private["location"].as_str()), (Some(""), Some("")));
+    assert!(all.iter().any(|e| e["subject"] == "Maybe: vendor call"), "an open event keeps its subject");
+}
+
+both!(pulled_events_block_time_by_status_and_private_ones_are_masked);
 
 /// A failed delivery is retried (with backoff) until the endpoint takes it; every attempt
 /// carries the same message id, the receiver's deduplication key, and a valid signature.
@@ -958,10 +1052,9 @@ async fn an_ews_connection_is_created_tested_linked_and_booked_through_the_api()
 
 /// Room discovery in one call: every room the directory lists becomes a room calendar, each
 /// room list a site; a second import links nothing twice, and a foreign site is refused.
-#[tokio::test]
-async fn rooms_are_imported_in_one_call() {
+async fn rooms_are_imported_in_one_call(p: Protocol) {
     let api = Api::start().await;
-    let conn = api.connection().await;
+    let conn = api.connection_over(p).await;
     let report = api.ok("POST", &format!("/connections/{conn}/rooms/import"), Some(json!({}))).await;
     let mut linked: Vec<&str> = report["linked"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
     linked.sort();
@@ -982,3 +1075,6 @@ async fn rooms_are_imported_in_one_call() {
         api.call(Some(&api.read), "POST", &format!("/connections/{conn}/rooms/import"), Some(json!({}))).await;
     assert_eq!(status, 403, "a read key cannot import");
 }
+both!(exchange_events_are_read_only_and_local_ones_editable);
+both!(disconnect_removes_what_calbridge_created);
+both!(rooms_are_imported_in_one_call);
