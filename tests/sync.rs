@@ -663,3 +663,47 @@ async fn rooms_are_imported_from_exchange_with_their_lists(p: Protocol) {
 }
 
 both!(rooms_are_imported_from_exchange_with_their_lists);
+
+/// Room mailboxes that rewrite subjects (AddOrganizerToSubject, DeleteSubject): the room's
+/// calendar shows the organizer's name, the host application's event keeps its subject in
+/// calbridge and in the organizer's Exchange calendar, and syncing again changes nothing —
+/// no update loop between the two.
+async fn a_room_that_rewrites_subjects_causes_no_update_loop(p: Protocol) {
+    const HALL: &str = "hall@fabrikam.example";
+    let scenario = format!(
+        "{SCENARIO}\n[[mailboxes]]\nemail = \"{HALL}\"\nname = \"Great Hall\"\nkind = \"room\"\nadd_organizer_to_subject = true\ndelete_subject = true\n"
+    );
+    let w = match p {
+        Protocol::Graph => World::with(&scenario, calbridge_graph::client::GraphOptions::default(), None).await,
+        Protocol::Ews => World::ews_with(&scenario, EwsAuth::Ntlm, calbridge_ews::EwsOptions::default(), None).await,
+    };
+    let org = w.link(ORGANIZER, CalendarKind::Person).await;
+    let hall = w.link(HALL, CalendarKind::Room).await;
+    let mut data = local_data("Board meeting", 6, 14);
+    data.attendees = vec![Attendee {
+        email: HALL.into(),
+        name: "Great Hall".into(),
+        role: AttendeeRole::Resource,
+        response: ResponseStatus::None,
+    }];
+    let id = EventId::new("board-1");
+    w.store.create_local_event(org.id, &id, &data).await.unwrap();
+    for cal in [&org, &hall, &org, &hall] {
+        w.sync_ok(cal).await;
+    }
+    let copy = w.local(&hall).await;
+    assert_eq!(copy.len(), 1, "{copy:?}");
+    assert_eq!(copy[0].data.subject, "Fabrikam Scheduler", "the room titles its copy with the organizer");
+    let ours = w.store.event(&id).await.unwrap().unwrap();
+    assert_eq!(ours.data.subject, "Board meeting");
+    assert_eq!(BookingState::from_response(ours.data.resource_response(HALL).unwrap()), BookingState::Accepted);
+    let remote_id = w.store.remote_id(&id).await.unwrap().unwrap();
+    let in_exchange = w.sim.outlook().get_event(ORGANIZER, &w.graph_id(&remote_id)).unwrap();
+    assert_eq!(in_exchange.subject.as_deref(), Some("Board meeting"), "the organizer's meeting keeps its subject");
+    for cal in [&org, &hall] {
+        let r = w.sync_ok(cal).await;
+        assert_eq!((r.pushed.total(), r.pulled.total(), r.writes.total()), (0, 0, 0), "idle: {r:?}");
+    }
+}
+
+both!(a_room_that_rewrites_subjects_causes_no_update_loop);

@@ -89,6 +89,8 @@ pub fn mailboxes(g: &GenerateSpec, domain: &str, existing: &[MailboxSpec]) -> Ve
         allow_conflicts: false,
         booking_window_days: 180,
         max_duration_minutes: 1440,
+        add_organizer_to_subject: false,
+        delete_subject: false,
     };
     let mut n = 0;
     while out.iter().filter(|m| m.kind == MailboxKind::Person).count() < g.people {

@@ -23,6 +23,8 @@
 //! allow_conflicts = false
 //! booking_window_days = 180
 //! max_duration_minutes = 1440
+//! add_organizer_to_subject = false  # the room's copy is titled with the organizer's name
+//! delete_subject = false            # the room's copy drops the meeting's subject
 //!
 //! [[room_lists]]               # optional: EWS GetRoomLists/GetRooms (default: one list of all rooms)
 //! email = "rooms-north@example.org"
@@ -199,6 +201,15 @@ pub struct MailboxSpec {
     /// Rooms/equipment: the longest accepted booking.
     #[serde(default = "default_max_duration")]
     pub max_duration_minutes: u32,
+    /// Rooms/equipment (Set-CalendarProcessing AddOrganizerToSubject): the copy in the
+    /// resource's calendar carries the organizer's name before (or, with `delete_subject`,
+    /// instead of) the subject. Exchange's default is true; the simulator's is false, so
+    /// scenarios show subjects unless they ask for Exchange's rewriting.
+    #[serde(default)]
+    pub add_organizer_to_subject: bool,
+    /// Rooms/equipment (Set-CalendarProcessing DeleteSubject): the copy drops the subject.
+    #[serde(default)]
+    pub delete_subject: bool,
 }
 
 /// An attendee: an address, or a table with `address`, optional `name` and `type`

@@ -64,6 +64,8 @@ pub struct Mailbox {
     pub allow_conflicts: bool,
     pub booking_window_days: u32,
     pub max_duration_minutes: u32,
+    pub add_organizer_to_subject: bool,
+    pub delete_subject: bool,
     pub calendar_id: String,
 }
 
@@ -86,6 +88,8 @@ impl Mailbox {
             allow_conflicts: spec.allow_conflicts,
             booking_window_days: spec.booking_window_days,
             max_duration_minutes: spec.max_duration_minutes,
+            add_organizer_to_subject: spec.add_organizer_to_subject,
+            delete_subject: spec.delete_subject,
             calendar_id: ids::calendar_id(&guid),
         }
     }
@@ -976,6 +980,17 @@ impl State {
         ev.transaction_id = None;
         ev.single_value_extended_properties = None;
         ev.web_link = Some(web_link(&id));
+        // A resource's calendar processing may retitle its copy (AddOrganizerToSubject,
+        // DeleteSubject); the organizer's meeting keeps its subject.
+        if let Some(mb) = self.mailbox_by_key(mailbox).filter(|m| m.is_resource()) {
+            let subject = if mb.delete_subject { String::new() } else { ev.subject.clone().unwrap_or_default() };
+            let organizer = ev.organizer.as_ref().and_then(|o| o.email_address.as_ref()).and_then(|e| e.name.clone());
+            ev.subject = Some(match (mb.add_organizer_to_subject, organizer) {
+                (true, Some(name)) if subject.is_empty() => name,
+                (true, Some(name)) => format!("{name} {subject}"),
+                _ => subject,
+            });
+        }
         let mut exceptions = source.exceptions.clone();
         for x in exceptions.values_mut() {
             x.event.show_as = Some(show_as.to_string());
