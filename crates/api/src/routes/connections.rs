@@ -81,6 +81,21 @@ fn validate_input(state: &ApiState, input: &ConnectionInput, create: bool) -> Ap
         } => {
             let auth = auth.map(|a| a.to_core()).unwrap_or(EwsAuth::Ntlm);
             validate::http_url(&mut check, state, "/settings/url", url);
+            if let Ok(u) = url::Url::parse(url.trim()) {
+                let loopback = match u.host() {
+                    Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+                    Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                    Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                    None => false,
+                };
+                if u.scheme() == "http" && !loopback {
+                    check.fail(
+                        "/settings/url",
+                        "must be https: Basic and NTLM would send the password (or its hash) in the clear; plain http \
+                         is accepted for loopback addresses only",
+                    );
+                }
+            }
             let username = username.clone().unwrap_or_default();
             let (mut tenant, mut client, mut authority) = (String::new(), String::new(), String::new());
             match auth {
