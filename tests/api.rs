@@ -824,10 +824,9 @@ async fn a_refused_connection_is_reported() {
 
 /// A link can be changed in place: "busy only" masks its Exchange events from then on; its
 /// address cannot change.
-#[tokio::test]
-async fn a_link_changes_in_place_and_busy_only_masks() {
+async fn a_link_changes_in_place_and_busy_only_masks(p: Protocol) {
     let api = Api::start().await;
-    let conn = api.connection().await;
+    let conn = api.connection_over(p).await;
     let ann = api.link(conn, ANN, "person").await;
     api.sim.outlook().create_event(ANN, NewEvent::new("Salary review", at(1, 8), at(1, 9))).unwrap();
     api.ok("POST", &format!("/calendars/{ann}/sync"), None).await;
@@ -1078,3 +1077,4 @@ async fn rooms_are_imported_in_one_call(p: Protocol) {
 both!(exchange_events_are_read_only_and_local_ones_editable);
 both!(disconnect_removes_what_calbridge_created);
 both!(rooms_are_imported_in_one_call);
+both!(a_link_changes_in_place_and_busy_only_masks);
