@@ -707,3 +707,49 @@ async fn a_room_that_rewrites_subjects_causes_no_update_loop(p: Protocol) {
 }
 
 both!(a_room_that_rewrites_subjects_causes_no_update_loop);
+
+/// Class sessions over EWS: only a key change (date, time, time zone, location) re-sends the
+/// meeting; any other change — a new agenda in the body — updates the organizer's meeting
+/// silently, leaving attendees' copies as they were.
+#[tokio::test]
+async fn ews_only_key_changes_resend_the_meeting() {
+    let w = World::on(Protocol::Ews).await;
+    let org = w.link(ORGANIZER, CalendarKind::Person).await;
+    let mut data = local_data("Excel level 2", 8, 9);
+    data.body = "Agenda v1".into();
+    data.attendees = vec![Attendee {
+        email: ANN.into(),
+        name: "Ann Lee".into(),
+        role: AttendeeRole::Required,
+        response: ResponseStatus::None,
+    }];
+    let id = EventId::new("class-1");
+    w.store.create_local_event(org.id, &id, &data).await.unwrap();
+    w.sync_ok(&org).await;
+    let anns_copy = || {
+        w.sim.outlook().list_events(ANN).unwrap().into_iter().find(|e| e.subject.as_deref() == Some("Excel level 2"))
+    };
+    let body = |e: &calbridge_sim::wire::Event| e.body.as_ref().and_then(|b| b.content.clone()).unwrap_or_default();
+    assert!(body(&anns_copy().expect("Ann is invited")).contains("Agenda v1"));
+
+    let ev = w.store.event(&id).await.unwrap().unwrap();
+    let mut silent = ev.data.clone();
+    silent.body = "Agenda v2".into();
+    w.store.update_local_event(&id, &silent, Some(ev.version)).await.unwrap();
+    assert_eq!(w.sync_ok(&org).await.pushed.updated, 1);
+    let remote_id = w.store.remote_id(&id).await.unwrap().unwrap();
+    let organizers = w.sim.outlook().get_event(ORGANIZER, &w.graph_id(&remote_id)).unwrap();
+    assert!(body(&organizers).contains("Agenda v2"), "the organizer's meeting is updated");
+    assert!(body(&anns_copy().unwrap()).contains("Agenda v1"), "but no update went out for a body change");
+
+    let ev = w.store.event(&id).await.unwrap().unwrap();
+    let mut moved = ev.data.clone();
+    moved.start += Duration::hours(2);
+    moved.end += Duration::hours(2);
+    w.store.update_local_event(&id, &moved, Some(ev.version)).await.unwrap();
+    assert_eq!(w.sync_ok(&org).await.pushed.updated, 1);
+    let copy = anns_copy().unwrap();
+    assert!(body(&copy).contains("Agenda v2"), "a new time re-sends the meeting, with its current agenda");
+    let start = copy.start.as_ref().map(|s| s.date_time.clone()).unwrap_or_default();
+    assert!(start.starts_with(&moved.start.format("%Y-%m-%dT%H:%M").to_string()), "{start} vs {}", moved.start);
+}

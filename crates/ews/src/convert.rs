@@ -357,6 +357,35 @@ pub fn unwritable(data: &EventData) -> Option<String> {
     }
 }
 
+/// How an update reaches attendees (`SendMeetingInvitationsOrCancellations`): only a key
+/// change — date, time, time zone, all-day, location — re-sends the meeting to everyone; a
+/// change of attendees sends invitations and cancellations to those added or removed; any
+/// other change (subject, body, …) updates silently. `before` is the item as Exchange holds it.
+pub fn update_invitations(before: Option<&EventData>, after: &EventData) -> &'static str {
+    let people = |d: &EventData| {
+        let mut v: Vec<(String, AttendeeRole)> =
+            d.attendees.iter().map(|a| (a.email.to_ascii_lowercase(), a.role)).collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    };
+    let Some(b) = before else { return invitations(after) };
+    if b.attendees.is_empty() && after.attendees.is_empty() {
+        return "SendToNone";
+    }
+    let key = b.start != after.start
+        || b.end != after.end
+        || b.all_day != after.all_day
+        || b.location != after.location
+        || calbridge_core::zones::windows_name(&b.time_zone) != calbridge_core::zones::windows_name(&after.time_zone);
+    if key {
+        "SendToAllAndSaveCopy"
+    } else if people(b) != people(after) {
+        "SendToChangedAndSaveCopy"
+    } else {
+        "SendToNone"
+    }
+}
+
 /// Whether a meeting request (or cancellation) goes out for `data`.
 pub fn invitations(data: &EventData) -> &'static str {
     if data.attendees.is_empty() {
@@ -433,6 +462,36 @@ mod tests {
         // Single items never touch the field.
         let c = item_change("AAMk1", "CK", &sample());
         assert!(!c.updates.iter().any(|u| u.path() == &PropertyPath::field("calendar:Recurrence")));
+    }
+
+    #[test]
+    fn only_key_changes_resend_the_meeting() {
+        let before = sample();
+        let mut silent = before.clone();
+        silent.subject = "Class 7B (room change pending)".into();
+        silent.body = "New agenda".into();
+        assert_eq!(update_invitations(Some(&before), &silent), "SendToNone");
+        let mut moved = before.clone();
+        moved.start += chrono::Duration::hours(1);
+        moved.end += chrono::Duration::hours(1);
+        assert_eq!(update_invitations(Some(&before), &moved), "SendToAllAndSaveCopy");
+        let mut elsewhere = before.clone();
+        elsewhere.location = "Room 2".into();
+        assert_eq!(update_invitations(Some(&before), &elsewhere), "SendToAllAndSaveCopy");
+        let mut zone = before.clone();
+        zone.time_zone = "America/New_York".into();
+        assert_eq!(update_invitations(Some(&before), &zone), "SendToAllAndSaveCopy");
+        // The same zone under another name is no change.
+        let mut same_zone = before.clone();
+        same_zone.time_zone = "W. Europe Standard Time".into();
+        assert_eq!(update_invitations(Some(&before), &same_zone), "SendToNone");
+        let mut fewer = before.clone();
+        fewer.attendees.truncate(1);
+        assert_eq!(update_invitations(Some(&before), &fewer), "SendToChangedAndSaveCopy");
+        // Unknown state: everyone hears of it.
+        assert_eq!(update_invitations(None, &silent), "SendToAllAndSaveCopy");
+        let lone = EventData::new("Focus", before.start, before.end);
+        assert_eq!(update_invitations(Some(&lone), &lone), "SendToNone");
     }
 
     #[test]

@@ -13,7 +13,9 @@
 //! - `fetch`: GetItem; ids Exchange no longer has (`ErrorItemNotFound`) are left out.
 //! - `push`: CreateItem (`SendMeetingInvitations` to attendees, provenance as the extended
 //!   property), UpdateItem (`ConflictResolution` NeverOverwrite with the change key last
-//!   read: a stale one is `ErrorIrresolvableConflict`, a version conflict), DeleteItem
+//!   read: a stale one is `ErrorIrresolvableConflict`, a version conflict; the item is read
+//!   first, so that only a key change — date, time, zone, location — re-sends the meeting,
+//!   see [`convert::update_invitations`]), DeleteItem
 //!   (`MoveToDeletedItems`, cancellations to attendees; gone already is fine). A create or
 //!   update is confirmed with the id and change key EWS answers (see [`confirmation`]).
 //!
@@ -248,8 +250,17 @@ impl Remote for EwsRemote {
                 if let Some(why) = convert::unwritable(data) {
                     return Err(RemoteError::Permanent(why));
                 }
+                // What Exchange holds now decides whether attendees hear of the change.
+                let current = match self.read(email, &[ItemId::new(remote_id.clone(), None)]).await?.pop() {
+                    Some((_, Ok(Some(item)))) => convert::event_data(&item).ok(),
+                    Some((_, Ok(None))) => {
+                        return Err(RemoteError::NotFound(format!("item {remote_id} is no longer in Exchange")))
+                    }
+                    _ => None,
+                };
+                let send = convert::update_invitations(current.as_ref(), data);
                 let change = convert::item_change(remote_id, if_match, data);
-                let updated = self.client.update_item(email, change, convert::invitations(data)).await?;
+                let updated = self.client.update_item(email, change, send).await?;
                 let id = updated.item_id.ok_or_else(|| {
                     RemoteError::Permanent("EWS updated the item but did not say its new change key".into())
                 })?;
