@@ -753,3 +753,39 @@ async fn ews_only_key_changes_resend_the_meeting() {
     let start = copy.start.as_ref().map(|s| s.date_time.clone()).unwrap_or_default();
     assert!(start.starts_with(&moved.start.format("%Y-%m-%dT%H:%M").to_string()), "{start} vs {}", moved.start);
 }
+
+/// Over EWS a series arrives as its master, carrying its rule (Recurrence read with GetItem);
+/// the rule is the one Outlook made.
+#[tokio::test]
+async fn ews_series_masters_carry_their_rule() {
+    use calbridge_sim::wire::{PatternedRecurrence, RecurrencePattern, RecurrenceRange};
+    let w = World::on(Protocol::Ews).await;
+    let start = at(1, 9);
+    let mut series = NewEvent::new("Weekly lab", start, start + Duration::hours(1));
+    series.recurrence = Some(PatternedRecurrence {
+        pattern: Some(RecurrencePattern {
+            kind: Some("weekly".into()),
+            interval: Some(1),
+            days_of_week: Some(vec![start.format("%A").to_string().to_lowercase()]),
+            first_day_of_week: Some("monday".into()),
+            ..Default::default()
+        }),
+        range: Some(RecurrenceRange {
+            kind: Some("numbered".into()),
+            start_date: Some(start.format("%Y-%m-%d").to_string()),
+            number_of_occurrences: Some(6),
+            ..Default::default()
+        }),
+    });
+    w.sim.outlook().create_event(ANN, series).unwrap();
+    let cal = w.link(ANN, CalendarKind::Person).await;
+    w.sync_ok(&cal).await;
+    let local = w.local(&cal).await;
+    let master = local.iter().find(|e| e.data.subject == "Weekly lab").expect("the series is pulled");
+    assert_eq!(master.data.series.kind, SeriesKind::Master);
+    let rule = master.data.series.recurrence.as_deref().expect("with its rule");
+    assert_eq!(rule.range, calbridge_core::recurrence::Range::Numbered { count: 6 });
+    let dates = rule.dates(start.date_naive() + Duration::days(400), 100);
+    assert_eq!(dates.len(), 6);
+    assert_eq!(dates[5], start.date_naive() + Duration::weeks(5));
+}

@@ -68,6 +68,8 @@ pub fn item_shape() -> Shape {
         "calendar:Resources",
         "calendar:StartTimeZone",
         "calendar:UID",
+        // A series master's rule (absent on other items).
+        "calendar:Recurrence",
     ]
     .into_iter()
     .map(PropertyPath::field)
