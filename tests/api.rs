@@ -1078,3 +1078,76 @@ both!(exchange_events_are_read_only_and_local_ones_editable);
 both!(disconnect_removes_what_calbridge_created);
 both!(rooms_are_imported_in_one_call);
 both!(a_link_changes_in_place_and_busy_only_masks);
+
+/// External bookers and room displays: a booking made for someone outside the directory, or
+/// from a room display, goes straight into the room's own calendar (no organizer's meeting,
+/// no invitation to anyone); a display booking can then be extended and ended early.
+async fn external_and_display_bookings_book_the_room_calendar_only(p: Protocol) {
+    let api = Api::start().await;
+    let conn = api.connection_over(p).await;
+    let room = api.link(conn, ROOM1, "room").await;
+    api.ok("POST", &format!("/calendars/{room}/sync"), None).await;
+    let visitor = api
+        .ok(
+            "POST",
+            &format!("/calendars/{room}/events"),
+            Some(json!({"subject": "Visitor: Contoso Partners", "body": "Booked for guest@partner.example",
+                        "start": at(2, 13), "end": at(2, 14)})),
+        )
+        .await;
+    let display = api
+        .ok(
+            "POST",
+            &format!("/calendars/{room}/events"),
+            Some(json!({"subject": "Booked at the door", "start": at(3, 9), "end": at(3, 10)})),
+        )
+        .await;
+    api.ok("POST", &format!("/calendars/{room}/sync"), None).await;
+    let in_room = |subject: &str| {
+        api.sim.outlook().list_events(ROOM1).unwrap().into_iter().find(|e| e.subject.as_deref() == Some(subject))
+    };
+    assert!(in_room("Visitor: Contoso Partners").is_some(), "the room's calendar holds the visitor's booking");
+    for person in [ORGANIZER, ANN, "bob@fabrikam.example"] {
+        assert!(
+            !api.sim
+                .outlook()
+                .list_events(person)
+                .unwrap()
+                .iter()
+                .any(|e| e.subject.as_deref() == Some("Visitor: Contoso Partners")),
+            "nobody else's calendar has it ({person})"
+        );
+    }
+    assert!(visitor["attendees"].as_array().unwrap().is_empty());
+
+    // The display extends the meeting by half an hour, then ends it early.
+    let path = format!("/events/{}", display["id"].as_str().unwrap());
+    let extended = api
+        .ok(
+            "PUT",
+            &path,
+            Some(json!({"subject": "Booked at the door", "start": at(3, 9), "end": at(3, 10) + chrono::Duration::minutes(30),
+                        "expected_version": display["version"]})),
+        )
+        .await;
+    api.ok("POST", &format!("/calendars/{room}/sync"), None).await;
+    let end_of = |subject: &str| in_room(subject).and_then(|e| e.end).map(|e| e.date_time).unwrap_or_default();
+    assert!(end_of("Booked at the door")
+        .starts_with(&(at(3, 10) + chrono::Duration::minutes(30)).format("%Y-%m-%dT%H:%M").to_string()));
+    api.ok(
+        "PUT",
+        &path,
+        Some(
+            json!({"subject": "Booked at the door", "start": at(3, 9), "end": at(3, 9) + chrono::Duration::minutes(20),
+                    "expected_version": extended["version"]}),
+        ),
+    )
+    .await;
+    api.ok("POST", &format!("/calendars/{room}/sync"), None).await;
+    assert!(
+        end_of("Booked at the door")
+            .starts_with(&(at(3, 9) + chrono::Duration::minutes(20)).format("%Y-%m-%dT%H:%M").to_string()),
+        "ended early"
+    );
+}
+both!(external_and_display_bookings_book_the_room_calendar_only);
