@@ -1151,3 +1151,38 @@ async fn external_and_display_bookings_book_the_room_calendar_only(p: Protocol) 
     );
 }
 both!(external_and_display_bookings_book_the_room_calendar_only);
+
+/// A series pulled as its master (over EWS) shows its rule as an RFC 5545 RRULE in the API.
+#[tokio::test]
+async fn a_series_master_shows_its_rule_as_an_rrule() {
+    use calbridge_sim::wire::{PatternedRecurrence, RecurrencePattern, RecurrenceRange};
+    let api = Api::start().await;
+    let conn = api.connection_over(Protocol::Ews).await;
+    let ann = api.link(conn, ANN, "person").await;
+    let start = at(1, 9);
+    let mut series = NewEvent::new("Weekly lab", start, start + chrono::Duration::hours(1));
+    series.recurrence = Some(PatternedRecurrence {
+        pattern: Some(RecurrencePattern {
+            kind: Some("weekly".into()),
+            interval: Some(2),
+            days_of_week: Some(vec![start.format("%A").to_string().to_lowercase()]),
+            first_day_of_week: Some("monday".into()),
+            ..Default::default()
+        }),
+        range: Some(RecurrenceRange {
+            kind: Some("numbered".into()),
+            start_date: Some(start.format("%Y-%m-%d").to_string()),
+            number_of_occurrences: Some(6),
+            ..Default::default()
+        }),
+    });
+    api.sim.outlook().create_event(ANN, series).unwrap();
+    api.ok("POST", &format!("/calendars/{ann}/sync"), None).await;
+    let range = format!("from={}&to={}", at(0, 0).to_rfc3339(), at(3, 0).to_rfc3339()).replace('+', "%2B");
+    let events = api.ok("GET", &format!("/calendars/{ann}/events?{range}"), None).await;
+    let master = events.as_array().unwrap().iter().find(|e| e["subject"] == "Weekly lab").expect("pulled").clone();
+    assert_eq!(master["series"], "master", "{master}");
+    let day = chrono::Datelike::weekday(&start.date_naive()).to_string().to_uppercase()[..2].to_string();
+    assert_eq!(master["recurrence"], format!("FREQ=WEEKLY;INTERVAL=2;BYDAY={day};WKST=MO;COUNT=6"), "{master}");
+    assert_eq!(master["recurrence_start"], start.format("%Y-%m-%d").to_string());
+}

@@ -50,7 +50,7 @@ pub enum Settings {
         /// The `RequestServerVersion` sent; default `Exchange2016`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         version: Option<EwsVersion>,
-        /// The service account for `basic` and `ntlm`: `DOMAIN\\user` or `user@domain`.
+        /// The service account for `basic` and `ntlm`: `DOMAIN\user` or `user@domain`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[schema(min_length = 1, max_length = 256, pattern = r"^[^\x00-\x1f\x7f-\x9f]*\S[^\x00-\x1f\x7f-\x9f]*$")]
         username: Option<String>,
@@ -579,6 +579,13 @@ pub struct EventView {
     pub attendees: Vec<AttendeeView>,
     /// `single`, `master`, `occurrence` or `exception`.
     pub series: String,
+    /// A series master's rule as an RFC 5545 `RRULE` value (`FREQ=WEEKLY;BYDAY=MO,WE;COUNT=10`),
+    /// starting on `recurrence_start`; absent on other events.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recurrence: Option<String>,
+    /// The date the series starts on, in its zone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recurrence_start: Option<chrono::NaiveDate>,
     pub cancelled: bool,
 }
 
@@ -618,6 +625,8 @@ impl From<&m::Event> for EventView {
                 m::SeriesKind::Exception => "exception",
             }
             .into(),
+            recurrence: d.series.recurrence.as_ref().map(|r| r.to_rrule()),
+            recurrence_start: d.series.recurrence.as_ref().map(|r| r.start_date),
             cancelled: d.cancelled,
         }
     }
