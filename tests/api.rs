@@ -18,24 +18,7 @@ use calbridge_engine::secrets::MasterKey;
 use calbridge_engine::{Engine, EngineConfig};
 use calbridge_graph::{GraphConnector, GraphOptions};
 use calbridge_sim::{NewEvent, RunningSim, Scenario, Simulator};
-use calbridge_tests::{Protocol, INSTALLATION, SCENARIO};
-
-/// Runs `$name(protocol)` as two tests, `$name::graph` and `$name::ews`: the connection the
-/// API is given speaks that protocol.
-macro_rules! both {
-    ($name:ident) => {
-        mod $name {
-            #[tokio::test]
-            async fn graph() {
-                super::$name(super::Protocol::Graph).await
-            }
-            #[tokio::test]
-            async fn ews() {
-                super::$name(super::Protocol::Ews).await
-            }
-        }
-    };
-}
+use calbridge_tests::{both, weekly_series, Protocol, INSTALLATION, SCENARIO};
 
 const ORGANIZER: &str = "scheduler@fabrikam.example";
 const ROOM1: &str = "room1@fabrikam.example";
@@ -1155,27 +1138,11 @@ both!(external_and_display_bookings_book_the_room_calendar_only);
 /// A series pulled as its master (over EWS) shows its rule as an RFC 5545 RRULE in the API.
 #[tokio::test]
 async fn a_series_master_shows_its_rule_as_an_rrule() {
-    use calbridge_sim::wire::{PatternedRecurrence, RecurrencePattern, RecurrenceRange};
     let api = Api::start().await;
     let conn = api.connection_over(Protocol::Ews).await;
     let ann = api.link(conn, ANN, "person").await;
     let start = at(1, 9);
-    let mut series = NewEvent::new("Weekly lab", start, start + chrono::Duration::hours(1));
-    series.recurrence = Some(PatternedRecurrence {
-        pattern: Some(RecurrencePattern {
-            kind: Some("weekly".into()),
-            interval: Some(2),
-            days_of_week: Some(vec![start.format("%A").to_string().to_lowercase()]),
-            first_day_of_week: Some("monday".into()),
-            ..Default::default()
-        }),
-        range: Some(RecurrenceRange {
-            kind: Some("numbered".into()),
-            start_date: Some(start.format("%Y-%m-%d").to_string()),
-            number_of_occurrences: Some(6),
-            ..Default::default()
-        }),
-    });
+    let series = weekly_series("Weekly lab", start, 2, 6);
     api.sim.outlook().create_event(ANN, series).unwrap();
     api.ok("POST", &format!("/calendars/{ann}/sync"), None).await;
     let range = format!("from={}&to={}", at(0, 0).to_rfc3339(), at(3, 0).to_rfc3339()).replace('+', "%2B");

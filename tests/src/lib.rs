@@ -69,6 +69,52 @@ kind = "equipment"
 
 static NEXT: AtomicU64 = AtomicU64::new(0);
 
+/// Runs the test body `$name(protocol)` as two tests, `$name::graph` and `$name::ews`. The
+/// calling file imports [`Protocol`].
+#[macro_export]
+macro_rules! both {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn graph() {
+                super::$name(super::Protocol::Graph).await
+            }
+            #[tokio::test]
+            async fn ews() {
+                super::$name(super::Protocol::Ews).await
+            }
+        }
+    };
+}
+
+/// A weekly series of one-hour meetings on `start`'s weekday, `count` times, every
+/// `interval` weeks, as Outlook makes it.
+pub fn weekly_series(
+    subject: &str,
+    start: chrono::DateTime<Utc>,
+    interval: i32,
+    count: i32,
+) -> calbridge_sim::NewEvent {
+    use calbridge_sim::wire::{PatternedRecurrence, RecurrencePattern, RecurrenceRange};
+    let mut series = calbridge_sim::NewEvent::new(subject, start, start + chrono::Duration::hours(1));
+    series.recurrence = Some(PatternedRecurrence {
+        pattern: Some(RecurrencePattern {
+            kind: Some("weekly".into()),
+            interval: Some(interval),
+            days_of_week: Some(vec![start.format("%A").to_string().to_lowercase()]),
+            first_day_of_week: Some("monday".into()),
+            ..Default::default()
+        }),
+        range: Some(RecurrenceRange {
+            kind: Some("numbered".into()),
+            start_date: Some(start.format("%Y-%m-%d").to_string()),
+            number_of_occurrences: Some(count),
+            ..Default::default()
+        }),
+    });
+    series
+}
+
 /// The protocol a world's connection speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Protocol {
