@@ -45,18 +45,22 @@ pub(crate) async fn find(state: &ApiState, id: i64) -> ApiResult<Connection> {
     state.store().connection(id).await?.ok_or_else(|| ApiError::not_found(format!("connection {id}")))
 }
 
+/// A tenant or client id of an app registration: `missing` says why an empty one is wrong.
+fn directory_id(check: &mut Check, field: &str, v: &str, missing: &str) {
+    if v.trim().is_empty() {
+        check.fail(field, format!("{missing}; copy it from the app registration's Overview page"));
+    } else if v.len() > 256 || v.chars().any(|c| c.is_whitespace() || c.is_control() || c == '/') {
+        check.fail(field, "is not an id or a domain; copy it from the app registration's Overview page");
+    }
+}
+
 fn validate_input(state: &ApiState, input: &ConnectionInput, create: bool) -> ApiResult<NewConnection> {
     let mut check = Check::default();
     validate::name(&mut check, "/name", &input.name);
     let settings = match &input.settings {
         Settings::Graph { tenant_id, client_id, authority_url, graph_url } => {
-            for (field, v) in [("/settings/tenant_id", tenant_id), ("/settings/client_id", client_id)] {
-                if v.trim().is_empty() {
-                    check.fail(field, "must not be empty; copy it from the app registration's Overview page");
-                } else if v.len() > 256 || v.chars().any(|c| c.is_whitespace() || c.is_control() || c == '/') {
-                    check.fail(field, "is not an id or a domain; copy it from the app registration's Overview page");
-                }
-            }
+            directory_id(&mut check, "/settings/tenant_id", tenant_id, "must not be empty");
+            directory_id(&mut check, "/settings/client_id", client_id, "must not be empty");
             let authority = authority_url.clone().unwrap_or_else(|| DEFAULT_AUTHORITY.into());
             let graph = graph_url.clone().unwrap_or_else(|| DEFAULT_GRAPH.into());
             validate::http_url(&mut check, state, "/settings/authority_url", &authority);
@@ -120,18 +124,7 @@ fn validate_input(state: &ApiState, input: &ConnectionInput, create: bool) -> Ap
                 }
                 EwsAuth::Oauth2 => {
                     for (field, v) in [("/settings/tenant_id", tenant_id), ("/settings/client_id", client_id)] {
-                        let v = v.as_deref().unwrap_or("");
-                        if v.trim().is_empty() {
-                            check.fail(
-                                field,
-                                "is required for auth oauth2; copy it from the app registration's Overview page",
-                            );
-                        } else if v.len() > 256 || v.chars().any(|c| c.is_whitespace() || c.is_control() || c == '/') {
-                            check.fail(
-                                field,
-                                "is not an id or a domain; copy it from the app registration's Overview page",
-                            );
-                        }
+                        directory_id(&mut check, field, v.as_deref().unwrap_or(""), "is required for auth oauth2");
                     }
                     if !username.trim().is_empty() {
                         check.fail("/settings/username", "is not used with auth oauth2 (the app signs in); remove it");

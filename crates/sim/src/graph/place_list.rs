@@ -29,7 +29,7 @@ fn room_json(m: &Mailbox) -> Value {
         "floorNumber": null,
         "isManaged": true,
         "isWheelchairAccessible": false,
-        "bookingType": if m.auto_accept { "standard" } else { "reserved" },
+        "bookingType": "standard",
         "tags": [],
         "audioDeviceName": null,
         "videoDeviceName": null,
