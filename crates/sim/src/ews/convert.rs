@@ -174,7 +174,15 @@ fn graph_time(what: &'static str, s: &str, zone: Option<&str>) -> Result<serde_j
             crate::tz::local_to_utc(tz, naive)
         }
     };
-    Ok(serde_json::json!({"dateTime": utc.format("%Y-%m-%dT%H:%M:%S").to_string(), "timeZone": "UTC"}))
+    // In the item's own zone, as Exchange keeps it (Graph's `originalStartTimeZone` is the
+    // zone of `start`).
+    match zone.and_then(|z| crate::tz::resolve(z).map(|tz| (z, tz))) {
+        Some((name, tz)) => {
+            let local = utc.with_timezone(&tz).naive_local();
+            Ok(serde_json::json!({"dateTime": local.format("%Y-%m-%dT%H:%M:%S").to_string(), "timeZone": name}))
+        }
+        None => Ok(serde_json::json!({"dateTime": utc.format("%Y-%m-%dT%H:%M:%S").to_string(), "timeZone": "UTC"})),
+    }
 }
 
 fn graph_show_as(status: &str) -> &'static str {
