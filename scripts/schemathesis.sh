@@ -51,7 +51,8 @@ api="$(url_from "$tmp/serve.out" 'calbridge API listening')"
 echo "simulator $sim, API $api"
 
 # A connection to the simulator, a site, two calendars, a synced calendar with a local event
-# (id `seed-event`) and a webhook (to a closed port: its deliveries fail and are retried).
+# (id `seed-event`), a class session (id `seed-session`) and a webhook (to a closed port: its
+# deliveries fail and are retried).
 python3 - "$api" "$key" "$sim" <<'PY'
 import json, sys, urllib.request
 api, key, sim = sys.argv[1:]
@@ -69,6 +70,8 @@ call("POST", "/calendars", {"email": "room201@contoso.example", "kind": "room", 
 call("POST", f"/calendars/{cal}/sync")
 call("POST", f"/calendars/{cal}/events", {"id": "seed-event", "subject": "Seed",
      "start": "2030-01-07T09:00:00Z", "end": "2030-01-07T10:00:00Z"})
+call("POST", "/sessions", {"id": "seed-session", "connection_id": conn, "subject": "Seed session",
+     "start": "2030-01-08T09:00:00Z", "end": "2030-01-08T10:00:00Z", "instructors": ["ann@contoso.example"]})
 call("POST", "/webhooks", {"url": "http://127.0.0.1:9/hook", "events": ["event.created"]})
 assert (conn, site, cal) == (1, 1, 1), "tests/schemathesis/schemathesis.toml expects the ids 1"
 PY

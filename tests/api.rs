@@ -24,6 +24,8 @@ const ORGANIZER: &str = "scheduler@fabrikam.example";
 const ROOM1: &str = "room1@fabrikam.example";
 const ROOM2: &str = "room2@fabrikam.example";
 const ANN: &str = "ann@fabrikam.example";
+const BOB: &str = "bob@fabrikam.example";
+const PROJECTOR: &str = "projector1@fabrikam.example";
 const CANARY: &str = "canary-7f3c9e1d-do-not-leak";
 
 /// A second app registration that may only read calendars, limited to two mailboxes.
@@ -85,6 +87,12 @@ impl Drop for Api {
 
 impl Api {
     async fn start() -> Api {
+        Api::start_with(ApiConfig::default()).await
+    }
+
+    /// With the scheduling options of `base` (its outbound hosts and webhook timing are the
+    /// test's own).
+    async fn start_with(base: ApiConfig) -> Api {
         logs();
         let scenario = format!("{SCENARIO}\n{LIMITED_APP}");
         let sim = Simulator::new(&Scenario::from_toml(&scenario).unwrap()).unwrap();
@@ -100,7 +108,7 @@ impl Api {
         let config = ApiConfig {
             outbound_hosts: Some(vec!["127.0.0.1".into()]),
             webhook_retry_base: Duration::from_millis(50),
-            ..ApiConfig::default()
+            ..base
         };
         let state = ApiState::new(engine, connectors, MasterKey::from_bytes([42; 32]), config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -1153,3 +1161,192 @@ async fn a_series_master_shows_its_rule_as_an_rrule() {
     assert_eq!(master["recurrence"], format!("FREQ=WEEKLY;INTERVAL=2;BYDAY={day};WKST=MO;COUNT=6"), "{master}");
     assert_eq!(master["recurrence_start"], start.format("%Y-%m-%d").to_string());
 }
+
+/// The range query of day `days` from today.
+fn day(days: i64) -> String {
+    format!("from={}&to={}", at(days, 0).to_rfc3339(), at(days + 1, 0).to_rfc3339()).replace('+', "%2B")
+}
+
+/// Events of a mailbox in the simulator with this subject.
+fn in_exchange(api: &Api, mailbox: &str, subject: &str) -> Vec<calbridge_sim::wire::Event> {
+    api.sim
+        .outlook()
+        .list_events(mailbox)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.subject.as_deref() == Some(subject))
+        .collect()
+}
+
+fn sim_body(e: &calbridge_sim::wire::Event) -> String {
+    e.body.as_ref().and_then(|b| b.content.clone()).unwrap_or_default()
+}
+
+fn sim_start(e: &calbridge_sim::wire::Event) -> String {
+    e.start.as_ref().map(|s| s.date_time.clone()).unwrap_or_default()
+}
+
+/// Class sessions: one meeting organised by the connection's default organizer, instructors as
+/// required attendees, learners as optional ones (or invited separately), rooms and equipment
+/// as resources. Only a change of date, time, zone or location re-sends the meeting over EWS
+/// (over Graph, Exchange decides); learners moved to their own invitations leave the meeting;
+/// cancelling the session cancels everything.
+async fn class_sessions_are_organised_by_the_default_organizer(p: Protocol) {
+    let api = Api::start().await;
+    let conn = api.connection_over(p).await;
+    let mut body = json!({
+        "id": "rust-101-s1", "connection_id": conn, "subject": "Rust 101", "body": "Bring a laptop",
+        "start": at(5, 9), "end": at(5, 11), "time_zone": "Europe/Zurich",
+        "instructors": [ANN], "learners": [BOB, "carol@partner.example"], "rooms": [ROOM1], "equipment": [PROJECTOR],
+    });
+    let (status, problem, text) = api.call(Some(&api.write), "POST", "/sessions", Some(body.clone())).await;
+    assert_eq!(status, 422, "the organizer is not linked yet: {text}");
+    assert!(problem["errors"][0]["message"].as_str().unwrap().contains("POST /calendars"), "{problem}");
+
+    let organizer = api.link(conn, ORGANIZER, "person").await;
+    let session = api.ok("POST", "/sessions", Some(body.clone())).await;
+    assert_eq!((session["organizer"].as_str(), session["calendar_id"].as_i64()), (Some(ORGANIZER), Some(organizer)));
+    assert_eq!(session["learners_invited"], "with_session");
+    let roles: Vec<(String, String)> = session["event"]["attendees"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["email"].as_str().unwrap().to_string(), a["role"].as_str().unwrap().to_string()))
+        .collect();
+    let expected = [
+        (ANN, "required"),
+        (BOB, "optional"),
+        ("carol@partner.example", "optional"),
+        (ROOM1, "resource"),
+        (PROJECTOR, "resource"),
+    ];
+    assert_eq!(roles, expected.map(|(a, r)| (a.to_string(), r.to_string())), "{session}");
+    let sync_path = format!("/calendars/{organizer}/sync");
+    let sync = || api.ok("POST", &sync_path, None);
+    sync().await;
+    sync().await;
+    let meeting = in_exchange(&api, ORGANIZER, "Rust 101");
+    assert_eq!(meeting.len(), 1, "one meeting, organised by the default organizer");
+    assert_eq!(meeting[0].is_organizer, Some(true));
+    for person in [ANN, BOB] {
+        assert_eq!(in_exchange(&api, person, "Rust 101").len(), 1, "{person} is invited");
+    }
+    let read = api.ok("GET", "/sessions/rust-101-s1", None).await;
+    for resource in [ROOM1, PROJECTOR] {
+        let a = read["event"]["attendees"].as_array().unwrap().iter().find(|a| a["email"] == resource).unwrap();
+        assert_eq!(a["response"], "accepted", "{resource} accepted: {read}");
+    }
+
+    // A new agenda only: over EWS the meeting is updated without re-sending it.
+    body["body"] = json!("Bring a laptop and a charger");
+    body["expected_version"] = read["event"]["version"].clone();
+    body.as_object_mut().unwrap().remove("id");
+    let updated = api.ok("PUT", "/sessions/rust-101-s1", Some(body.clone())).await;
+    sync().await;
+    assert!(sim_body(&in_exchange(&api, ORGANIZER, "Rust 101")[0]).contains("charger"), "the meeting is updated");
+    if p == Protocol::Ews {
+        assert!(!sim_body(&in_exchange(&api, ANN, "Rust 101")[0]).contains("charger"), "silently: no update went out");
+    }
+    // A new time re-sends it.
+    body["start"] = json!(at(5, 13));
+    body["end"] = json!(at(5, 15));
+    body["expected_version"] = updated["event"]["version"].clone();
+    let moved = api.ok("PUT", "/sessions/rust-101-s1", Some(body.clone())).await;
+    sync().await;
+    let anns = in_exchange(&api, ANN, "Rust 101");
+    assert!(sim_start(&anns[0]).starts_with(&at(5, 13).format("%Y-%m-%dT%H:%M").to_string()), "moved for Ann");
+    assert!(sim_body(&anns[0]).contains("charger"), "with the current agenda");
+
+    // Learners invited separately: each gets an invitation of their own, without the room.
+    body["learners_invited"] = json!("separately");
+    body["expected_version"] = moved["event"]["version"].clone();
+    let separate = api.ok("PUT", "/sessions/rust-101-s1", Some(body.clone())).await;
+    assert_eq!(separate["learners_invited"], "separately");
+    let invitations = separate["invitations"].as_array().unwrap();
+    assert_eq!(invitations.len(), 2, "{separate}");
+    for inv in invitations {
+        let attendees = inv["attendees"].as_array().unwrap();
+        assert_eq!(attendees.len(), 1, "one learner each: {inv}");
+        assert_eq!(inv["start"], json!(at(5, 13)));
+        assert_eq!(inv["location"], separate["event"]["location"], "same place");
+    }
+    assert!(separate["event"]["attendees"].as_array().unwrap().iter().all(|a| a["email"] != BOB), "{separate}");
+    sync().await;
+    sync().await;
+    let bobs = in_exchange(&api, BOB, "Rust 101");
+    assert_eq!(bobs.len(), 1, "Bob holds his own invitation only");
+    let bobs_attendees = bobs[0].attendees.clone().unwrap_or_default();
+    assert_eq!(bobs_attendees.len(), 1, "and sees no other attendee");
+    assert_eq!(in_exchange(&api, ORGANIZER, "Rust 101").len(), 3, "the meeting and two invitations");
+    let room_bookings =
+        in_exchange(&api, ROOM1, "Rust 101").len() + in_exchange(&api, ROOM1, "Scheduler Rust 101").len();
+    assert!(room_bookings <= 1, "the room is booked once");
+
+    // Cancelling the session cancels the meeting and every invitation.
+    api.ok("DELETE", "/sessions/rust-101-s1", None).await;
+    assert_eq!(api.call(Some(&api.read), "GET", "/sessions/rust-101-s1", None).await.0, 404);
+    sync().await;
+    for mailbox in [ORGANIZER, ANN, BOB, ROOM1, PROJECTOR] {
+        assert!(in_exchange(&api, mailbox, "Rust 101").is_empty(), "cancelled for {mailbox}");
+    }
+}
+both!(class_sessions_are_organised_by_the_default_organizer);
+
+/// Declining from the host application (`scheduling.decline_on_delete`, off by default):
+/// deleting a booking made in Exchange from a room's calendar declines it in the room's name.
+/// The booking leaves the room's calendar and the store; the organizer's meeting stays, with
+/// the room's decline, and the other attendees keep theirs.
+async fn deleting_a_booking_declines_it_for_the_room_only(p: Protocol) {
+    for enabled in [false, true] {
+        let api = Api::start_with(ApiConfig { decline_on_delete: enabled, ..ApiConfig::default() }).await;
+        let conn = api.connection_over(p).await;
+        let room = api.link(conn, ROOM1, "room").await;
+        let outlook = api.sim.outlook();
+        let meeting = outlook
+            .create_event(ANN, NewEvent::new("Team sync", at(3, 9), at(3, 10)).with_attendees(&[ROOM1, BOB]))
+            .unwrap();
+        let own = outlook.create_event(ROOM1, NewEvent::new("Maintenance", at(3, 12), at(3, 13))).unwrap();
+        api.ok("POST", &format!("/calendars/{room}/sync"), None).await;
+        let listed = api.ok("GET", &format!("/calendars/{room}/events?{}", day(3)), None).await;
+        let find = |start| listed.as_array().unwrap().iter().find(|e| e["start"] == json!(start)).cloned();
+        let booking = find(at(3, 9)).expect("the booking is pulled");
+        let maintenance = find(at(3, 12)).expect("the room's own event is pulled");
+        let (status, problem, text) =
+            api.call(Some(&api.write), "DELETE", &format!("/events/{}", booking["id"].as_str().unwrap()), None).await;
+        if !enabled {
+            assert_eq!(status, 409, "read-only by default: {text}");
+            assert!(problem["detail"].as_str().unwrap().contains("scheduling.decline_on_delete"), "{problem}");
+            assert!(!in_exchange(&api, ROOM1, "Team sync").is_empty(), "nothing changed in Exchange");
+            continue;
+        }
+        assert_eq!(status, 204, "{text}");
+        assert!(in_exchange(&api, ROOM1, "Team sync").is_empty(), "the booking left the room's calendar");
+        let organizers = outlook.get_event(ANN, &meeting).expect("the organizer's meeting stays");
+        assert_ne!(organizers.is_cancelled, Some(true));
+        let room_answer = organizers
+            .attendees
+            .unwrap_or_default()
+            .into_iter()
+            .find(|a| a.email_address.as_ref().and_then(|e| e.address.as_deref()) == Some(ROOM1))
+            .and_then(|a| a.status)
+            .and_then(|s| s.response);
+        assert_eq!(room_answer.as_deref(), Some("declined"), "the organizer sees the room's decline");
+        assert_eq!(in_exchange(&api, BOB, "Team sync").len(), 1, "Bob keeps his invitation");
+        let after = api.ok("GET", &format!("/calendars/{room}/events?{}", day(3)), None).await;
+        assert!(
+            after.as_array().unwrap().iter().all(|e| e["start"] != json!(at(3, 9))),
+            "gone from the store: {after}"
+        );
+        let idle = api.ok("POST", &format!("/calendars/{room}/sync"), None).await;
+        assert_eq!((idle["pulled"].as_u64(), idle["pushed"].as_u64()), (Some(0), Some(0)), "no loop: {idle}");
+
+        // The room's own event was never sent to it as a meeting: nobody to decline it to.
+        let (status, problem, _) = api
+            .call(Some(&api.write), "DELETE", &format!("/events/{}", maintenance["id"].as_str().unwrap()), None)
+            .await;
+        assert_eq!(status, 409);
+        assert!(problem["detail"].as_str().unwrap().contains("nobody to decline"), "{problem}");
+        assert!(outlook.get_event(ROOM1, &own).is_ok(), "and it stays in Exchange");
+    }
+}
+both!(deleting_a_booking_declines_it_for_the_room_only);

@@ -25,6 +25,7 @@ use calbridge_tests::{Protocol, World, INSTALLATION};
 const ANN: &str = "ann@fabrikam.example";
 const ORGANIZER: &str = "scheduler@fabrikam.example";
 const ROOM1: &str = "room1@fabrikam.example";
+const ROOM2: &str = "room2@fabrikam.example";
 
 #[derive(Clone)]
 struct Relay {
@@ -122,6 +123,18 @@ async fn every_request_and_answer_of_a_sync_cycle_validates() {
     w.store.delete_local_event(&id).await.unwrap();
     assert!(w.engine.sync_calendar(&remote, &org, now).await.ok());
 
+    // A room declines a booking made in Outlook (DeclineItem).
+    let s = day + Duration::hours(1);
+    w.sim
+        .outlook()
+        .create_event(ANN, NewEvent::new("Stand-up", s, s + Duration::hours(1)).with_attendees(&[ROOM2]))
+        .unwrap();
+    let room2 = w.link(ROOM2, CalendarKind::Room).await;
+    assert!(w.engine.sync_calendar(&remote, &room2, now).await.ok());
+    let snap = w.store.snapshot(room2.id).await.unwrap();
+    let booking = snap.events.values().find(|e| e.data.start == s).expect("the room's booking is pulled");
+    remote.decline(ROOM2, &snap.records[&booking.id].remote_id, "Released").await.unwrap();
+
     remote.mailbox(ANN).await.unwrap();
     remote.list_calendars(ROOM1).await.unwrap();
     let _ = client.room_lists().await;
@@ -149,6 +162,7 @@ async fn every_request_and_answer_of_a_sync_cycle_validates() {
     ] {
         assert!(ops.iter().any(|o| o == op), "the cycle sends {op}: {ops:?}");
     }
+    assert!(seen.iter().any(|(req, _)| req.contains("DeclineItem")), "the cycle declines a booking");
     let mut answers = 0;
     for (req, resp) in &seen {
         assert_valid(&format!("request {}", operation(req)), req);

@@ -372,6 +372,9 @@ impl Remote for FailingAfter {
     async fn push(&self, email: &str, change: &PushChange) -> Result<Option<Confirmed>, RemoteError> {
         self.inner.push(email, change).await
     }
+    async fn decline(&self, email: &str, remote_id: &str, comment: &str) -> Result<(), RemoteError> {
+        self.inner.decline(email, remote_id, comment).await
+    }
     async fn rooms(&self) -> Result<Vec<RoomInfo>, RemoteError> {
         self.inner.rooms().await
     }
@@ -433,6 +436,9 @@ impl Remote for Hooked {
             }
         }
         self.inner.push(email, change).await
+    }
+    async fn decline(&self, email: &str, remote_id: &str, comment: &str) -> Result<(), RemoteError> {
+        self.inner.decline(email, remote_id, comment).await
     }
     async fn rooms(&self) -> Result<Vec<RoomInfo>, RemoteError> {
         self.inner.rooms().await

@@ -542,6 +542,89 @@ pub struct EventInput {
     pub equipment: Vec<Email>,
 }
 
+/// How a class session invites its learners.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LearnerInvites {
+    /// Learners are optional attendees of the session's meeting, beside the instructors.
+    #[default]
+    WithSession,
+    /// Each learner gets an invitation of their own (same time, place and subject, no rooms or
+    /// equipment), so learners see neither each other nor the instructors' meeting.
+    Separately,
+}
+
+/// A class session: one meeting organised by the connection's default organizer, with the
+/// instructors as required attendees, the learners (with the meeting or invited separately)
+/// and rooms and equipment as resources.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SessionInput {
+    /// On create: your own id for the session (1-100 characters of `A-Za-z0-9._-`), so a
+    /// retried create is recognised; default a new UUID. Not allowed on replace.
+    #[serde(default)]
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,100}$")]
+    pub id: Option<String>,
+    /// On replace: fail with 409 unless the session's meeting is at this version.
+    #[serde(default, deserialize_with = "crate::int::opt")]
+    pub expected_version: Option<i64>,
+    /// The connection whose default organizer organises the session (or give `site_id`).
+    #[serde(default, deserialize_with = "crate::int::opt")]
+    pub connection_id: Option<i64>,
+    /// The site (training centre) whose connection organises the session.
+    #[serde(default, deserialize_with = "crate::int::opt")]
+    pub site_id: Option<i64>,
+    #[schema(max_length = 255)]
+    pub subject: String,
+    #[serde(default)]
+    #[schema(max_length = 32000)]
+    pub body: String,
+    /// Default: the rooms' names.
+    #[serde(default)]
+    #[schema(max_length = 255)]
+    pub location: String,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    /// IANA or Windows zone name the session is held in (default `UTC`).
+    #[serde(default)]
+    #[schema(max_length = 64, pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$")]
+    pub time_zone: Option<String>,
+    /// Instructors, by e-mail address: required attendees (1 to 50).
+    #[schema(min_items = 1, max_items = 50, inline)]
+    pub instructors: Vec<Email>,
+    /// Learners, by e-mail address (at most 400).
+    #[serde(default)]
+    #[schema(max_items = 400, inline)]
+    pub learners: Vec<Email>,
+    /// How the learners are invited; default the server's `scheduling.learners`.
+    #[serde(default)]
+    pub learners_invited: Option<LearnerInvites>,
+    /// Rooms booked, by e-mail address (at most 25).
+    #[serde(default)]
+    #[schema(max_items = 25, inline)]
+    pub rooms: Vec<Email>,
+    /// Equipment booked, by e-mail address (at most 25).
+    #[serde(default)]
+    #[schema(max_items = 25, inline)]
+    pub equipment: Vec<Email>,
+}
+
+/// A class session as stored: its meeting in the organizer's calendar and, when learners are
+/// invited separately, their own invitations.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct SessionView {
+    pub id: String,
+    /// The organizer's address (the connection's default organizer).
+    pub organizer: String,
+    /// The organizer's calendar, which holds the session's events.
+    pub calendar_id: i64,
+    pub learners_invited: LearnerInvites,
+    /// The session's meeting: instructors, rooms, equipment (and learners, with the session).
+    pub event: EventView,
+    /// One invitation per learner, when learners are invited separately.
+    pub invitations: Vec<EventView>,
+}
+
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct PersonView {
     pub email: String,

@@ -90,6 +90,11 @@ pub struct ApiConfig {
     pub webhook_retry_base: Duration,
     /// Timeout of one webhook request.
     pub webhook_timeout: Duration,
+    /// Deleting a booking made in Exchange from a room or equipment calendar declines it in
+    /// the resource's name (otherwise such events are read-only). Off by default.
+    pub decline_on_delete: bool,
+    /// How class sessions invite their learners unless a request says otherwise.
+    pub learners: dto::LearnerInvites,
 }
 
 impl Default for ApiConfig {
@@ -100,6 +105,8 @@ impl Default for ApiConfig {
             webhook_max_attempts: 12,
             webhook_retry_base: Duration::from_secs(10),
             webhook_timeout: Duration::from_secs(10),
+            decline_on_delete: false,
+            learners: dto::LearnerInvites::default(),
         }
     }
 }

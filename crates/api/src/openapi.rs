@@ -11,7 +11,7 @@ use utoipa::OpenApi;
 
 use crate::dto;
 use crate::error::{FieldError, Problem, PROBLEM_JSON};
-use crate::routes::{availability, calendars, connections, events, sync, system, webhooks};
+use crate::routes::{availability, calendars, connections, events, sessions, sync, system, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -47,6 +47,10 @@ use crate::routes::{availability, calendars, connections, events, sync, system, 
         events::read,
         events::replace,
         events::delete,
+        sessions::create,
+        sessions::read,
+        sessions::replace,
+        sessions::delete,
         availability::busy,
         availability::free_slots,
         sync::sync_calendar,

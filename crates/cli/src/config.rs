@@ -37,6 +37,25 @@ struct RawConfig {
     calendars: Vec<RawCalendar>,
     #[serde(default)]
     serve: RawServe,
+    #[serde(default)]
+    scheduling: RawScheduling,
+}
+
+/// `[scheduling]`: how sessions and bookings behave in Exchange.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawScheduling {
+    learners: Option<String>,
+    decline_on_delete: Option<bool>,
+}
+
+/// The `[scheduling]` table, validated.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SchedulingConfig {
+    /// Learners of class sessions are invited separately (else with the session's meeting).
+    pub learners_separately: bool,
+    /// Deleting a booking made in Exchange from a resource calendar declines it.
+    pub decline_on_delete: bool,
 }
 
 /// `[serve]`: the API server. Flags and environment variables win over the file.
@@ -126,6 +145,7 @@ pub struct Config {
     pub sites: Vec<SiteConfig>,
     pub calendars: Vec<CalendarConfig>,
     pub serve: ServeConfig,
+    pub scheduling: SchedulingConfig,
     /// Where it was read from, if from a file.
     pub source: Option<PathBuf>,
 }
@@ -496,7 +516,19 @@ impl Config {
         if serve.webhook_max_attempts == Some(0) {
             bail!("configuration error at serve.webhook_max_attempts: 0. Fix: use 1 or more (default 12)");
         }
-        Ok(Config { installation_id, store, sync, connections, sites, calendars, serve, source: None })
+        let learners_separately = match raw.scheduling.learners.as_deref().map(str::trim) {
+            None | Some("with_session") => false,
+            Some("separately") => true,
+            Some(other) => bail!(
+                "configuration error at scheduling.learners: {other:?}. Fix: use \"with_session\" (learners are \
+                 optional attendees of the session's meeting, the default) or \"separately\" (an invitation each)"
+            ),
+        };
+        let scheduling = SchedulingConfig {
+            learners_separately,
+            decline_on_delete: raw.scheduling.decline_on_delete.unwrap_or(false),
+        };
+        Ok(Config { installation_id, store, sync, connections, sites, calendars, serve, scheduling, source: None })
     }
 }
 
@@ -603,6 +635,18 @@ busy_only = true
         let bad = GOOD.replace("site = \"North\"", "site = \"South\"");
         let e = Config::parse(&bad, &no_env).unwrap_err().to_string();
         assert!(e.contains("no site named \"South\""), "{e}");
+
+        let bad = format!("{GOOD}\n[scheduling]\nlearners = \"apart\"\n");
+        let e = Config::parse(&bad, &no_env).unwrap_err().to_string();
+        assert!(e.contains("scheduling.learners") && e.contains("\"separately\""), "{e}");
+    }
+
+    #[test]
+    fn scheduling_options_default_off_and_parse() {
+        assert_eq!(Config::parse(GOOD, &no_env).unwrap().scheduling, SchedulingConfig::default());
+        let on = format!("{GOOD}\n[scheduling]\nlearners = \"separately\"\ndecline_on_delete = true\n");
+        let c = Config::parse(&on, &no_env).unwrap();
+        assert_eq!(c.scheduling, SchedulingConfig { learners_separately: true, decline_on_delete: true });
     }
 
     #[test]

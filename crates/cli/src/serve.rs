@@ -106,6 +106,12 @@ pub async fn serve(config: Option<&Path>, args: ServeArgs) -> Result<()> {
         policy: app.config.sync.policy,
         webhook_max_attempts: webhook_max_attempts.max(1),
         webhook_retry_base: Duration::from_secs(webhook_retry_secs.max(1)),
+        decline_on_delete: app.config.scheduling.decline_on_delete,
+        learners: if app.config.scheduling.learners_separately {
+            calbridge_api::dto::LearnerInvites::Separately
+        } else {
+            calbridge_api::dto::LearnerInvites::WithSession
+        },
         ..ApiConfig::default()
     };
     let state = ApiState::new(app.engine.clone(), connectors(&app.config.installation_id), key, api_config)

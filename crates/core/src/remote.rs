@@ -88,6 +88,11 @@ pub trait Remote: Send + Sync {
     /// Applies one change. `Ok(None)` for a delete; `NotFound` for a delete means it is gone.
     async fn push(&self, email: &str, change: &PushChange) -> Result<Option<Confirmed>, RemoteError>;
 
+    /// The mailbox declines a meeting it was invited to (a room releasing a booking): the
+    /// organizer is told and the meeting leaves this mailbox's calendar; the organizer's meeting
+    /// stays. `NotFound` when the item is gone; `Permanent` when the mailbox organises it.
+    async fn decline(&self, email: &str, remote_id: &str, comment: &str) -> Result<(), RemoteError>;
+
     /// The organisation's rooms (EWS GetRoomLists/GetRooms, Graph `places`), each once, with
     /// the first room list it appears in.
     async fn rooms(&self) -> Result<Vec<RoomInfo>, RemoteError>;

@@ -27,6 +27,9 @@
 //! A [`Notifier`] in the [`EngineConfig`] turns the event changes of each commit into webhook
 //! messages that the same commit queues in the outbox.
 //!
+//! [`rooms`] imports the organisation's rooms as calendars; [`decline`] has a room or piece of
+//! equipment decline a booking made in Exchange, for the host application.
+//!
 //! [`secrets`] seals and opens the secrets the store keeps (XChaCha20-Poly1305 under a master
 //! key with a key id) and rotates them to a new key.
 //!
@@ -48,6 +51,7 @@ use calbridge_core::sync::Provenance;
 use calbridge_core::sync::{CursorUpdate, PushChange, RemoteChange, Snapshot, Window, Write};
 
 pub mod cursor;
+pub mod decline;
 pub mod report;
 pub mod rooms;
 pub mod secrets;

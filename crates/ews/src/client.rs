@@ -27,10 +27,10 @@ use crate::error::{EwsError, MAX_BACK_OFF};
 use crate::transport::{Answer, Credentials, TokenSource, Transport, TransportOptions};
 use crate::wire::envelope::{self, ConnectingSid, Fault, RequestHeader, Status};
 use crate::wire::ops::{
-    create_item, delete_item, get_folder, get_item, get_room_lists, get_rooms, get_user_availability, resolve_names,
-    sync_folder_items, update_item, Message,
+    create_item, decline_item, delete_item, get_folder, get_item, get_room_lists, get_rooms, get_user_availability,
+    resolve_names, sync_folder_items, update_item, Message,
 };
-use crate::wire::types::{EmailAddress, Folder, FolderRef, Item, ItemRef, Shape};
+use crate::wire::types::{Body, EmailAddress, Folder, FolderRef, Item, ItemId, ItemRef, Shape};
 use crate::wire::xml::{self, Limits, Node, WireError, XmlWriter};
 
 /// Tuning of an [`EwsClient`].
@@ -370,6 +370,18 @@ impl EwsClient {
         };
         let msgs = self.call("DeleteItem", Some(mailbox), false, |w| req.write(w), delete_item::parse_response).await?;
         single("DeleteItem", msgs)
+    }
+
+    /// The mailbox declines the meeting `id` it holds (DeclineItem, sent to the organizer).
+    pub async fn decline_item(&self, mailbox: &str, id: &str, comment: &str) -> Result<(), EwsError> {
+        let req = decline_item::Request {
+            message_disposition: "SendAndSaveCopy".into(),
+            body: (!comment.is_empty()).then(|| Body { body_type: "Text".into(), text: comment.to_string() }),
+            reference_item_id: ItemId::new(id, None),
+        };
+        let msgs =
+            self.call("CreateItem", Some(mailbox), false, |w| req.write(w), decline_item::parse_response).await?;
+        single("CreateItem", msgs)
     }
 
     /// Directory entries matching `name` (an address or a name).

@@ -279,6 +279,10 @@ impl Remote for EwsRemote {
         }
     }
 
+    async fn decline(&self, email: &str, remote_id: &str, comment: &str) -> Result<(), RemoteError> {
+        self.client.decline_item(email, remote_id, comment).await.map_err(|e| e.classify())
+    }
+
     async fn rooms(&self) -> Result<Vec<RoomInfo>, RemoteError> {
         let mut out: Vec<RoomInfo> = Vec::new();
         for list in self.client.room_lists().await? {

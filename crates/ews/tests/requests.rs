@@ -123,6 +123,17 @@ fn calbridges_requests_validate_and_read_back() {
         items: vec![meeting()],
     };
     check("CreateItem", |w| r.write(w), |b| create_item::Request::parse(b).unwrap(), &r);
+    let xml = envelope::request(&header(), |w| r.write(w));
+    let doc = parse(&xml, Limits::default()).unwrap();
+    let body = envelope::split(&doc).unwrap().body;
+    assert_eq!(decline_item::Request::parse(body).unwrap(), None, "an ordinary CreateItem is not a decline");
+
+    let r = decline_item::Request {
+        message_disposition: "SendAndSaveCopy".into(),
+        body: Some(Body { body_type: "Text".into(), text: "This booking was released.".into() }),
+        reference_item_id: ItemId::new("AAMkAD=", Some("DwAAABYA".into())),
+    };
+    check("CreateItem (DeclineItem)", |w| r.write(w), |b| decline_item::Request::parse(b).unwrap().unwrap(), &r);
 
     let m = meeting();
     let updates = ["item:Subject", "calendar:Start", "calendar:End", "calendar:Location", "calendar:Resources"]

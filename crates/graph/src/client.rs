@@ -30,8 +30,8 @@ use url::Url;
 
 use crate::auth::{Clock, SystemClock, TokenProvider};
 use crate::endpoints::{
-    self, calendar_get_schedule, calendar_list, calendar_view, calendar_view_delta, event_create, event_delete,
-    event_get, event_update, place_list, snippet, user_get, without_query, GraphRequest, TransportRetry,
+    self, calendar_get_schedule, calendar_list, calendar_view, calendar_view_delta, event_create, event_decline,
+    event_delete, event_get, event_update, place_list, snippet, user_get, without_query, GraphRequest, TransportRetry,
 };
 use crate::error::GraphError;
 use crate::types::{self, ODataError};
@@ -422,6 +422,13 @@ impl GraphClient {
     pub async fn delete_event(&self, email: &str, id: &str) -> Result<(), GraphError> {
         let r = self.send(email, &event_delete::request(&self.inner.base, email, id)).await?;
         event_delete::parse(r.status)
+    }
+
+    /// `POST /users/{email}/events/{id}/decline`: the mailbox declines a meeting it was invited
+    /// to, telling the organizer.
+    pub async fn decline_event(&self, email: &str, id: &str, comment: &str) -> Result<(), GraphError> {
+        let r = self.send(email, &event_decline::request(&self.inner.base, email, id, comment)).await?;
+        event_decline::parse(r.status)
     }
 
     /// `GET /users/{email}/calendarView` over `[start, end)`, all pages.

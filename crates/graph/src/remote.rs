@@ -180,6 +180,10 @@ impl Remote for GraphRemote {
         }
     }
 
+    async fn decline(&self, email: &str, remote_id: &str, comment: &str) -> Result<(), RemoteError> {
+        self.client.decline_event(email, remote_id, comment).await.map_err(|e| e.classify())
+    }
+
     async fn rooms(&self) -> Result<Vec<RoomInfo>, RemoteError> {
         let place_error = |e: GraphError| match e.classify() {
             RemoteError::Auth { message, .. } if e.status() == Some(403) => RemoteError::Auth {

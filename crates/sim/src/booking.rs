@@ -156,3 +156,19 @@ pub fn sync_meeting(state: &mut State, organizer: &str, id: &str, reprocess: boo
         }
     }
 }
+
+/// The mailbox `attendee` declines the meeting it holds as `id` (its copy, or an occurrence of
+/// it): the copy leaves its calendar and the organizer's meeting records the answer; the
+/// organizer's meeting itself stays. An organizer cannot decline its own meeting.
+pub fn decline(state: &mut State, attendee: &str, id: &str, now: DateTime<Utc>) -> Result<(), crate::state::ApiError> {
+    let (master, _) = state.resolve_id(attendee, id).ok_or_else(crate::state::ApiError::item_not_found)?;
+    let copy = state.event(attendee, &master).ok_or_else(crate::state::ApiError::item_not_found)?;
+    let Some(origin) = copy.origin.clone() else {
+        return Err(crate::state::ApiError::invalid_request(
+            "Your request can't be completed. You can't respond to this meeting because you're the meeting organizer.",
+        ));
+    };
+    state.remove_copy(attendee, &origin);
+    state.set_attendee_response(&origin.mailbox, &origin.id, attendee, "declined", now);
+    Ok(())
+}

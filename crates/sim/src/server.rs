@@ -103,6 +103,7 @@ pub(crate) fn classify(method: &Method, path: &str) -> (&'static str, Option<Str
                 [.., "events", _] if method == Method::GET => "event_get",
                 [.., "events", _] if method == Method::PATCH => "event_update",
                 [.., "events", _] if method == Method::DELETE => "event_delete",
+                [.., "events", _, "decline"] if method == Method::POST => "event_decline",
                 _ => "other",
             };
             (kind, Some(percent_decode(u)))
@@ -127,7 +128,7 @@ fn check_roles(kind: &str, app: &AppContext) -> Result<(), ApiError> {
         "place_list" if !has(PLACE_ROLES) => {
             Err(ApiError::new(403, "ErrorAccessDenied", "Access is denied. Check credentials and try again."))
         }
-        "event_create" | "event_update" | "event_delete" if !has(CALENDAR_WRITE) => {
+        "event_create" | "event_update" | "event_delete" | "event_decline" if !has(CALENDAR_WRITE) => {
             Err(ApiError::new(403, "ErrorAccessDenied", "Access is denied. Check credentials and try again."))
         }
         "calendar_list"
@@ -265,7 +266,7 @@ async fn graph_layer(State(sim): State<Simulator>, mut req: Request, next: Next)
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    let mutating = matches!(kind, "event_create" | "event_update" | "event_delete");
+    let mutating = matches!(kind, "event_create" | "event_update" | "event_delete" | "event_decline");
     let resp = next.run(req).await;
     if mutating && resp.status().is_success() && faults.take_drop() {
         sim.inner.stats.dropped();
@@ -335,6 +336,7 @@ pub(crate) fn router(sim: Simulator) -> Router {
                 &format!("{prefix}/events/{{id}}"),
                 get(event_get::handler).patch(event_update::handler).delete(event_delete::handler),
             )
+            .route(&format!("{prefix}/events/{{id}}/decline"), post(event_decline::handler))
             .route(&format!("{prefix}/calendarView"), get(calendar_view::handler))
             .route(&format!("{prefix}/calendarView/delta"), get(calendar_view_delta::handler))
             .route(&format!("{prefix}/calendarView/delta()"), get(calendar_view_delta::handler));

@@ -41,7 +41,7 @@ fn read_only(id: &str) -> ApiError {
     ))
 }
 
-async fn event_data(state: &ApiState, input: &EventInput) -> ApiResult<EventData> {
+pub(crate) async fn event_data(state: &ApiState, input: &EventInput) -> ApiResult<EventData> {
     let mut check = Check::default();
     validate::text(&mut check, "/subject", &input.subject, 255);
     validate::text(&mut check, "/body", &input.body, 32_000);
@@ -107,7 +107,7 @@ async fn event_data(state: &ApiState, input: &EventInput) -> ApiResult<EventData
     Ok(data)
 }
 
-fn shown(cal: &Calendar, e: &Event) -> EventView {
+pub(crate) fn shown(cal: &Calendar, e: &Event) -> EventView {
     EventView::from(&present(cal, e))
 }
 
@@ -159,27 +159,57 @@ pub async fn create(
     let cal = calendars::find(&state, id).await?;
     let data = event_data(&state, &input).await?;
     let event_id = EventId::new(input.id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string()));
-    if let Some(existing) = state.store().event(&event_id).await? {
+    let e = create_in(&state, &cal, &event_id, &data).await?;
+    Ok((StatusCode::CREATED, axum::Json(shown(&cal, &e))))
+}
+
+/// Creates a local event with its `event.created` message (an identical retry is a no-op).
+pub(crate) async fn create_in(state: &ApiState, cal: &Calendar, id: &EventId, data: &EventData) -> ApiResult<Event> {
+    if let Some(existing) = state.store().event(id).await? {
         if existing.origin == Origin::Exchange {
-            return Err(read_only(event_id.as_str()));
+            return Err(read_only(id.as_str()));
         }
     }
-    let now = Utc::now();
     let preview = Event {
-        id: event_id.clone(),
+        id: id.clone(),
         calendar_id: cal.id,
         origin: Origin::Local,
         data: data.clone(),
         version: 1,
         deleted: false,
     };
-    let note = message("event.created", payload(&cal, &preview), now);
-    let e = state.store().create_local_event_notify(cal.id, &event_id, &data, &state.subscribed(vec![note])).await?;
+    let note = message("event.created", payload(cal, &preview), Utc::now());
+    let e = state.store().create_local_event_notify(cal.id, id, data, &state.subscribed(vec![note])).await?;
     state.outbox_changed();
-    Ok((StatusCode::CREATED, axum::Json(shown(&cal, &e))))
+    Ok(e)
 }
 
-async fn find_live(state: &ApiState, id: &str) -> ApiResult<(Event, Calendar)> {
+/// Replaces a local event's content with its `event.updated` message.
+pub(crate) async fn replace_in(
+    state: &ApiState,
+    cal: &Calendar,
+    e: &Event,
+    data: &EventData,
+    expected_version: Option<i64>,
+) -> ApiResult<Event> {
+    let preview = Event { data: data.clone(), version: e.version + 1, ..e.clone() };
+    let note = message("event.updated", payload(cal, &preview), Utc::now());
+    let notes = state.subscribed(vec![note]);
+    let updated = state.store().update_local_event_notify(&e.id, data, expected_version, &notes).await?;
+    state.outbox_changed();
+    Ok(updated)
+}
+
+/// Deletes a local event (a tombstone the next sync pushes) with its `event.deleted` message.
+pub(crate) async fn delete_in(state: &ApiState, cal: &Calendar, e: &Event) -> ApiResult<()> {
+    let data = serde_json::json!({"id": e.id.as_str(), "calendar_id": cal.id});
+    let note = message("event.deleted", data, Utc::now());
+    state.store().delete_local_event_notify(&e.id, &state.subscribed(vec![note])).await?;
+    state.outbox_changed();
+    Ok(())
+}
+
+pub(crate) async fn find_live(state: &ApiState, id: &str) -> ApiResult<(Event, Calendar)> {
     let e = state
         .store()
         .event(&EventId::new(id))
@@ -219,17 +249,14 @@ pub async fn replace(
         return Err(ApiError::field("/id", "differs from the event's id in the path; omit it"));
     }
     let data = event_data(&state, &input).await?;
-    let now = Utc::now();
-    let preview = Event { data: data.clone(), version: e.version + 1, ..e.clone() };
-    let note = message("event.updated", payload(&cal, &preview), now);
-    let notes = state.subscribed(vec![note]);
-    let updated = state.store().update_local_event_notify(&e.id, &data, input.expected_version, &notes).await?;
-    state.outbox_changed();
+    let updated = replace_in(&state, &cal, &e, &data, input.expected_version).await?;
     Ok(axum::Json(shown(&cal, &updated)))
 }
 
 /// Delete a local event (write); calbridge deletes it in Exchange at the next sync. An event
-/// from Exchange is read-only: 409.
+/// from Exchange is read-only: 409; except, when `scheduling.decline_on_delete` is on, a
+/// booking made in Exchange for a room or equipment, which the resource then declines at once
+/// (the organizer is told; the organizer's meeting stays).
 #[utoipa::path(delete, path = "/events/{id}", tag = "events", params(("id" = String, Path)),
     responses((status = 204, description = "Deleted")))]
 pub async fn delete(
@@ -239,11 +266,38 @@ pub async fn delete(
 ) -> ApiResult<StatusCode> {
     let (e, cal) = find_live(&state, &id).await?;
     if e.origin == Origin::Exchange {
+        if cal.kind.is_resource() && state.config().decline_on_delete {
+            return decline(&state, &cal, &e).await;
+        }
+        if cal.kind.is_resource() {
+            return Err(ApiError::conflict(format!(
+                "event {id} is a booking made in Exchange and is read-only in calbridge. Fix: cancel it in Exchange, \
+                 or let the {} decline bookings deleted here by turning on scheduling.decline_on_delete",
+                cal.kind.as_str()
+            )));
+        }
         return Err(read_only(&id));
     }
-    let data = serde_json::json!({"id": e.id.as_str(), "calendar_id": cal.id});
-    let note = message("event.deleted", data, Utc::now());
-    state.store().delete_local_event_notify(&e.id, &state.subscribed(vec![note])).await?;
-    state.outbox_changed();
+    delete_in(&state, &cal, &e).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The resource declines a booking made in Exchange (see `calbridge_engine::decline`), then
+/// its calendar is synced so the booking leaves the store (and `event.deleted` goes out).
+async fn decline(state: &ApiState, cal: &Calendar, e: &Event) -> ApiResult<StatusCode> {
+    use calbridge_engine::decline::{decline_booking, DeclineError};
+    let conn = crate::routes::connections::find(state, cal.connection_id).await?;
+    let remote = state.remote(&conn).await?;
+    decline_booking(state.store().as_ref(), remote.as_ref(), cal, e).await.map_err(|err| match err {
+        DeclineError::NotABooking(why) => ApiError::conflict(format!("{why}. Nothing was changed")),
+        DeclineError::Remote(r) if r.is_retryable() => {
+            ApiError::unavailable(format!("{}: {r}. Fix: retry later", cal.email))
+        }
+        DeclineError::Remote(r) => ApiError::bad_gateway(format!("{} could not decline the booking: {r}", cal.email)),
+        DeclineError::Store(s) => s.into(),
+    })?;
+    // The decline is done; a failed sync is recorded in the calendar's status and the next one
+    // removes the booking.
+    let _ = crate::sync::sync_calendar(state, cal.id).await;
     Ok(StatusCode::NO_CONTENT)
 }

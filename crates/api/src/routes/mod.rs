@@ -11,6 +11,7 @@ pub mod availability;
 pub mod calendars;
 pub mod connections;
 pub mod events;
+pub mod sessions;
 pub mod sync;
 pub mod system;
 pub mod validate;
@@ -49,6 +50,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/calendars/{id}/events", get(events::list).post(events::create))
         .route("/calendars/{id}/sync", get(sync::calendar_status).post(sync::sync_calendar))
         .route("/events/{id}", get(events::read).put(events::replace).delete(events::delete))
+        .route("/sessions", post(sessions::create))
+        .route("/sessions/{id}", get(sessions::read).put(sessions::replace).delete(sessions::delete))
         .route("/availability", post(availability::busy))
         .route("/availability/free-slots", post(availability::free_slots))
         .route("/sync/status", get(sync::statuses))

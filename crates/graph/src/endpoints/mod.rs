@@ -17,6 +17,7 @@ pub mod calendar_list;
 pub mod calendar_view;
 pub mod calendar_view_delta;
 pub mod event_create;
+pub mod event_decline;
 pub mod event_delete;
 pub mod event_get;
 pub mod event_update;

@@ -4,18 +4,23 @@
 //! mailbox's calendar), as their organizer. With attendees and `SendMeetingInvitations`
 //! other than `SendToNone`, invitations go out: attendees get copies and rooms and equipment
 //! decide by their booking rules, as over Graph. A `t:Recurrence` makes a series (kept as
-//! Graph's `patternedRecurrence`, see `series.rs`).
+//! Graph's `patternedRecurrence`, see `series.rs`). A `t:DeclineItem` answers a meeting
+//! instead (`decline_item.rs`).
 
 use chrono::Utc;
 
 use super::convert::{ews_id, graph_event};
 use super::{schema_fault, Ctx, SoapFault};
 use crate::booking;
-use crate::ews_wire::ops::{create_item, Message};
+use crate::ews_wire::ops::{create_item, decline_item, Message};
 use crate::ews_wire::types::{FolderRef, Item, ItemId};
 use crate::ews_wire::xml::{Node, XmlWriter};
 
 pub(crate) fn handle(ctx: &Ctx, body: Node<'_, '_>, w: &mut XmlWriter) -> Result<(), SoapFault> {
+    if let Some(decline) = decline_item::Request::parse(body).map_err(schema_fault)? {
+        super::decline_item::handle(ctx, &decline, w);
+        return Ok(());
+    }
     let req = create_item::Request::parse(body).map_err(schema_fault)?;
     let is_calendar = req.items.iter().any(Item::is_calendar_item);
     if is_calendar && req.send_meeting_invitations.is_none() {

@@ -16,6 +16,7 @@ pub(crate) mod auth;
 mod convert;
 mod convert_id;
 mod create_item;
+mod decline_item;
 mod delete_item;
 mod find_item;
 mod get_folder;

@@ -5,6 +5,7 @@
 
 pub mod convert_id;
 pub mod create_item;
+pub mod decline_item;
 pub mod delete_item;
 pub mod find_item;
 pub mod get_folder;
