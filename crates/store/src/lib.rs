@@ -126,6 +126,12 @@ pub async fn open_store(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     }
 }
 
+/// `url` with the password of its user info (`scheme://user:password@host/...`) replaced by
+/// `***`, for showing a store URL in a message or a log; other text is returned as it is.
+pub fn redact_url(url: &str) -> String {
+    postgres::redact(url)
+}
+
 /// The scheme of `s` if it looks like a URL (`name:` with a name of two or more characters, so
 /// a Windows drive letter such as `C:\data\cb.db` stays a path).
 fn scheme(s: &str) -> Option<&str> {
@@ -148,5 +154,13 @@ mod tests {
         assert_eq!(scheme("/var/lib/cb.db"), None);
         assert_eq!(scheme("./cb.db"), None);
         assert_eq!(scheme("cb.db"), None);
+    }
+
+    #[test]
+    fn store_urls_are_shown_without_password() {
+        assert_eq!(redact_url("postgres://cb:s3cret@db/cb"), "postgres://cb:***@db/cb");
+        assert_eq!(redact_url("postgresql://cb@db/cb"), "postgresql://cb@db/cb");
+        assert_eq!(redact_url("sqlite://calbridge.db"), "sqlite://calbridge.db");
+        assert_eq!(redact_url("C:\\data\\cb.db"), "C:\\data\\cb.db");
     }
 }
