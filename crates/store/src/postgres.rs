@@ -583,7 +583,9 @@ async fn update_cursor(tx: &mut Tx, calendar_id: CalendarId, update: &CursorUpda
 
 /// Queues messages and, for each, one delivery per endpoint subscribed to its type. A message
 /// id already queued is left as it is (a retried change); one being queued by another
-/// transaction right now is waited for, then left as it is.
+/// transaction right now is waited for, then left as it is. The endpoints are held with
+/// `FOR KEY SHARE`: one being deleted meanwhile is waited for and then skipped, instead of
+/// failing the write on its foreign key.
 async fn insert_notifications(tx: &mut Tx, notify: &[Notification]) -> Result<(), StoreError> {
     for n in notify {
         let what = || format!("could not queue webhook message {} ({})", n.id, n.event_type);
@@ -604,7 +606,8 @@ async fn insert_notifications(tx: &mut Tx, notify: &[Notification]) -> Result<()
         }
         sqlx::query(
             "INSERT INTO deliveries (message_id, webhook_id, next_attempt_us) \
-             SELECT $1, w.id, $2 FROM webhooks w WHERE w.events @> jsonb_build_array($3::text)",
+             SELECT $1, w.id, $2 FROM webhooks w WHERE w.events @> jsonb_build_array($3::text) \
+             FOR KEY SHARE OF w",
         )
         .bind(&n.id)
         .bind(micros(n.created_at))
