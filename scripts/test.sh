@@ -9,6 +9,8 @@
 #   CALBRIDGE_PROTOCOL_DIR  Microsoft's schemas and examples (default: ../shared/protocol)
 #   PROPTEST_CASES          cases per property test (default 1000)
 #   PYTHON                  the Python interpreter for the client tests (default: python3)
+#   CALBRIDGE_TEST_POSTGRES the PostgreSQL server for the store tests (default:
+#                           postgres://postgres@127.0.0.1:5432/postgres; without one they skip)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

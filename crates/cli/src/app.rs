@@ -29,9 +29,10 @@ pub struct App {
 
 impl App {
     pub async fn open(config: Config) -> Result<App> {
-        let store = calbridge_store::open_store(&config.store)
-            .await
-            .with_context(|| format!("cannot open the store {:?} (key `store`, or CALBRIDGE_STORE)", config.store))?;
+        let store = calbridge_store::open_store(&config.store).await.with_context(|| {
+            let store = calbridge_store::redact_url(&config.store);
+            format!("cannot open the store {store:?} (key `store`, or CALBRIDGE_STORE)")
+        })?;
         let mut ec = EngineConfig::new(config.installation_id.clone());
         ec.window_past_days = config.sync.window_past_days;
         ec.window_future_days = config.sync.window_future_days;

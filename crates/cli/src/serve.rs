@@ -120,7 +120,7 @@ pub async fn serve(config: Option<&Path>, args: ServeArgs) -> Result<()> {
         format!("cannot listen on {listen} (--listen, CALBRIDGE_LISTEN or serve.listen): is the port in use?")
     })?;
     println!("calbridge API listening on http://{}", listener.local_addr()?);
-    println!("  store: {}", app.config.store);
+    println!("  store: {}", calbridge_store::redact_url(&app.config.store));
     println!("  API reference: http://{}/openapi.json (with an API key)", listener.local_addr()?);
     let worker = tokio::spawn(calbridge_api::webhooks::run_worker(state.clone()));
     let scheduler = (sync_interval > 0)

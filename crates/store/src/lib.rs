@@ -11,13 +11,13 @@
 //! - [`SqliteStore`] — the default: one embedded SQLite file (`sqlite://calbridge.db`, a plain
 //!   path) in WAL mode with foreign keys on and a busy timeout, behind a small pool (readers run
 //!   beside the single writer); or `sqlite::memory:` on one connection, for tests.
-//! - PostgreSQL follows with the scale work (several workers dividing the mailboxes with
-//!   leases), as a second type implementing the same trait with the same schema (identity
-//!   columns, `jsonb`, `BEGIN` instead of `BEGIN IMMEDIATE`, `FOR UPDATE` on the rows a
-//!   transaction reads before writing). It is done when the same [`contract`] suite passes
-//!   against it; until then `open_store` refuses `postgres://` URLs with a clear message.
+//! - [`PostgresStore`] — for several worker processes sharing one database
+//!   (`postgres://USER:PASSWORD@HOST:PORT/DATABASE` or `postgresql://...`; without a password in
+//!   the URL, the standard `PGPASSWORD` variable gives it). A pool of a few connections per
+//!   process; the database must exist and the user must be allowed to create tables in it.
+//!   Messages name the database, server and user, never the password.
 //!
-//! ## Tables (`migrations/0001_initial.sql`)
+//! ## Tables (`migrations/0001_initial.sql`, `migrations/postgres/0001_initial.sql`)
 //!
 //! | table          | key                         | holds                                                     |
 //! |----------------|-----------------------------|-----------------------------------------------------------|
@@ -33,20 +33,34 @@
 //! nothing behind. `events` is indexed by (`calendar_id`, `start_us`, `end_us`). The JSON
 //! columns hold the serde form of the `calbridge-core` types, so the store never re-models the
 //! domain; the microsecond columns only pre-select, and the exact overlap test runs on the
-//! decoded instants.
+//! decoded instants. PostgreSQL has the same tables with its own types: `BIGINT` identity
+//! columns, `BOOLEAN` flags, `jsonb` for calbridge's own JSON (settings, link states, secrets,
+//! subscriptions, sync status) and `text` where the exact text matters (an event's content, a
+//! webhook payload that is signed byte for byte); instants stay microsecond `BIGINT`s, and
+//! names, addresses and ids use the `C` collation, so both backends sort alike.
 //!
 //! ## Migrations
 //!
 //! The SQL files are embedded with `include_str!` and applied by sqlx's own migrator (without
 //! its `macros` feature; see [`migrate`]), which records each applied version and checksum in
-//! `_sqlx_migrations`: opening an existing file applies only what is new, and a file written
-//! by a newer calbridge is refused rather than damaged.
+//! `_sqlx_migrations`: opening an existing database applies only what is new, and one written
+//! by a newer calbridge is refused rather than damaged. Each backend has its own files with the
+//! same versions. On PostgreSQL the migrator holds an advisory lock while it runs, so workers
+//! starting together apply each migration once.
 //!
 //! ## Transactions
 //!
-//! - Every operation that reads before it writes runs in one `BEGIN IMMEDIATE` transaction, so
-//!   it holds SQLite's write lock from the start and concurrent writers queue (busy timeout)
-//!   instead of failing on a lock upgrade.
+//! - SQLite: every operation that reads before it writes runs in one `BEGIN IMMEDIATE`
+//!   transaction, so it holds SQLite's write lock from the start and concurrent writers queue
+//!   (busy timeout) instead of failing on a lock upgrade.
+//! - PostgreSQL: writers run side by side in `READ COMMITTED` transactions that lock what they
+//!   read before writing. A commit, and the creation of a local event, lock their calendar's
+//!   row (`SELECT ... FOR NO KEY UPDATE`), so one calendar's writers queue and the rows they
+//!   insert (event, record, cursor) cannot appear meanwhile; a change of one event locks the
+//!   event's row (`FOR UPDATE`), so a host-application edit and a sync never lose one another's
+//!   update; a write below a parent holds the parent with `FOR KEY SHARE`, and deletes lock
+//!   parent before children, in the same order as commits. Upserts by name or address are
+//!   single `INSERT ... ON CONFLICT` statements.
 //! - [`Store::commit`] applies a page's writes and its cursor in one transaction: the first
 //!   failing write returns the error and the transaction rolls back — earlier writes and the
 //!   cursor included. A `PutEvent` replaces a stored event only when the stored version is
@@ -59,14 +73,16 @@
 //! - Identical writes are no-ops: a `PutEvent` or `PutRecord` equal to the stored row, or a
 //!   cursor equal to the stored one, changes nothing and counts zero in [`WriteStats`], so a
 //!   retried commit is harmless and an idle sync reports zero writes.
-//! - Snapshots read events and records in one transaction, so they come from the same moment.
+//! - Snapshots read events and records in one transaction (`REPEATABLE READ` on PostgreSQL), so
+//!   they come from the same moment.
 //!
 //! ## Contract
 //!
 //! [`contract`] is the trait's executable specification: one async function per behaviour and
 //! [`contract::run_all`] to run them all against a store factory. `tests/contract_sqlite.rs`
-//! runs it against a SQLite file and against `sqlite::memory:`; a PostgreSQL implementation
-//! runs the very same suite. The module is always compiled (it is small), so other crates'
+//! runs it against a SQLite file and against `sqlite::memory:`, and `tests/contract_postgres.rs`
+//! runs the very same suite against PostgreSQL, each case on a fresh database (the server from
+//! `CALBRIDGE_TEST_POSTGRES`). The module is always compiled (it is small), so other crates'
 //! test doubles of `Store` can be held to the same contract.
 //!
 //! [`Store`]: calbridge_core::store::Store
@@ -78,18 +94,22 @@ use std::sync::Arc;
 
 use calbridge_core::store::{Store, StoreError};
 
+mod common;
 pub mod contract;
 mod error;
 pub mod migrate;
+mod postgres;
 mod sqlite;
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// The accepted database URL forms, for error messages.
-const ACCEPTED: &str = "sqlite://PATH, sqlite:PATH, sqlite::memory: or a plain file path";
+const ACCEPTED: &str =
+    "sqlite://PATH, sqlite:PATH, sqlite::memory:, a plain file path, or postgres://USER:PASSWORD@HOST/DATABASE";
 
-/// Opens the store a database URL names: SQLite for `sqlite:` URLs and plain paths.
-/// `postgres://` is refused until PostgreSQL support lands.
+/// Opens the store a database URL names: SQLite for `sqlite:` URLs and plain paths,
+/// PostgreSQL for `postgres://` and `postgresql://` URLs. Messages never carry the password.
 pub async fn open_store(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     let trimmed = url.trim();
     if trimmed.starts_with("sqlite:") {
@@ -97,13 +117,19 @@ pub async fn open_store(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     }
     // Name only the scheme: a URL may carry a password.
     match scheme(trimmed) {
-        Some(s) if s.eq_ignore_ascii_case("postgres") || s.eq_ignore_ascii_case("postgresql") => Err(
-            StoreError::Database("PostgreSQL support arrives with the scale work; use a sqlite: URL for now".into()),
-        ),
+        Some(s) if s.eq_ignore_ascii_case("postgres") || s.eq_ignore_ascii_case("postgresql") => {
+            Ok(Arc::new(PostgresStore::open(trimmed).await?))
+        }
         Some(s) => Err(StoreError::Database(format!("unsupported database URL scheme `{s}:`; use {ACCEPTED}"))),
         None if trimmed.is_empty() => Err(StoreError::Database(format!("no database URL given; use {ACCEPTED}"))),
         None => Ok(Arc::new(SqliteStore::open(trimmed).await?)),
     }
+}
+
+/// `url` with the password of its user info (`scheme://user:password@host/...`) replaced by
+/// `***`, for showing a store URL in a message or a log; other text is returned as it is.
+pub fn redact_url(url: &str) -> String {
+    postgres::redact(url)
 }
 
 /// The scheme of `s` if it looks like a URL (`name:` with a name of two or more characters, so
@@ -128,5 +154,13 @@ mod tests {
         assert_eq!(scheme("/var/lib/cb.db"), None);
         assert_eq!(scheme("./cb.db"), None);
         assert_eq!(scheme("cb.db"), None);
+    }
+
+    #[test]
+    fn store_urls_are_shown_without_password() {
+        assert_eq!(redact_url("postgres://cb:s3cret@db/cb"), "postgres://cb:***@db/cb");
+        assert_eq!(redact_url("postgresql://cb@db/cb"), "postgresql://cb@db/cb");
+        assert_eq!(redact_url("sqlite://calbridge.db"), "sqlite://calbridge.db");
+        assert_eq!(redact_url("C:\\data\\cb.db"), "C:\\data\\cb.db");
     }
 }

@@ -16,10 +16,10 @@ use calbridge_core::store::{
 };
 use calbridge_core::sync::{Cursor, CursorUpdate, Snapshot, SyncRecord, Write};
 use chrono::{DateTime, Utc};
-use sqlx::migrate::MigrateError;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{Row, Sqlite, SqlitePool, Transaction};
 
+use crate::common::{micros, normalise_email, read_only, sealed_from_json, to_json, us_to_time};
 use crate::error::{corrupt, Context};
 use crate::migrate;
 
@@ -116,19 +116,7 @@ impl SqliteStore {
         let migrator = migrate::migrator()
             .await
             .map_err(|e| StoreError::Database(format!("could not load the embedded migrations: {e}")))?;
-        migrator.run(&self.pool).await.map_err(|e| match e {
-            MigrateError::VersionMissing(v) => StoreError::Database(format!(
-                "{} has schema migration {v}, which this calbridge does not know: it was written by a \
-                 newer calbridge; upgrade calbridge or restore a backup",
-                self.location
-            )),
-            MigrateError::VersionMismatch(v) => StoreError::Database(format!(
-                "{}: schema migration {v} was applied with different SQL than this calbridge carries; \
-                 the database was made by a modified build, restore a backup",
-                self.location
-            )),
-            e => StoreError::Database(format!("could not migrate {}: {e}", self.location)),
-        })
+        migrator.run(&self.pool).await.map_err(|e| migrate::failure(e, &self.location))
     }
 
     /// The highest schema migration applied to the database.
@@ -176,15 +164,6 @@ async fn commit_tx(tx: Tx, what: &str) -> Result<(), StoreError> {
 }
 
 // --- row mapping ---------------------------------------------------------------------------
-
-fn micros(t: DateTime<Utc>) -> i64 {
-    // Floor to microseconds; the exact instant lives in the event's JSON.
-    t.timestamp_micros()
-}
-
-fn to_json<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_string(value).expect("calbridge-core types serialise to JSON")
-}
 
 fn connection_from_row(row: &SqliteRow) -> Result<Connection, StoreError> {
     let id: i64 = row.get("id");
@@ -331,13 +310,6 @@ async fn replace_event(tx: &mut Tx, e: &Event) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn read_only(id: &EventId) -> StoreError {
-    StoreError::Conflict(format!(
-        "event {id} came from Exchange and is read-only in calbridge; change it in Outlook/Exchange \
-         and the next sync brings the change here"
-    ))
-}
-
 // --- commit --------------------------------------------------------------------------------
 
 async fn put_event(tx: &mut Tx, calendar_id: CalendarId, e: &Event) -> Result<u64, StoreError> {
@@ -480,14 +452,6 @@ async fn update_cursor(tx: &mut Tx, calendar_id: CalendarId, update: &CursorUpda
     }
 }
 
-fn us_to_time(us: i64, what: impl FnOnce() -> String) -> Result<DateTime<Utc>, StoreError> {
-    DateTime::from_timestamp_micros(us).ok_or_else(|| corrupt(what(), format!("instant {us} out of range")))
-}
-
-fn sealed_from_json(json: &str, what: impl FnOnce() -> String) -> Result<SealedSecret, StoreError> {
-    serde_json::from_str(json).map_err(|e| corrupt(what(), e))
-}
-
 fn api_key_from_row(row: &SqliteRow) -> Result<ApiKey, StoreError> {
     let id: i64 = row.get("id");
     let scope: String = row.get("scope");
@@ -544,10 +508,6 @@ async fn insert_notifications(tx: &mut Tx, notify: &[Notification]) -> Result<()
         .context(what)?;
     }
     Ok(())
-}
-
-fn normalise_email(email: &str) -> String {
-    email.trim().to_lowercase()
 }
 
 #[async_trait]
@@ -1438,13 +1398,5 @@ mod tests {
             let err = parse_target(bad).unwrap_err().to_string();
             assert!(err.contains("sqlite://"), "{bad:?}: {err}");
         }
-    }
-
-    #[test]
-    fn micros_floor_and_keep_order() {
-        let t = DateTime::from_timestamp(1_700_000_000, 999_999_999).unwrap();
-        assert_eq!(micros(t), 1_700_000_000_999_999);
-        let before_epoch = DateTime::from_timestamp(-1, 500).unwrap();
-        assert_eq!(micros(before_epoch), -1_000_000);
     }
 }

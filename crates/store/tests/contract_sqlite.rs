@@ -176,14 +176,9 @@ async fn open_store_picks_the_backend_from_the_url() {
     }
     assert!(dir.file("a.db").exists() && dir.file("b.db").exists() && dir.file("c.db").exists());
 
-    let err = open_store("postgres://calbridge:s3cret@db.internal/calbridge").await.err().expect("refused");
-    let m = err.to_string();
-    assert!(m.contains("PostgreSQL support arrives with the scale work") && m.contains("sqlite:"), "{m}");
-    assert!(!m.contains("s3cret"), "the password must not leak into the message: {m}");
-    assert!(open_store("postgresql://h/db").await.err().unwrap().to_string().contains("PostgreSQL"));
-
     let m = open_store("mysql://root:pw@h/db").await.err().expect("refused").to_string();
     assert!(m.contains("mysql:") && m.contains("sqlite://PATH") && m.contains("sqlite::memory:"), "{m}");
+    assert!(m.contains("postgres://"), "the message names every accepted form: {m}");
     assert!(!m.contains("pw@"), "{m}");
     let m = open_store("  ").await.err().expect("refused").to_string();
     assert!(m.contains("sqlite://PATH"), "{m}");
