@@ -174,8 +174,13 @@ pub fn occurrence_dates(rec: &PatternedRecurrence, series_start: NaiveDate, unti
                     add_months(start.year(), start.month0(), k * step)
                 };
                 let date = if kind.starts_with("absolute") {
+                    // Exchange takes a day past the month's end as the month's last day (the
+                    // 31st is 28 or 29 February, 30 April, ...), never skipping the month.
                     let dom = pattern.day_of_month.unwrap_or(start.day() as i32).clamp(1, 31) as u32;
-                    NaiveDate::from_ymd_opt(y, m, dom)
+                    (28..=dom)
+                        .rev()
+                        .find_map(|d| NaiveDate::from_ymd_opt(y, m, d))
+                        .or(NaiveDate::from_ymd_opt(y, m, dom))
                 } else {
                     nth_weekday_of_month(y, m, &days, pattern.index.as_deref().unwrap_or("first"))
                 };
@@ -232,6 +237,17 @@ mod tests {
         let dates = occurrence_dates(&r, d0, NaiveDate::from_ymd_opt(2018, 6, 1).unwrap());
         assert_eq!(dates.len(), 17);
         assert!(dates.iter().all(|d| d.weekday() == Weekday::Mon));
+    }
+
+    #[test]
+    fn day_31_falls_back_to_the_months_last_day() {
+        let mut r = rec("absoluteMonthly", &[], "numbered", None, Some(4));
+        r.pattern.as_mut().unwrap().day_of_month = Some(31);
+        r.range.as_mut().unwrap().start_date = Some("2027-01-31".into());
+        let d0 = NaiveDate::from_ymd_opt(2027, 1, 31).unwrap();
+        let dates = occurrence_dates(&r, d0, NaiveDate::from_ymd_opt(2030, 1, 1).unwrap());
+        let ymd = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap();
+        assert_eq!(dates, [ymd(2027, 1, 31), ymd(2027, 2, 28), ymd(2027, 3, 31), ymd(2027, 4, 30)]);
     }
 
     #[test]

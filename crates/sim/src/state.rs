@@ -197,6 +197,10 @@ impl StoredEvent {
         let zone = self.series_zone();
         let first_local = tz::to_local(self.start, zone);
         let duration = self.end - self.start;
+        // An all-day occurrence runs from midnight to midnight in its zone, however long
+        // that day is (a DST change makes it 23 or 25 hours).
+        let all_day_days = (self.event.is_all_day == Some(true))
+            .then(|| (tz::to_local(self.end, zone).date() - first_local.date()).num_days().max(1));
         let until = tz::to_local(to, zone).date() + Duration::days(1);
         let mut out = Vec::new();
         for date in recurrence::occurrence_dates(rec, first_local.date(), until) {
@@ -207,7 +211,15 @@ impl StoredEvent {
             }
             let (start, end, kind, exception) = match self.exceptions.get(&key) {
                 Some(x) => (x.start, x.end, "exception", Some(x)),
-                None => (original, original + duration, "occurrence", None),
+                None => {
+                    let end = match all_day_days {
+                        Some(days) => {
+                            tz::local_to_utc(zone, (date + Duration::days(days)).and_time(chrono::NaiveTime::MIN))
+                        }
+                        None => original + duration,
+                    };
+                    (original, end, "occurrence", None)
+                }
             };
             if overlaps(start, end, from, to) {
                 out.push(Instance {
