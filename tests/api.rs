@@ -1143,24 +1143,28 @@ async fn external_and_display_bookings_book_the_room_calendar_only(p: Protocol) 
 }
 both!(external_and_display_bookings_book_the_room_calendar_only);
 
-/// A series pulled as its master (over EWS) shows its rule as an RFC 5545 RRULE in the API.
-#[tokio::test]
-async fn a_series_master_shows_its_rule_as_an_rrule() {
+/// A series made in Outlook shows in the API as its occurrences, each naming its series and
+/// its original start, over both protocols.
+async fn a_series_shows_as_its_occurrences(p: Protocol) {
     let api = Api::start().await;
-    let conn = api.connection_over(Protocol::Ews).await;
+    let conn = api.connection_over(p).await;
     let ann = api.link(conn, ANN, "person").await;
     let start = at(1, 9);
-    let series = weekly_series("Weekly lab", start, 2, 6);
-    api.sim.outlook().create_event(ANN, series).unwrap();
+    api.sim.outlook().create_event(ANN, weekly_series("Weekly lab", start, 2, 6)).unwrap();
     api.ok("POST", &format!("/calendars/{ann}/sync"), None).await;
-    let range = format!("from={}&to={}", at(0, 0).to_rfc3339(), at(3, 0).to_rfc3339()).replace('+', "%2B");
+    let range = format!("from={}&to={}", at(0, 0).to_rfc3339(), at(30, 0).to_rfc3339()).replace('+', "%2B");
     let events = api.ok("GET", &format!("/calendars/{ann}/events?{range}"), None).await;
-    let master = events.as_array().unwrap().iter().find(|e| e["subject"] == "Weekly lab").expect("pulled").clone();
-    assert_eq!(master["series"], "master", "{master}");
-    let day = chrono::Datelike::weekday(&start.date_naive()).to_string().to_uppercase()[..2].to_string();
-    assert_eq!(master["recurrence"], format!("FREQ=WEEKLY;INTERVAL=2;BYDAY={day};WKST=MO;COUNT=6"), "{master}");
-    assert_eq!(master["recurrence_start"], start.format("%Y-%m-%d").to_string());
+    let labs: Vec<&Value> = events.as_array().unwrap().iter().filter(|e| e["subject"] == "Weekly lab").collect();
+    assert_eq!(labs.len(), 3, "every other week within 30 days: {events}");
+    for (k, e) in labs.iter().enumerate() {
+        assert_eq!(e["series"], "occurrence", "{e}");
+        assert_eq!(e["series_master_id"], labs[0]["series_master_id"]);
+        assert!(e["series_master_id"].is_string());
+        assert_eq!(e["original_start"], json!(start + chrono::Duration::weeks(2 * k as i64)));
+        assert!(e.get("recurrence").is_none(), "the rule belongs to the series, not an occurrence: {e}");
+    }
 }
+both!(a_series_shows_as_its_occurrences);
 
 /// The range query of day `days` from today.
 fn day(days: i64) -> String {

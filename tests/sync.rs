@@ -719,22 +719,50 @@ async fn ews_only_key_changes_resend_the_meeting() {
     assert!(start.starts_with(&moved.start.format("%Y-%m-%dT%H:%M").to_string()), "{start} vs {}", moved.start);
 }
 
-/// Over EWS a series arrives as its master, carrying its rule (Recurrence read with GetItem);
-/// the rule is the one Outlook made.
-#[tokio::test]
-async fn ews_series_masters_carry_their_rule() {
-    let w = World::on(Protocol::Ews).await;
+/// A series arrives as its instances over both protocols (EWS expands the master it is given):
+/// each occurrence with its master's id and original start. An occurrence deleted in Outlook
+/// goes at the next (incremental) sync, a changed one is updated in place, and cancelling the
+/// series removes every instance.
+async fn series_arrive_as_their_instances(p: Protocol) {
+    let w = World::on(p).await;
     let start = at(1, 9);
-    let series = weekly_series("Weekly lab", start, 1, 6);
-    w.sim.outlook().create_event(ANN, series).unwrap();
+    let series_id = w.sim.outlook().create_event(ANN, weekly_series("Weekly lab", start, 1, 6)).unwrap();
     let cal = w.link(ANN, CalendarKind::Person).await;
     w.sync_ok(&cal).await;
-    let local = w.local(&cal).await;
-    let master = local.iter().find(|e| e.data.subject == "Weekly lab").expect("the series is pulled");
-    assert_eq!(master.data.series.kind, SeriesKind::Master);
-    let rule = master.data.series.recurrence.as_deref().expect("with its rule");
-    assert_eq!(rule.range, calbridge_core::recurrence::Range::Numbered { count: 6 });
-    let dates = rule.dates(start.date_naive() + Duration::days(400), 100);
-    assert_eq!(dates.len(), 6);
-    assert_eq!(dates[5], start.date_naive() + Duration::weeks(5));
+    let labs = |events: Vec<Event>| -> Vec<Event> {
+        let mut v: Vec<Event> = events.into_iter().filter(|e| e.data.subject.starts_with("Weekly lab")).collect();
+        v.sort_by_key(|e| e.data.start);
+        v
+    };
+    let pulled = labs(w.local(&cal).await);
+    assert_eq!(pulled.len(), 6, "six occurrences, no master: {pulled:?}");
+    let master_id = pulled[0].data.series.master_id.clone().expect("the master's id");
+    for (k, e) in pulled.iter().enumerate() {
+        assert_eq!(e.data.series.kind, SeriesKind::Occurrence);
+        assert_eq!(e.data.series.master_id.as_deref(), Some(master_id.as_str()));
+        assert_eq!(e.data.start, start + Duration::weeks(k as i64));
+        assert_eq!(e.data.series.original_start, Some(e.data.start));
+    }
+
+    let instances = w.sim.outlook().list_instances(ANN, start, start + Duration::weeks(7)).unwrap();
+    w.sim.outlook().delete_event(ANN, instances[1].id.as_deref().unwrap()).unwrap();
+    w.sim
+        .outlook()
+        .update_event(ANN, instances[3].id.as_deref().unwrap(), json!({"subject": "Weekly lab (guest talk)"}))
+        .unwrap();
+    let r = w.sync_ok(&cal).await;
+    assert!(!r.full_listing, "an incremental sync");
+    let after = labs(w.local(&cal).await);
+    assert_eq!(after.len(), 5, "the deleted occurrence is gone: {after:?}");
+    assert!(after.iter().all(|e| e.data.start != start + Duration::weeks(1)));
+    let talk = after.iter().find(|e| e.data.start == start + Duration::weeks(3)).unwrap();
+    assert_eq!((talk.data.subject.as_str(), talk.data.series.kind), ("Weekly lab (guest talk)", SeriesKind::Exception));
+    let same = pulled.iter().find(|e| e.data.start == talk.data.start).unwrap();
+    assert_eq!(talk.id, same.id, "the changed occurrence is updated in place, not replaced");
+    assert_eq!(w.sync_ok(&cal).await.writes.total(), 0, "then idle");
+
+    w.sim.outlook().delete_event(ANN, &series_id).unwrap();
+    w.sync_ok(&cal).await;
+    assert!(labs(w.local(&cal).await).is_empty(), "cancelling the series removes its instances");
 }
+both!(series_arrive_as_their_instances);

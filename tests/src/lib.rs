@@ -309,6 +309,20 @@ impl World {
         self.engine.sync_calendar(self.remote.as_ref(), cal, Utc::now()).await
     }
 
+    /// Syncs as if it were `now` (the window lies around it); fails the test on an error or a
+    /// pause.
+    pub async fn sync_at(&self, cal: &Calendar, now: chrono::DateTime<Utc>) -> CalendarReport {
+        let r = self.engine.sync_calendar(self.remote.as_ref(), cal, now).await;
+        assert!(
+            r.error.is_none() && r.paused.is_none(),
+            "sync of {} failed: {:?} / {:?}",
+            cal.email,
+            r.error,
+            r.paused
+        );
+        r
+    }
+
     /// Syncs and fails the test on an error or a pause.
     pub async fn sync_ok(&self, cal: &Calendar) -> CalendarReport {
         let r = self.sync(cal).await;

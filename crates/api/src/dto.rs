@@ -660,8 +660,17 @@ pub struct EventView {
     pub sensitivity: Sensitivity,
     pub organizer: Option<PersonView>,
     pub attendees: Vec<AttendeeView>,
-    /// `single`, `master`, `occurrence` or `exception`.
+    /// `single`, `master`, `occurrence` or `exception`. A series made in Exchange appears as
+    /// its instances (occurrences and exceptions) within the sync window.
     pub series: String,
+    /// For an occurrence or exception: Exchange's id of its series, the same for every
+    /// instance of it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub series_master_id: Option<String>,
+    /// For an occurrence or exception: when the series' rule puts it (an exception may have
+    /// moved elsewhere).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub original_start: Option<DateTime<Utc>>,
     /// A series master's rule as an RFC 5545 `RRULE` value (`FREQ=WEEKLY;BYDAY=MO,WE;COUNT=10`),
     /// starting on `recurrence_start`; absent on other events.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -708,6 +717,8 @@ impl From<&m::Event> for EventView {
                 m::SeriesKind::Exception => "exception",
             }
             .into(),
+            series_master_id: d.series.master_id.clone(),
+            original_start: d.series.original_start,
             recurrence: d.series.recurrence.as_ref().map(|r| r.to_rrule()),
             recurrence_start: d.series.recurrence.as_ref().map(|r| r.start_date),
             cancelled: d.cancelled,

@@ -12,6 +12,8 @@
 //! - [`planner`]: the three-way sync planner. Given the local state, the last synced state
 //!   and what Exchange reported, it returns a [`planner::Plan`]: a printable list of actions.
 //!   Planning never performs I/O; the engine applies plans.
+//! - [`recurrence`] and [`series`]: recurring series (the protocol-neutral rule, RRULE, and
+//!   expansion into the instances calbridge keeps), [`zones`]: Windows ↔ IANA time zones.
 //! - [`availability`]: merged busy intervals and free-slot search.
 //! - [`connector`]: how a stored connection becomes a `Remote`, and its diagnosis (checks with
 //!   hints), implemented per connection kind by the protocol adapters.
@@ -30,6 +32,7 @@ pub mod planner;
 pub mod policy;
 pub mod recurrence;
 pub mod remote;
+pub mod series;
 pub mod store;
 pub mod sync;
 pub mod zones;

@@ -170,6 +170,7 @@ fn dedup_last(changes: &[RemoteChange]) -> Vec<&RemoteChange> {
     let key = |c: &RemoteChange| match c {
         RemoteChange::Upsert(i) => i.remote_id.clone(),
         RemoteChange::Removed { remote_id } => remote_id.clone(),
+        RemoteChange::SeriesListed { master_id, .. } => format!("series listing {master_id}"),
     };
     let last: HashMap<String, usize> = changes.iter().enumerate().map(|(i, c)| (key(c), i)).collect();
     changes.iter().enumerate().filter(|(i, c)| last[&key(c)] == *i).map(|(_, c)| c).collect()
@@ -181,6 +182,24 @@ fn ours<'a>(item: &'a RemoteItem, installation: &str) -> Option<&'a Provenance> 
 
 fn local_changed(ev: &Event, rec: &SyncRecord) -> bool {
     ev.deleted || (ev.version != rec.local_version && content_hash(&ev.data) != rec.local_hash)
+}
+
+/// The synced instances of the series `master_id` in the snapshot: (local id, remote id), by
+/// local id.
+fn instances_of<'a>(snapshot: &'a Snapshot, master_id: &str) -> Vec<(&'a EventId, &'a str)> {
+    let mut out: Vec<(&EventId, &str)> = snapshot
+        .records
+        .values()
+        .filter(|r| {
+            snapshot
+                .events
+                .get(&r.local_id)
+                .is_some_and(|e| e.origin == Origin::Exchange && e.data.series.master_id.as_deref() == Some(master_id))
+        })
+        .map(|r| (&r.local_id, r.remote_id.as_str()))
+        .collect();
+    out.sort();
+    out
 }
 
 /// Plans the local effects of a page of remote changes.
@@ -196,6 +215,25 @@ pub fn plan_pull(snapshot: &Snapshot, changes: &[RemoteChange], window: &Window,
                         remote_id: remote_id.clone(),
                         why: "deleted in Exchange",
                     });
+                }
+                for (local_id, instance) in instances_of(snapshot, remote_id) {
+                    actions.push(Action::DeleteLocal {
+                        local_id: local_id.clone(),
+                        remote_id: instance.to_string(),
+                        why: "its series was deleted in Exchange",
+                    });
+                }
+            }
+            RemoteChange::SeriesListed { master_id, instance_ids } => {
+                let listed: HashSet<&str> = instance_ids.iter().map(String::as_str).collect();
+                for (local_id, instance) in instances_of(snapshot, master_id) {
+                    if !listed.contains(instance) {
+                        actions.push(Action::DeleteLocal {
+                            local_id: local_id.clone(),
+                            remote_id: instance.to_string(),
+                            why: "no longer an occurrence of its series",
+                        });
+                    }
                 }
             }
             RemoteChange::Upsert(item) => {

@@ -80,8 +80,13 @@ pub struct RemoteItem {
 pub enum RemoteChange {
     /// Created or updated (Exchange does not say which).
     Upsert(RemoteItem),
-    /// Deleted, or moved out of the window.
+    /// Deleted, or moved out of the window. When `remote_id` is a series' master, its
+    /// instances went with it.
     Removed { remote_id: String },
+    /// Every instance of the series `master_id` within the window, just listed (an adapter
+    /// that reads series as their masters expands them, see [`crate::series`]): the series'
+    /// local instances not among `instance_ids` are gone (cancelled, or the series shrank).
+    SeriesListed { master_id: String, instance_ids: Vec<String> },
 }
 
 /// A page of changes. Save `next` together with the effects of `changes`, in one transaction.

@@ -68,8 +68,10 @@ pub fn item_shape() -> Shape {
         "calendar:Resources",
         "calendar:StartTimeZone",
         "calendar:UID",
-        // A series master's rule (absent on other items).
+        // A series master's rule and its changed occurrences (absent on other items).
         "calendar:Recurrence",
+        "calendar:ModifiedOccurrences",
+        "calendar:DeletedOccurrences",
     ]
     .into_iter()
     .map(PropertyPath::field)

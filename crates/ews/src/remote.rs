@@ -19,12 +19,25 @@
 //!   (`MoveToDeletedItems`, cancellations to attendees; gone already is fine). A create or
 //!   update is confirmed with the id and change key EWS answers (see [`confirmation`]).
 //!
-//! Series are read as their masters (`SeriesKind::Master`); expanding occurrences over EWS
-//! comes with the recurrence model.
+//! Series: SyncFolderItems reports a series as its master. calbridge keeps the *instances*
+//! of a series over both protocols (see `calbridge_core::series`), so a master is expanded
+//! here: its occurrences in the window come from its `Recurrence` at the master's content,
+//! without its `DeletedOccurrences` and `ModifiedOccurrences`; the modified ones in the window
+//! (exceptions) are read with GetItem. An instance's remote id is `{master id}#{InstanceIndex}`,
+//! stable when an occurrence becomes an exception, and read back as an `OccurrenceItemId`.
+//! After the instances a [`RemoteChange::SeriesListed`] says the series is complete, so
+//! occurrences that went (deleted, the series shortened) go locally too; a deleted master takes
+//! its instances with it. An occurrence's version is its master's change key.
 
 use async_trait::async_trait;
 
 use calbridge_core::remote::{MailboxInfo, Remote, RemoteCalendar, RemoteError, RoomInfo};
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+
+use calbridge_core::model::{Series, SeriesKind};
+use calbridge_core::series;
 use calbridge_core::sync::{ChangePage, Confirmed, Cursor, PushChange, RemoteChange, RemoteItem, Window};
 
 use crate::client::{message_result, EwsClient};
@@ -35,6 +48,27 @@ use crate::wire::types::{Item, ItemId, ItemRef};
 
 const FULL: &str = "full:";
 const SYNC: &str = "sync:";
+
+/// The remote id of the `index`-th occurrence (EWS `InstanceIndex`) of the series `master`.
+pub fn occurrence_id(master: &str, index: u32) -> String {
+    format!("{master}#{index}")
+}
+
+/// The series and index an occurrence id names. EWS ids are base64, so `#` is never theirs.
+pub fn parse_occurrence_id(id: &str) -> Option<(&str, u32)> {
+    let (master, index) = id.rsplit_once('#')?;
+    Some((master, index.parse().ok().filter(|i| *i > 0)?))
+}
+
+/// How EWS is asked for the item a remote id names: an item, or an occurrence of a series.
+fn item_ref(remote_id: &str) -> ItemRef {
+    match parse_occurrence_id(remote_id) {
+        Some((master, instance_index)) => {
+            ItemRef::Occurrence { recurring_master_id: master.to_string(), change_key: None, instance_index }
+        }
+        None => ItemRef::Item(ItemId::new(remote_id, None)),
+    }
+}
 
 /// The EWS adapter of one connection.
 #[derive(Clone, Debug)]
@@ -74,14 +108,14 @@ impl EwsRemote {
         &self.client
     }
 
-    /// Reads `ids` with the full shape: each id with its item, or `None` when Exchange no
-    /// longer has it. Other per-item errors are returned.
+    /// Reads `ids` (remote ids: items or occurrences) with the full shape: each id with its
+    /// item, or `None` when Exchange no longer has it. Other per-item errors are returned.
     async fn read(
         &self,
         email: &str,
-        ids: &[ItemId],
-    ) -> Result<Vec<(ItemId, Result<Option<Item>, EwsError>)>, EwsError> {
-        let refs: Vec<ItemRef> = ids.iter().map(|i| ItemRef::Item(ItemId::new(i.id.clone(), None))).collect();
+        ids: &[String],
+    ) -> Result<Vec<(String, Result<Option<Item>, EwsError>)>, EwsError> {
+        let refs: Vec<ItemRef> = ids.iter().map(|i| item_ref(i)).collect();
         let msgs = self.client.get_items(email, &refs, &item_shape()).await?;
         Ok(ids
             .iter()
@@ -90,7 +124,7 @@ impl EwsRemote {
             .map(|(id, m)| {
                 let r = match message_result("GetItem", m) {
                     Ok(items) => Ok(items.into_iter().next()),
-                    Err(e) if e.code() == Some("ErrorItemNotFound") => Ok(None),
+                    Err(e) if GONE.contains(&e.code().unwrap_or_default()) => Ok(None),
                     Err(e) => Err(e),
                 };
                 (id, r)
@@ -98,6 +132,82 @@ impl EwsRemote {
             .collect())
     }
 }
+
+impl EwsRemote {
+    /// A series' instances within the window, then its listing (see the module header).
+    async fn expand(
+        &self,
+        email: &str,
+        item: &Item,
+        master: &RemoteItem,
+        window: &Window,
+        changes: &mut Vec<RemoteChange>,
+        skipped: &mut Vec<String>,
+    ) -> Result<(), RemoteError> {
+        let master_id = master.remote_id.as_str();
+        let mut skip: HashSet<DateTime<Utc>> =
+            item.deleted_occurrences.iter().flatten().filter_map(|s| convert::parse_time(s)).collect();
+        let modified = item.modified_occurrences.as_deref().unwrap_or_default();
+        skip.extend(modified.iter().filter_map(|m| convert::parse_time(&m.original_start)));
+        let mut listed = Vec::new();
+        for occ in series::occurrences(master_id, &master.data, window.start, window.end, &skip) {
+            let remote_id = occurrence_id(master_id, occ.index);
+            listed.push(remote_id.clone());
+            changes.push(RemoteChange::Upsert(RemoteItem {
+                remote_id,
+                version: master.version.clone(),
+                data: occ.data,
+                provenance: None,
+            }));
+        }
+        // Exceptions in the window, each by its series and index.
+        let mut exceptions = Vec::new();
+        for m in modified.iter().filter(|m| in_window(Some(&m.start), Some(&m.end), window)) {
+            let original = convert::parse_time(&m.original_start);
+            match original.and_then(|o| series::index_of(&master.data, o).map(|i| (o, i))) {
+                Some((o, index)) => exceptions.push((occurrence_id(master_id, index), m.item_id.id.clone(), o)),
+                None => tracing::warn!(
+                    mailbox = email, master = master_id, original = %m.original_start,
+                    "a modified occurrence is not a date of its series' rule; leaving it out"
+                ),
+            }
+        }
+        let real: Vec<String> = exceptions.iter().map(|(_, real, _)| real.clone()).collect();
+        let reads = if real.is_empty() { Vec::new() } else { self.read(email, &real).await? };
+        for ((remote_id, _, original), (_, read)) in exceptions.into_iter().zip(reads) {
+            listed.push(remote_id.clone());
+            let data = match read {
+                Ok(Some(x)) => convert::remote_item(&x).map_err(|e| e.to_string()),
+                Ok(None) => continue,
+                Err(e) => Err(e.to_string()),
+            };
+            match data {
+                Ok(mut r) => {
+                    r.data.series = Series {
+                        kind: SeriesKind::Exception,
+                        master_id: Some(master_id.to_string()),
+                        original_start: Some(original),
+                        recurrence: None,
+                    };
+                    changes.push(RemoteChange::Upsert(RemoteItem { remote_id, provenance: None, ..r }));
+                }
+                Err(e) => {
+                    tracing::warn!(mailbox = email, id = %remote_id, "skipping an exception EWS would not give: {e}");
+                    skipped.push(remote_id);
+                }
+            }
+        }
+        changes.push(RemoteChange::SeriesListed { master_id: master_id.to_string(), instance_ids: listed });
+        Ok(())
+    }
+}
+
+/// The answers that mean an item (or an occurrence) is no longer there.
+const GONE: [&str; 3] = [
+    "ErrorItemNotFound",
+    "ErrorCalendarOccurrenceIsDeletedFromRecurrence",
+    "ErrorCalendarOccurrenceIndexIsOutOfRecurrenceRange",
+];
 
 /// The confirmation of a create or update: the id and change key EWS answered with, and the
 /// content as sent. Not read back: resources answer a meeting asynchronously, and a read
@@ -151,7 +261,7 @@ impl Remote for EwsRemote {
         };
         let result = self.client.sync_folder_items(email, state, sync_shape()).await?;
         let mut changes = Vec::new();
-        let mut wanted: Vec<ItemId> = Vec::new();
+        let mut wanted: Vec<String> = Vec::new();
         for change in result.changes {
             match change {
                 Change::Delete(id) => {
@@ -166,7 +276,7 @@ impl Remote for EwsRemote {
                         continue;
                     }
                     if is_master || in_window(item.start.as_deref(), item.end.as_deref(), window) {
-                        wanted.push(id);
+                        wanted.push(id.id);
                     } else if !listing {
                         changes.push(RemoteChange::Removed { remote_id: id.id });
                     }
@@ -175,37 +285,37 @@ impl Remote for EwsRemote {
             }
         }
         let mut skipped = Vec::new();
+        let mut masters = Vec::new();
         if !wanted.is_empty() {
             for (id, read) in self.read(email, &wanted).await? {
                 match read {
                     Ok(Some(item)) => match convert::remote_item(&item) {
-                        Ok(r)
-                            if r.data.overlaps(window.start, window.end)
-                                || r.data.series.kind != calbridge_core::model::SeriesKind::Single =>
-                        {
-                            changes.push(RemoteChange::Upsert(r))
-                        }
+                        Ok(r) if r.data.series.kind == SeriesKind::Master => masters.push((item, r)),
+                        Ok(r) if r.data.overlaps(window.start, window.end) => changes.push(RemoteChange::Upsert(r)),
                         Ok(r) => {
                             if !listing {
                                 changes.push(RemoteChange::Removed { remote_id: r.remote_id });
                             }
                         }
                         Err(e) => {
-                            tracing::warn!(mailbox = email, id = %id.id, "skipping an item EWS sent: {e}");
-                            skipped.push(id.id);
+                            tracing::warn!(mailbox = email, %id, "skipping an item EWS sent: {e}");
+                            skipped.push(id);
                         }
                     },
                     Ok(None) => {
                         if !listing {
-                            changes.push(RemoteChange::Removed { remote_id: id.id });
+                            changes.push(RemoteChange::Removed { remote_id: id });
                         }
                     }
                     Err(e) => {
-                        tracing::warn!(mailbox = email, id = %id.id, "skipping an item EWS would not read: {e}");
-                        skipped.push(id.id);
+                        tracing::warn!(mailbox = email, %id, "skipping an item EWS would not read: {e}");
+                        skipped.push(id);
                     }
                 }
             }
+        }
+        for (item, master) in &masters {
+            self.expand(email, item, master, window, &mut changes, &mut skipped).await?;
         }
         let done = result.includes_last_item_in_range;
         let prefix = if listing && !done { FULL } else { SYNC };
@@ -213,13 +323,13 @@ impl Remote for EwsRemote {
     }
 
     async fn fetch(&self, email: &str, ids: &[String]) -> Result<Vec<RemoteItem>, RemoteError> {
-        let ids: Vec<ItemId> = ids.iter().map(|i| ItemId::new(i.clone(), None)).collect();
         let mut out = Vec::new();
-        for (id, read) in self.read(email, &ids).await? {
+        for (id, read) in self.read(email, ids).await? {
             match read {
+                // An occurrence keeps the id it was asked by.
                 Ok(Some(item)) => match convert::remote_item(&item) {
-                    Ok(r) => out.push(r),
-                    Err(e) => tracing::warn!(mailbox = email, id = %id.id, "skipping an item EWS sent: {e}"),
+                    Ok(r) => out.push(RemoteItem { remote_id: id, ..r }),
+                    Err(e) => tracing::warn!(mailbox = email, %id, "skipping an item EWS sent: {e}"),
                 },
                 Ok(None) => {}
                 Err(e) => return Err(e.classify()),
@@ -251,7 +361,7 @@ impl Remote for EwsRemote {
                     return Err(RemoteError::Permanent(why));
                 }
                 // What Exchange holds now decides whether attendees hear of the change.
-                let current = match self.read(email, &[ItemId::new(remote_id.clone(), None)]).await?.pop() {
+                let current = match self.read(email, std::slice::from_ref(remote_id)).await?.pop() {
                     Some((_, Ok(Some(item)))) => convert::event_data(&item).ok(),
                     Some((_, Ok(None))) => {
                         return Err(RemoteError::NotFound(format!("item {remote_id} is no longer in Exchange")))
@@ -267,8 +377,7 @@ impl Remote for EwsRemote {
                 Ok(Some(confirmation(id, data)))
             }
             PushChange::Delete { remote_id } => {
-                let id = ItemRef::Item(ItemId::new(remote_id.clone(), None));
-                match self.client.delete_item(email, id, "SendToAllAndSaveCopy").await {
+                match self.client.delete_item(email, item_ref(remote_id), "SendToAllAndSaveCopy").await {
                     Ok(()) => Ok(None),
                     Err(e) => match e.classify() {
                         RemoteError::NotFound(_) => Ok(None),
@@ -280,7 +389,16 @@ impl Remote for EwsRemote {
     }
 
     async fn decline(&self, email: &str, remote_id: &str, comment: &str) -> Result<(), RemoteError> {
-        self.client.decline_item(email, remote_id, comment).await.map_err(|e| e.classify())
+        // DeclineItem names an item by its id: an occurrence's is read first.
+        let item_id = match parse_occurrence_id(remote_id) {
+            None => remote_id.to_string(),
+            Some(_) => match self.read(email, &[remote_id.to_string()]).await?.pop() {
+                Some((_, Ok(Some(item)))) => item.item_id.map(|i| i.id).unwrap_or_default(),
+                Some((_, Err(e))) => return Err(e.classify()),
+                _ => return Err(RemoteError::NotFound(format!("occurrence {remote_id} is no longer in Exchange"))),
+            },
+        };
+        self.client.decline_item(email, &item_id, comment).await.map_err(|e| e.classify())
     }
 
     async fn rooms(&self) -> Result<Vec<RoomInfo>, RemoteError> {

@@ -273,6 +273,7 @@ mod tests {
             .map(|c| match c {
                 RemoteChange::Upsert(item) => item.remote_id.as_str(),
                 RemoteChange::Removed { remote_id } => remote_id.as_str(),
+                RemoteChange::SeriesListed { master_id, .. } => master_id.as_str(),
             })
             .collect();
         assert_eq!(ids, vec!["AAMkGood", "AAMkGone"]);

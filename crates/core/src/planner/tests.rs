@@ -62,6 +62,44 @@ fn new_remote_event_is_created_locally_and_same_version_is_ignored() {
     assert!(plan.is_empty(), "{plan}");
 }
 
+/// An instance of the series `M` (origin Exchange).
+fn instance(local: &str, remote: &str, day: i64) -> (Event, SyncRecord) {
+    let mut d = data("Lab", day);
+    d.series = Series {
+        kind: SeriesKind::Occurrence,
+        master_id: Some("M".into()),
+        original_start: Some(d.start),
+        recurrence: None,
+    };
+    synced(local, Origin::Exchange, remote, "v1", d)
+}
+
+#[test]
+fn a_listed_series_drops_the_instances_it_no_longer_has_and_a_deleted_master_takes_them_all() {
+    let (e1, r1) = instance("L1", "M#1", 1);
+    let (e2, r2) = instance("L2", "M#2", 8);
+    let (e3, r3) = synced("L3", Origin::Exchange, "R3", "v1", data("single", 2));
+    let snap = Snapshot::new(vec![e1, e2, e3], vec![r1, r2, r3]);
+    let listed = RemoteChange::SeriesListed { master_id: "M".into(), instance_ids: vec!["M#1".into()] };
+    let plan = plan_pull(&snap, &[listed], &window(), INSTALLATION);
+    assert!(
+        matches!(plan.actions.as_slice(), [Action::DeleteLocal { local_id, .. }] if local_id.as_str() == "L2"),
+        "only the instance the listing lacks goes: {plan}"
+    );
+    let plan = plan_pull(&snap, &[RemoteChange::Removed { remote_id: "M".into() }], &window(), INSTALLATION);
+    let gone: Vec<&str> = plan
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::DeleteLocal { local_id, .. } => Some(local_id.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(gone, ["L1", "L2"], "the series' instances, not the single event: {plan}");
+    let complete = RemoteChange::SeriesListed { master_id: "M".into(), instance_ids: vec!["M#1".into(), "M#2".into()] };
+    assert!(plan_pull(&snap, &[complete], &window(), INSTALLATION).is_empty());
+}
+
 #[test]
 fn a_change_needs_a_new_version_and_different_content() {
     let (ev, rec) = synced("L1", Origin::Exchange, "R1", "v1", data("a", 1));
