@@ -214,7 +214,10 @@ impl Api {
 }
 
 fn uuid() -> String {
-    format!("{}-{}", std::process::id(), Utc::now().timestamp_nanos_opt().unwrap())
+    // Tests start in parallel: a counter keeps two from one directory even in the same tick.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}-{}-{n}", std::process::id(), Utc::now().timestamp_nanos_opt().unwrap())
 }
 
 fn at(days: i64, hour: u32) -> chrono::DateTime<Utc> {
@@ -1354,3 +1357,95 @@ async fn deleting_a_booking_declines_it_for_the_room_only(p: Protocol) {
     }
 }
 both!(deleting_a_booking_declines_it_for_the_room_only);
+
+/// A series created through the API (an RRULE): Exchange holds one series, whose occurrences
+/// come back as events of their own. Changing one makes it an exception (never a new
+/// standalone event), deleting one cancels it, a change of the whole series keeps the
+/// exception, and deleting the series removes it everywhere.
+async fn a_series_created_through_the_api_is_edited_occurrence_by_occurrence(p: Protocol) {
+    let api = Api::start().await;
+    let conn = api.connection_over(p).await;
+    let ann = api.link(conn, ANN, "person").await;
+    let start = at(2, 9);
+    let day = chrono::Datelike::weekday(&start.date_naive()).to_string().to_uppercase()[..2].to_string();
+    let rule = format!("FREQ=WEEKLY;BYDAY={day};COUNT=4");
+    let series = json!({"id": "lab-series", "subject": "Lab", "start": start, "end": start + chrono::Duration::hours(1),
+                        "recurrence": rule});
+    let master = api.ok("POST", &format!("/calendars/{ann}/events"), Some(series.clone())).await;
+    let canonical = format!("FREQ=WEEKLY;BYDAY={day};WKST=MO;COUNT=4");
+    assert_eq!((master["series"].as_str(), master["recurrence"].as_str()), (Some("master"), Some(canonical.as_str())));
+    let sync_path = format!("/calendars/{ann}/sync");
+    let sync = || api.ok("POST", &sync_path, None);
+    sync().await;
+    sync().await;
+    let range = format!("from={}&to={}", at(0, 0).to_rfc3339(), at(40, 0).to_rfc3339()).replace('+', "%2B");
+    let list_path = format!("/calendars/{ann}/events?{range}");
+    let list = || api.ok("GET", &list_path, None);
+    let instances = |all: Value| -> Vec<Value> {
+        let mut v: Vec<Value> = all
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["series"] != "master" && e["subject"].as_str().unwrap().starts_with("Lab"))
+            .cloned()
+            .collect();
+        v.sort_by_key(|e| e["original_start"].as_str().unwrap().to_string());
+        v
+    };
+    let pulled = instances(list().await);
+    assert_eq!(pulled.len(), 4, "the occurrences came back: {pulled:?}");
+    for (k, e) in pulled.iter().enumerate() {
+        assert!(e["id"].as_str().unwrap().starts_with("lab-series@"), "{e}");
+        assert_eq!((e["origin"].as_str(), e["read_only"].as_bool()), (Some("local"), Some(false)), "{e}");
+        assert_eq!(e["start"], json!(start + chrono::Duration::weeks(k as i64)));
+    }
+    let in_outlook = || in_exchange(&api, ANN, "Lab").len() + in_exchange(&api, ANN, "Lab (guest talk)").len();
+    assert_eq!(in_outlook(), 1, "one series in Exchange");
+
+    // The second occurrence moves an hour later with a new subject; the third is cancelled.
+    let second = &pulled[1];
+    let moved = start + chrono::Duration::weeks(1) + chrono::Duration::hours(1);
+    let edit = json!({"subject": "Lab (guest talk)", "start": moved, "end": moved + chrono::Duration::hours(1),
+                      "expected_version": second["version"]});
+    api.ok("PUT", &format!("/events/{}", second["id"].as_str().unwrap()), Some(edit)).await;
+    api.ok("DELETE", &format!("/events/{}", pulled[2]["id"].as_str().unwrap()), None).await;
+    sync().await;
+    sync().await;
+    assert_eq!(in_outlook(), 1, "still one series, no standalone event");
+    let outlook = api.sim.outlook().list_instances(ANN, at(0, 0), at(40, 0)).unwrap();
+    let labs: Vec<_> = outlook.iter().filter(|e| e.subject.as_deref().is_some_and(|s| s.starts_with("Lab"))).collect();
+    assert_eq!(labs.len(), 3, "the third occurrence is cancelled: {labs:?}");
+    assert_eq!(labs[1].subject.as_deref(), Some("Lab (guest talk)"));
+    assert_eq!(labs[1].kind.as_deref(), Some("exception"));
+    assert!(sim_start(labs[1]).starts_with(&moved.format("%Y-%m-%dT%H:%M").to_string()), "{:?}", labs[1].start);
+    let now = instances(list().await);
+    assert_eq!(now.len(), 3);
+    assert_eq!((now[1]["id"].as_str(), now[1]["series"].as_str()), (second["id"].as_str(), Some("exception")));
+
+    // A new subject for the series: the occurrences take it, the exception keeps its own.
+    let master_now = api.ok("GET", "/events/lab-series", None).await;
+    let mut renamed = series.clone();
+    renamed.as_object_mut().unwrap().remove("id");
+    renamed["subject"] = json!("Lab II");
+    renamed["expected_version"] = master_now["version"].clone();
+    api.ok("PUT", "/events/lab-series", Some(renamed)).await;
+    sync().await;
+    sync().await;
+    let outlook = api.sim.outlook().list_instances(ANN, at(0, 0), at(40, 0)).unwrap();
+    let subjects: Vec<&str> =
+        outlook.iter().filter_map(|e| e.subject.as_deref()).filter(|s| s.starts_with("Lab")).collect();
+    assert_eq!(subjects, ["Lab II", "Lab (guest talk)", "Lab II"], "the exception is kept");
+    let idle = sync().await;
+    assert_eq!((idle["pulled"].as_u64(), idle["pushed"].as_u64()), (Some(0), Some(0)), "then idle: {idle}");
+
+    api.ok("DELETE", "/events/lab-series", None).await;
+    sync().await;
+    sync().await;
+    assert!(api.sim.outlook().list_instances(ANN, at(0, 0), at(40, 0)).unwrap().iter().all(|e| !e
+        .subject
+        .as_deref()
+        .unwrap_or_default()
+        .starts_with("Lab")));
+    assert!(instances(list().await).is_empty(), "and from the store");
+}
+both!(a_series_created_through_the_api_is_edited_occurrence_by_occurrence);

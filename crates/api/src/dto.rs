@@ -540,6 +540,14 @@ pub struct EventInput {
     #[serde(default)]
     #[schema(max_items = 25, inline)]
     pub equipment: Vec<Email>,
+    /// Makes the event a recurring series: an RFC 5545 `RRULE` value such as
+    /// `FREQ=WEEKLY;BYDAY=MO,WE;COUNT=10`, in the event's `time_zone`, starting with the
+    /// event's `start` (which must be a date of the rule). Only rules Exchange can hold are
+    /// accepted. Its occurrences come back from Exchange at the next sync as events of their
+    /// own (`{id}@{original start}`), which can be changed or deleted one by one.
+    #[serde(default)]
+    #[schema(max_length = 500)]
+    pub recurrence: Option<String>,
 }
 
 /// How a class session invites its learners.

@@ -15,7 +15,7 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use crate::hash::content_hash;
-use crate::model::{Event, EventData, EventId, Origin};
+use crate::model::{Event, EventData, EventId, Origin, SeriesKind};
 use crate::sync::{Confirmed, Provenance, RemoteChange, RemoteItem, Snapshot, SyncRecord, Window, Write};
 
 /// One step of a plan.
@@ -23,6 +23,10 @@ use crate::sync::{Confirmed, Provenance, RemoteChange, RemoteItem, Snapshot, Syn
 pub enum Action {
     /// A new event in Exchange: store it locally (origin Exchange).
     CreateLocal { remote: RemoteItem },
+    /// A new instance (occurrence or exception) of a series calbridge created: store it as the
+    /// host application's (origin local, id `{series local id}@{original start}`), so it can
+    /// be changed or cancelled on its own.
+    Adopt { series: EventId, remote: RemoteItem },
     /// Exchange changed an event and the local side did not (or may not): take Exchange's.
     UpdateLocal { local_id: EventId, remote: RemoteItem },
     /// The event is gone from Exchange (or left the window): remove it locally.
@@ -65,6 +69,13 @@ impl fmt::Display for Action {
             Action::UpdateLocal { local_id, remote } => {
                 write!(f, "pull   update  {:<24} {} {:?}", local_id.as_str(), when(&remote.data), remote.data.subject)
             }
+            Action::Adopt { series, remote } => write!(
+                f,
+                "pull   adopt   {:<24} {} {:?} (an instance of {series})",
+                short(&remote.remote_id),
+                when(&remote.data),
+                remote.data.subject
+            ),
             Action::DeleteLocal { local_id, why, .. } => write!(f, "pull   delete  {:<24} ({why})", local_id.as_str()),
             Action::Link { local_id, remote } => {
                 write!(
@@ -191,10 +202,7 @@ fn instances_of<'a>(snapshot: &'a Snapshot, master_id: &str) -> Vec<(&'a EventId
         .records
         .values()
         .filter(|r| {
-            snapshot
-                .events
-                .get(&r.local_id)
-                .is_some_and(|e| e.origin == Origin::Exchange && e.data.series.master_id.as_deref() == Some(master_id))
+            snapshot.events.get(&r.local_id).is_some_and(|e| e.data.series.master_id.as_deref() == Some(master_id))
         })
         .map(|r| (&r.local_id, r.remote_id.as_str()))
         .collect();
@@ -269,7 +277,9 @@ pub fn plan_pull(snapshot: &Snapshot, changes: &[RemoteChange], window: &Window,
                     }
                     continue;
                 }
-                if let Some(p) = ours(item, installation) {
+                let is_instance = matches!(item.data.series.kind, SeriesKind::Occurrence | SeriesKind::Exception);
+                // An instance carries its series' tag: it is no duplicate of the series.
+                if let Some(p) = ours(item, installation).filter(|_| !is_instance) {
                     if snapshot.events.contains_key(&p.local_id) {
                         if let Some(rec) = snapshot.records.get(&p.local_id) {
                             if rec.remote_id != item.remote_id {
@@ -292,8 +302,17 @@ pub fn plan_pull(snapshot: &Snapshot, changes: &[RemoteChange], window: &Window,
                         continue;
                     }
                 }
-                if window.contains(&item.data) {
-                    actions.push(Action::CreateLocal { remote: item.clone() });
+                // A series is kept as its instances; only a series calbridge created (whose
+                // master is linked above) is known as a master.
+                if item.data.series.kind == SeriesKind::Master || !window.contains(&item.data) {
+                    continue;
+                }
+                let series = item.data.series.master_id.as_ref().and_then(|m| snapshot.by_remote.get(m));
+                match series.and_then(|id| snapshot.events.get(id)).filter(|m| m.origin == Origin::Local) {
+                    Some(master) if is_instance => {
+                        actions.push(Action::Adopt { series: master.id.clone(), remote: item.clone() })
+                    }
+                    _ => actions.push(Action::CreateLocal { remote: item.clone() }),
                 }
             }
         }
@@ -355,6 +374,14 @@ pub fn plan_push(snapshot: &Snapshot, window: &Window) -> Plan {
     Plan { actions }
 }
 
+/// The local id of an instance of the series `series` (a local event): the series' id, `@`,
+/// and the instance's original start (`lab@20270301T080000Z`), so the same instance always
+/// gets the same id.
+pub fn instance_id(series: &EventId, remote: &RemoteItem) -> EventId {
+    let original = remote.data.series.original_start.unwrap_or(remote.data.start);
+    EventId::new(format!("{series}@{}", original.format("%Y%m%dT%H%M%SZ")))
+}
+
 /// The local writes of a pull action. `new_id` supplies ids for events new to calbridge.
 /// Push actions have no local writes until confirmed (see [`confirm`]).
 pub fn local_writes(
@@ -390,6 +417,22 @@ pub fn local_writes(
             let Some(old) = snapshot.events.get(local_id) else { return vec![] };
             let ev = Event { data: remote.data.clone(), version: old.version + 1, deleted: false, ..old.clone() };
             let rec = record(local_id, remote, ev.version, content_hash(&remote.data));
+            vec![Write::PutEvent(ev), Write::PutRecord(rec)]
+        }
+        Action::Adopt { series, remote } => {
+            let id = instance_id(series, remote);
+            if snapshot.events.contains_key(&id) {
+                return vec![];
+            }
+            let ev = Event {
+                id: id.clone(),
+                calendar_id,
+                origin: Origin::Local,
+                data: remote.data.clone(),
+                version: 1,
+                deleted: false,
+            };
+            let rec = record(&id, remote, 1, content_hash(&remote.data));
             vec![Write::PutEvent(ev), Write::PutRecord(rec)]
         }
         Action::DeleteLocal { local_id, .. } => vec![Write::RemoveEvent(local_id.clone())],

@@ -8,7 +8,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Calendar, Event, EventData, Origin, Sensitivity, ShowAs};
+use crate::model::{Calendar, Event, EventData, Origin, Sensitivity, SeriesKind, ShowAs};
 
 /// The installation's free/busy rules.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,6 +44,8 @@ impl FreeBusyPolicy {
     ) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
         let mut spans: Vec<(DateTime<Utc>, DateTime<Utc>)> = events
             .into_iter()
+            // A series blocks time through its instances, never as its master.
+            .filter(|e| e.series.kind != SeriesKind::Master)
             .filter(|e| self.visible(e) && self.blocks(e.show_as) && e.overlaps(from, to))
             .map(|e| (e.start.max(from), e.end.min(to)))
             .collect();

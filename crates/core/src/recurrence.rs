@@ -447,7 +447,8 @@ impl Recurrence {
         let rule = rule.trim().strip_prefix("RRULE:").unwrap_or(rule.trim());
         let mut freq = None;
         let (mut interval, mut days, mut setpos, mut month_days, mut month, mut wkst) =
-            (1u32, Vec::new(), None::<i32>, Vec::<u32>::new(), None::<u32>, Weekday::Sun);
+            // RFC 5545's default week start is Monday.
+            (1u32, Vec::new(), None::<i32>, Vec::<u32>::new(), None::<u32>, Weekday::Mon);
         let mut range = Range::NoEnd;
         for part in rule.split(';').filter(|p| !p.is_empty()) {
             let (k, v) = part.split_once('=').ok_or_else(|| bad(format!("{part:?} is not NAME=VALUE")))?;

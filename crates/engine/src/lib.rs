@@ -43,7 +43,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::Semaphore;
 
-use calbridge_core::model::{Calendar, Connection, Event, EventId, LinkState, Origin};
+use calbridge_core::model::{Calendar, Connection, Event, EventId, LinkState, Origin, SeriesKind};
 use calbridge_core::planner::{self, Action, DeleteGuard, Plan};
 use calbridge_core::remote::{Remote, RemoteError};
 use calbridge_core::store::{Notification, Store, StoreError, WriteStats};
@@ -453,7 +453,23 @@ impl Engine {
                 _ => continue,
             };
             report.requests += 1;
-            let confirmed = match remote.push(&calendar.email, &change).await {
+            let mut result = remote.push(&calendar.email, &change).await;
+            if let (Err(RemoteError::VersionConflict), Action::UpdateRemote { local_id, remote_id, .. }) =
+                (&result, action)
+            {
+                // A series' master changes in Exchange whenever one of its occurrences does,
+                // and Graph's delta never lists masters: read it, take its version (the
+                // three-way rules decide what its content means), and try once more.
+                if snapshot.events.get(local_id).is_some_and(|e| e.data.series.kind == SeriesKind::Master) {
+                    if let Some(retry) =
+                        self.refresh_master(remote, calendar, window, snapshot, remote_id, report).await?
+                    {
+                        report.requests += 1;
+                        result = remote.push(&calendar.email, &retry).await;
+                    }
+                }
+            }
+            let confirmed = match result {
                 Ok(c) => c,
                 Err(RemoteError::NotFound(_)) if matches!(change, PushChange::Delete { .. }) => None,
                 Err(RemoteError::VersionConflict) | Err(RemoteError::NotFound(_)) => {
@@ -473,6 +489,38 @@ impl Engine {
             self.commit(calendar, snapshot, writes, CursorUpdate::Keep, report).await?;
         }
         Ok(())
+    }
+
+    /// Reads a series' master whose update met a newer version, records what the three-way
+    /// rules make of it, and returns the update to send again (if the host application's
+    /// change still stands).
+    async fn refresh_master(
+        &self,
+        remote: &dyn Remote,
+        calendar: &Calendar,
+        window: &Window,
+        snapshot: &mut Snapshot,
+        remote_id: &str,
+        report: &mut CalendarReport,
+    ) -> Result<Option<PushChange>, SyncError> {
+        report.requests += 1;
+        let Some(item) = remote.fetch(&calendar.email, &[remote_id.to_string()]).await?.pop() else {
+            return Ok(None);
+        };
+        let plan = planner::plan_pull(snapshot, &[RemoteChange::Upsert(item)], window, &self.config.installation_id);
+        let new_id = self.config.new_id.clone();
+        let mut writes = Vec::new();
+        for a in &plan.actions {
+            writes.extend(planner::local_writes(a, snapshot, calendar.id, &mut || new_id()));
+        }
+        self.commit(calendar, snapshot, writes, CursorUpdate::Keep, report).await?;
+        let again = planner::plan_push(snapshot, window);
+        Ok(again.actions.into_iter().find_map(|a| match a {
+            Action::UpdateRemote { remote_id: r, if_match, data, .. } if r == remote_id => {
+                Some(PushChange::Update { remote_id: r, if_match, data })
+            }
+            _ => None,
+        }))
     }
 
     /// Syncs every calendar of a connection, at most `max_threads` at a time. Unverified links

@@ -23,7 +23,7 @@ impl Counts {
 
     pub fn count(&mut self, action: &Action) {
         match action {
-            Action::CreateLocal { .. } | Action::CreateRemote { .. } => self.created += 1,
+            Action::CreateLocal { .. } | Action::Adopt { .. } | Action::CreateRemote { .. } => self.created += 1,
             Action::UpdateLocal { .. } | Action::UpdateRemote { .. } => self.updated += 1,
             Action::DeleteLocal { .. } | Action::DeleteRemote { .. } | Action::Forget { .. } => self.deleted += 1,
             Action::Link { .. } => self.linked += 1,

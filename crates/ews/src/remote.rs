@@ -145,6 +145,10 @@ impl EwsRemote {
         skipped: &mut Vec<String>,
     ) -> Result<(), RemoteError> {
         let master_id = master.remote_id.as_str();
+        if master.provenance.is_some() {
+            // A series calbridge created: its master links to the host application's series.
+            changes.push(RemoteChange::Upsert(master.clone()));
+        }
         let mut skip: HashSet<DateTime<Utc>> =
             item.deleted_occurrences.iter().flatten().filter_map(|s| convert::parse_time(s)).collect();
         let modified = item.modified_occurrences.as_deref().unwrap_or_default();
@@ -369,12 +373,18 @@ impl Remote for EwsRemote {
                     _ => None,
                 };
                 let send = convert::update_invitations(current.as_ref(), data);
-                let change = convert::item_change(remote_id, if_match, data);
+                let mut change = convert::item_change(remote_id, if_match, data);
+                if let ItemRef::Occurrence { recurring_master_id, instance_index, .. } = item_ref(remote_id) {
+                    // An occurrence is changed through its series (it becomes an exception).
+                    let change_key = Some(if_match.clone());
+                    change.item_id = ItemRef::Occurrence { recurring_master_id, change_key, instance_index };
+                }
                 let updated = self.client.update_item(email, change, send).await?;
                 let id = updated.item_id.ok_or_else(|| {
                     RemoteError::Permanent("EWS updated the item but did not say its new change key".into())
                 })?;
-                Ok(Some(confirmation(id, data)))
+                // An occurrence keeps the id calbridge knows it by.
+                Ok(Some(Confirmed { remote_id: remote_id.clone(), ..confirmation(id, data) }))
             }
             PushChange::Delete { remote_id } => {
                 match self.client.delete_item(email, item_ref(remote_id), "SendToAllAndSaveCopy").await {

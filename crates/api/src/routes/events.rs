@@ -5,9 +5,10 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use calbridge_core::model::{
-    Attendee, AttendeeRole, Calendar, Event, EventData, EventId, Origin, ResponseStatus, Series,
+    Attendee, AttendeeRole, Calendar, Event, EventData, EventId, Origin, ResponseStatus, Series, SeriesKind,
 };
 use calbridge_core::policy::present;
+use calbridge_core::recurrence::Recurrence;
 use chrono::{DateTime, Datelike, Duration, Utc};
 
 use crate::auth::{Authorized, ReadScope, WriteScope};
@@ -104,7 +105,61 @@ pub(crate) async fn event_data(state: &ApiState, input: &EventInput) -> ApiResul
     }
     data.location =
         if input.location.trim().is_empty() { room_names.join("; ") } else { input.location.trim().to_string() };
+    if let Some(rule) = &input.recurrence {
+        data.series = Series::master(series_rule(rule, &data)?);
+    }
     Ok(data)
+}
+
+/// The rule of a series created or replaced through the API: an RRULE Exchange can hold,
+/// whose first date is the event's start date (in its zone).
+fn series_rule(rule: &str, data: &EventData) -> ApiResult<Recurrence> {
+    let Some(tz) = calbridge_core::zones::resolve(&data.time_zone) else {
+        return Err(ApiError::field(
+            "/time_zone",
+            format!(
+                "{:?} is not a time zone calbridge knows; a series needs one (IANA or Windows name)",
+                data.time_zone
+            ),
+        ));
+    };
+    let start_date = data.start.with_timezone(&tz).date_naive();
+    let rule =
+        Recurrence::from_rrule(rule.trim(), start_date).map_err(|e| ApiError::field("/recurrence", e.to_string()))?;
+    if rule.dates(start_date, 1).first() != Some(&start_date) {
+        return Err(ApiError::field(
+            "/start",
+            format!(
+                "{start_date} is not a date of the rule in {}; start the series on its first occurrence",
+                data.time_zone
+            ),
+        ));
+    }
+    Ok(rule)
+}
+
+/// What a replacement of `existing` may be: a series stays a series (with a rule), an
+/// instance of a series stays that instance (it becomes an exception), a single event stays
+/// single.
+fn keep_series_identity(existing: &Event, data: &mut EventData) -> ApiResult<()> {
+    match existing.data.series.kind {
+        SeriesKind::Master if data.series.kind != SeriesKind::Master => Err(ApiError::field(
+            "/recurrence",
+            "is required: this event is a series (give its rule, changed or not); to end the series, delete it",
+        )),
+        SeriesKind::Occurrence | SeriesKind::Exception => {
+            if data.series.kind == SeriesKind::Master {
+                return Err(ApiError::field("/recurrence", "an occurrence of a series cannot have a rule of its own"));
+            }
+            data.series = Series { kind: SeriesKind::Exception, recurrence: None, ..existing.data.series.clone() };
+            Ok(())
+        }
+        SeriesKind::Single if data.series.kind == SeriesKind::Master => Err(ApiError::field(
+            "/recurrence",
+            "a single event cannot become a series; delete it and create the series",
+        )),
+        _ => Ok(()),
+    }
 }
 
 pub(crate) fn shown(cal: &Calendar, e: &Event) -> EventView {
@@ -141,7 +196,8 @@ pub async fn list(
 }
 
 /// Create a local event in a calendar (write); calbridge creates it in the mailbox at the
-/// next sync. Rooms and equipment are booked as resource attendees.
+/// next sync. Rooms and equipment are booked as resource attendees. With `recurrence` (an
+/// RRULE) the event is a series; its occurrences arrive with the next sync.
 #[utoipa::path(post, path = "/calendars/{id}/events", tag = "events", params(("id" = i64, Path)),
     request_body = EventInput, responses((status = 201, description = "Created", body = EventView)))]
 pub async fn create(
@@ -248,7 +304,8 @@ pub async fn replace(
     if input.id.as_ref().is_some_and(|i| i != &id) {
         return Err(ApiError::field("/id", "differs from the event's id in the path; omit it"));
     }
-    let data = event_data(&state, &input).await?;
+    let mut data = event_data(&state, &input).await?;
+    keep_series_identity(&e, &mut data)?;
     let updated = replace_in(&state, &cal, &e, &data, input.expected_version).await?;
     Ok(axum::Json(shown(&cal, &updated)))
 }

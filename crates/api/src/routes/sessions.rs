@@ -130,6 +130,7 @@ async fn desired(state: &ApiState, id: &str, input: &SessionInput) -> ApiResult<
         attendees,
         rooms: input.rooms.clone(),
         equipment: input.equipment.clone(),
+        recurrence: None,
     };
     let meeting = event_data(state, &event).await?;
     let mut invitations = Vec::new();
