@@ -185,6 +185,21 @@ function stopPolling() {
   poller = null;
 }
 
+/** On narrow screens tables show as cards: each cell is labelled with its column's heading. */
+function labelCells(root) {
+  for (const table of root.querySelectorAll("table:not(.week)")) {
+    const heads = [...table.querySelectorAll("thead th")].map((th) => th.textContent);
+    table.classList.add("stack");
+    for (const row of table.querySelectorAll("tbody tr")) {
+      [...row.children].forEach((cell, i) => {
+        if (heads[i]) cell.dataset.label = heads[i];
+      });
+    }
+  }
+}
+
+new MutationObserver(() => labelCells(main())).observe(document.documentElement, { childList: true, subtree: true });
+
 async function route() {
   if (!session) return;
   stopPolling();
