@@ -2,7 +2,7 @@
 # Runs calbridge's whole test suite: the Rust workspace (unit, property, contract and
 # end-to-end tests against the built-in Exchange simulator) and the third-party client tests
 # (Microsoft's Python Graph SDK, and exchangelib over EWS, against the simulator), then
-# schemathesis over the REST API.
+# schemathesis over the REST API, then the admin console in headless Chromium.
 #
 # Usage: scripts/test.sh            (from the repository root)
 # Environment:
@@ -30,3 +30,6 @@ CALBRIDGE_SIM_CMD="$(pwd)/target/debug/examples/sim-server" "$PYTHON" -m pytest 
 
 echo "== The REST API under schemathesis (every check, against calbridge serve and the simulator)"
 bash scripts/schemathesis.sh
+
+echo "== The admin console in a browser (Debian's Chromium, headless, against calbridge serve and the simulator)"
+bash scripts/browser.sh

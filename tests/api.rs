@@ -1449,3 +1449,87 @@ async fn a_series_created_through_the_api_is_edited_occurrence_by_occurrence(p: 
     assert!(instances(list().await).is_empty(), "and from the store");
 }
 both!(a_series_created_through_the_api_is_edited_occurrence_by_occurrence);
+
+/// The admin console: its pages are served without a key; an administrator signs in and gets
+/// an HttpOnly, SameSite=Strict session cookie that the API takes as the admin scope, but a
+/// change needs the session's CSRF token too; wrong passwords are refused alike and, after a
+/// few, rate limited; signing out ends the session; neither password nor token is logged.
+#[tokio::test]
+async fn the_console_signs_in_with_a_cookie_and_requires_the_csrf_token() {
+    let api = Api::start().await;
+    const PASSWORD: &str = "console-password-5b1e0c";
+    calbridge_api::console::create_admin(api.store.as_ref(), "Ops", PASSWORD).await.unwrap();
+    let short = calbridge_api::console::create_admin(api.store.as_ref(), "x", "short").await;
+    assert!(short.unwrap_err().to_string().contains("at least"), "short passwords are refused");
+
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let url = |p: &str| format!("{}{p}", api.base);
+    let root = http.get(url("/")).send().await.unwrap();
+    assert_eq!(root.headers()["location"], "/ui/");
+    let page = http.get(url("/ui/")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.headers()["content-security-policy"].to_str().unwrap().contains("script-src 'self'"));
+    assert!(page.text().await.unwrap().contains("/ui/app.js"));
+    assert_eq!(http.get(url("/ui/session")).send().await.unwrap().status(), 204, "nobody signed in");
+
+    let login = |user: &str, password: &str| {
+        http.post(url("/ui/login")).json(&json!({"username": user, "password": password})).send()
+    };
+    let wrong = login("ops", "not the password").await.unwrap();
+    let unknown = login("nobody", "not the password").await.unwrap();
+    assert_eq!((wrong.status().as_u16(), unknown.status().as_u16()), (401, 401));
+    assert_eq!(wrong.text().await.unwrap(), unknown.text().await.unwrap(), "the same answer for both");
+
+    let ok = login("OPS", PASSWORD).await.unwrap();
+    assert_eq!(ok.status(), 200);
+    let set_cookie = ok.headers()["set-cookie"].to_str().unwrap().to_string();
+    for attr in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(set_cookie.contains(attr), "{set_cookie}");
+    }
+    let cookie = set_cookie.split(';').next().unwrap().to_string();
+    let token = cookie.split_once('=').unwrap().1.to_string();
+    let session: Value = ok.json().await.unwrap();
+    assert_eq!(session["username"], "ops");
+    let csrf = session["csrf_token"].as_str().unwrap().to_string();
+
+    // Reads with the cookie alone; changes only with the CSRF token as well.
+    let list = http.get(url("/connections")).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(list.status(), 200);
+    let site = json!({"name": "North", "connection_id": 999});
+    let forged = http.post(url("/sites")).header("cookie", &cookie).json(&site).send().await.unwrap();
+    assert_eq!(forged.status(), 403);
+    assert!(forged.text().await.unwrap().contains("X-CSRF-Token"));
+    let bad_token =
+        http.post(url("/sites")).header("cookie", &cookie).header("x-csrf-token", "0000").json(&site).send().await;
+    assert_eq!(bad_token.unwrap().status(), 403);
+    let with_token =
+        http.post(url("/sites")).header("cookie", &cookie).header("x-csrf-token", &csrf).json(&site).send().await;
+    assert_eq!(with_token.unwrap().status(), 404, "past authentication: connection 999 does not exist");
+    let creds = api.sim.credentials();
+    let conn = http
+        .post(url("/connections"))
+        .header("cookie", &cookie)
+        .header("x-csrf-token", &csrf)
+        .json(&api.connection_body("console", &creds.client_id, &creds.client_secret))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(conn.status(), 201, "the console has the admin scope");
+
+    // Sign out: the cookie no longer works, for reads either.
+    let out = http.post(url("/ui/logout")).header("cookie", &cookie).header("x-csrf-token", &csrf).send().await;
+    assert_eq!(out.unwrap().status(), 204);
+    assert_eq!(http.get(url("/connections")).header("cookie", &cookie).send().await.unwrap().status(), 401);
+    assert_eq!(http.get(url("/ui/session")).header("cookie", &cookie).send().await.unwrap().status(), 204);
+
+    // Failures lock the name for a while, even for the right password.
+    for _ in 0..calbridge_api::console::MAX_FAILURES {
+        assert_eq!(login("ops", "guess").await.unwrap().status(), 401);
+    }
+    let locked = login("ops", PASSWORD).await.unwrap();
+    assert_eq!(locked.status(), 429);
+    assert!(locked.headers().contains_key("retry-after"));
+
+    let logged = String::from_utf8_lossy(&logs().lock().unwrap()).to_string();
+    assert!(!logged.contains(PASSWORD) && !logged.contains(&token) && !logged.contains(&csrf), "nothing secret logged");
+}

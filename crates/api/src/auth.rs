@@ -2,7 +2,8 @@
 //! and its first characters, to recognise it in a list. A key has a scope: `read` (every GET),
 //! `write` (also events, calendar links, sync triggers), `admin` (also connections, sites,
 //! webhooks). A request without a key or with an unknown key is answered 401, one whose key's
-//! scope is too small 403.
+//! scope is too small 403. A request without the header but with the admin console's session
+//! cookie is the admin scope (see `console`).
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
@@ -120,6 +121,20 @@ impl FromRequestParts<ApiState> for Caller {
                  (create a key with `calbridge apikey create --scope read|write|admin --name NAME`)",
             )
         };
+        if parts.headers.get(AUTHORIZATION).is_none() {
+            // The admin console: its session cookie (with the CSRF token on changes) is the
+            // admin scope.
+            if let Some(s) = crate::console::session_of(state, &parts.method, &parts.headers)? {
+                let key = ApiKey {
+                    id: 0,
+                    name: format!("console:{}", s.username),
+                    scope: Scope::Admin,
+                    prefix: "session".into(),
+                    created_at: chrono::Utc::now(),
+                };
+                return Ok(Caller { key });
+            }
+        }
         let header = parts.headers.get(AUTHORIZATION).ok_or_else(missing)?;
         let value = header.to_str().map_err(|_| missing())?.trim();
         let token = value

@@ -18,6 +18,7 @@
 //! | `/calendars/{id}/sync`, `/connections/{id}/sync`, `/sync/status` | run a sync now; the last run per calendar with error and hint |
 //! | `/webhooks`, `/webhooks/{id}` | endpoints with their `whsec_` secret (shown once) |
 //! | `/healthz`, `/metrics`, `/openapi.json` | liveness (no key), Prometheus text, the OpenAPI document generated from the handlers (utoipa) |
+//! | `/ui/`, `/ui/login`, `/ui/session`, `/ui/logout` | the admin console (`console.rs`, files in `ui/`): static pages that call this API with a session cookie; not part of the OpenAPI document |
 //!
 //! ## Cross-cutting rules
 //!
@@ -25,7 +26,8 @@
 //!   write < admin; 401 without or with a wrong key, 403 when the scope is too small. Each
 //!   handler names its scope in its signature (`Authorized<WriteScope>`), checked before the
 //!   path, query or body is read. Only `/healthz` is open (the Exchange notification endpoint
-//!   will be too).
+//!   will be too), and the console's static files and sign-in. The console's session cookie
+//!   counts as the admin scope, with a CSRF token required on every change (`console.rs`).
 //! - **Errors** (`error.rs`, `extract.rs`): every failure is RFC 9457 problem details
 //!   (`application/problem+json`) whose `detail` says what to do; bodies refuse unknown fields;
 //!   malformed JSON is 400, a wrong media type 415, a well-formed but invalid value 422 naming
@@ -65,6 +67,7 @@ use calbridge_engine::secrets::MasterKey;
 use calbridge_engine::Engine;
 
 pub mod auth;
+pub mod console;
 pub mod dto;
 pub mod error;
 pub mod extract;
@@ -95,6 +98,8 @@ pub struct ApiConfig {
     pub decline_on_delete: bool,
     /// How class sessions invite their learners unless a request says otherwise.
     pub learners: dto::LearnerInvites,
+    /// The scheduled sync's interval, shown by the console (`None`: syncs run on request).
+    pub sync_interval: Option<Duration>,
 }
 
 impl Default for ApiConfig {
@@ -107,6 +112,7 @@ impl Default for ApiConfig {
             webhook_timeout: Duration::from_secs(10),
             decline_on_delete: false,
             learners: dto::LearnerInvites::default(),
+            sync_interval: None,
         }
     }
 }
@@ -131,6 +137,7 @@ struct Inner {
     outbox: tokio::sync::Notify,
     http: reqwest::Client,
     subscriptions: webhooks::Subscriptions,
+    sessions: console::Sessions,
 }
 
 impl ApiState {
@@ -168,6 +175,7 @@ impl ApiState {
                 outbox: tokio::sync::Notify::new(),
                 http,
                 subscriptions,
+                sessions: console::Sessions::default(),
             }),
         }
     }
@@ -193,6 +201,10 @@ impl ApiState {
     }
     pub fn metrics(&self) -> &metrics::Metrics {
         &self.inner.metrics
+    }
+    /// The admin console's sessions.
+    pub fn sessions(&self) -> &console::Sessions {
+        &self.inner.sessions
     }
     pub(crate) fn http(&self) -> &reqwest::Client {
         &self.inner.http

@@ -6,7 +6,8 @@
 //! Commands: `demo` (the simulator, a sample organisation, a full sync and a booking, in one
 //! go), `sim` (the Exchange simulator on its own), `sync` (apply the configuration's links and
 //! sync), `events` (read a calendar from the store), `rooms import` (room discovery), `serve` (the REST API with the sync
-//! engine and the webhook worker), `apikey` (API keys) and `secrets` (the master key).
+//! engine, the webhook worker and the admin console), `apikey` (API keys), `admin`
+//! (administrators of the admin console) and `secrets` (the master key).
 
 mod app;
 mod config;
@@ -53,6 +54,9 @@ enum Command {
     /// Manage the API keys of the REST API.
     #[command(subcommand)]
     Apikey(serve::ApiKeyCommand),
+    /// Manage the administrators of the admin console (the web UI at /ui/ of `serve`).
+    #[command(subcommand)]
+    Admin(serve::AdminCommand),
     /// Manage the master key that seals stored secrets.
     #[command(subcommand)]
     Secrets(serve::SecretsCommand),
@@ -77,6 +81,7 @@ fn main() -> std::process::ExitCode {
             Command::Rooms(RoomsCommand::Import(a)) => app::rooms_import(cli.config.as_deref(), a).await,
             Command::Serve(a) => serve::serve(cli.config.as_deref(), a).await,
             Command::Apikey(c) => serve::apikey(cli.config.as_deref(), c).await,
+            Command::Admin(c) => serve::admin(cli.config.as_deref(), c).await,
             Command::Secrets(c) => serve::secrets(cli.config.as_deref(), c).await,
         }
     });

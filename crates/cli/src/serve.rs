@@ -1,5 +1,6 @@
 //! `calbridge serve` (the API server and the sync engine in one process), `calbridge apikey`
-//! (API keys) and `calbridge secrets` (the master key: make one, rotate to a new one).
+//! (API keys), `calbridge admin` (administrators of the admin console) and `calbridge secrets`
+//! (the master key: make one, rotate to a new one).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -112,6 +113,7 @@ pub async fn serve(config: Option<&Path>, args: ServeArgs) -> Result<()> {
         } else {
             calbridge_api::dto::LearnerInvites::WithSession
         },
+        sync_interval: (sync_interval > 0).then(|| Duration::from_secs(sync_interval)),
         ..ApiConfig::default()
     };
     let state = ApiState::new(app.engine.clone(), connectors(&app.config.installation_id), key, api_config)
@@ -122,6 +124,7 @@ pub async fn serve(config: Option<&Path>, args: ServeArgs) -> Result<()> {
     println!("calbridge API listening on http://{}", listener.local_addr()?);
     println!("  store: {}", calbridge_store::redact_url(&app.config.store));
     println!("  API reference: http://{}/openapi.json (with an API key)", listener.local_addr()?);
+    println!("  admin console: http://{}/ui/ (an administrator from `calbridge admin create`)", listener.local_addr()?);
     let worker = tokio::spawn(calbridge_api::webhooks::run_worker(state.clone()));
     let scheduler = (sync_interval > 0)
         .then(|| tokio::spawn(calbridge_api::sync::run_periodic(state.clone(), Duration::from_secs(sync_interval))));
@@ -183,6 +186,70 @@ pub async fn apikey(config: Option<&Path>, cmd: ApiKeyCommand) -> Result<()> {
         ApiKeyCommand::Delete { id } => {
             app.store.delete_api_key(id).await?;
             println!("API key {id} deleted");
+        }
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------------------------------------
+// `calbridge admin`
+
+#[derive(Subcommand)]
+pub enum AdminCommand {
+    /// Create an administrator of the admin console, or set a new password for one. The
+    /// password is read from CALBRIDGE_ADMIN_PASSWORD, else from standard input (one line).
+    Create {
+        /// The user name to sign in with (letters, digits, . _ @ -).
+        #[arg(long)]
+        username: String,
+    },
+}
+
+/// The new password: the environment, else a line of standard input (not echoed on a terminal).
+fn read_password() -> Result<String> {
+    if let Some(p) = crate::config::process_env("CALBRIDGE_ADMIN_PASSWORD") {
+        return Ok(p);
+    }
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stdin());
+    let stty = |arg: &str| {
+        let _ = std::process::Command::new("stty").arg(arg).stdin(std::process::Stdio::inherit()).status();
+    };
+    if tty {
+        eprint!(
+            "Password for the administrator (at least {} characters): ",
+            calbridge_api::console::MIN_PASSWORD_CHARS
+        );
+        stty("-echo");
+    }
+    let mut line = String::new();
+    let read = std::io::stdin().read_line(&mut line);
+    if tty {
+        stty("echo");
+        eprintln!();
+    }
+    read.context("cannot read the password from standard input")?;
+    let password = line.trim_end_matches(['\r', '\n']).to_string();
+    if password.is_empty() {
+        bail!("no password given: set CALBRIDGE_ADMIN_PASSWORD or type it on standard input");
+    }
+    Ok(password)
+}
+
+pub async fn admin(config: Option<&Path>, cmd: AdminCommand) -> Result<()> {
+    let cfg = Config::load(config, &crate::config::process_env)?;
+    let app = App::open(cfg).await?;
+    match cmd {
+        AdminCommand::Create { username } => {
+            let password = read_password()?;
+            let a = calbridge_api::console::create_admin(app.store.as_ref(), &username, &password).await?;
+            if a.created_at == a.updated_at {
+                println!("administrator {} created; sign in at /ui/ of `calbridge serve`", a.username);
+            } else {
+                println!(
+                    "administrator {}: password changed (open sessions stay until they expire or the server restarts)",
+                    a.username
+                );
+            }
         }
     }
     Ok(())

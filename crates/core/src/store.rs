@@ -242,6 +242,38 @@ pub struct SyncStatus {
     pub duration_ms: u64,
 }
 
+/// An administrator of the admin web UI. Only a slow, salted hash of the password is kept.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdminAccount {
+    pub id: i64,
+    /// Lower-cased.
+    pub username: String,
+    /// A PHC string (`$argon2id$...`), made and checked by the API's `console` module.
+    pub password_hash: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for AdminAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AdminAccount({} {})", self.id, self.username)
+    }
+}
+
+/// An administrator to create, or whose password to replace (matched by user name).
+#[derive(Clone, PartialEq, Eq)]
+pub struct NewAdmin {
+    pub username: String,
+    pub password_hash: String,
+    pub now: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for NewAdmin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "NewAdmin({})", self.username)
+    }
+}
+
 #[async_trait]
 pub trait Store: Send + Sync {
     // --- connections -------------------------------------------------------------------
@@ -381,4 +413,11 @@ pub trait Store: Send + Sync {
     async fn delete_site(&self, id: SiteId) -> Result<(), StoreError>;
     /// Unlinks a calendar: deletes it with its events, sync records, cursor and sync status.
     async fn delete_calendar(&self, id: CalendarId) -> Result<(), StoreError>;
+
+    // --- administrators of the admin web UI ------------------------------------------------
+    /// Creates the administrator, or replaces the password hash of the one with the same user
+    /// name (compared lower-cased; `created_at` stays, `updated_at` becomes `now`).
+    async fn upsert_admin(&self, a: NewAdmin) -> Result<AdminAccount, StoreError>;
+    /// The administrator with this user name (compared lower-cased).
+    async fn admin_by_username(&self, username: &str) -> Result<Option<AdminAccount>, StoreError>;
 }

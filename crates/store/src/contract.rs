@@ -31,7 +31,7 @@ use calbridge_core::model::{
     Calendar, CalendarKind, Connection, ConnectionSettings, Event, EventData, EventId, GraphSettings, LinkState, Origin,
 };
 use calbridge_core::store::{
-    DeliveryCounts, DeliveryOutcome, NewApiKey, NewCalendar, NewConnection, NewWebhook, Notification, Scope,
+    DeliveryCounts, DeliveryOutcome, NewAdmin, NewApiKey, NewCalendar, NewConnection, NewWebhook, Notification, Scope,
     SealedSecret, SecretOwner, Store, StoreError, SyncStatus, Webhook, WriteStats,
 };
 use calbridge_core::sync::{Cursor, CursorUpdate, SyncRecord, Write};
@@ -72,6 +72,7 @@ cases![
     site_delete_keeps_its_calendars,
     calendar_delete_removes_its_state,
     deliveries_are_pruned_once_ended,
+    admins_by_name_with_password_replaced,
 ];
 
 /// Runs every case, each on a store from `make` (which must return a fresh, empty store), and
@@ -982,4 +983,22 @@ pub async fn deliveries_are_pruned_once_ended(store: Arc<dyn Store>) {
     assert_eq!(store.due_deliveries(at(12, 0), 10).await.unwrap().len(), 2, "the pruned message id is new again");
     store.enqueue(&[note(&due[2].message_id, "connection.failed")]).await.unwrap();
     assert_eq!(store.due_deliveries(at(12, 0), 10).await.unwrap().len(), 2, "a pending message is not queued twice");
+}
+
+/// Administrators are found by user name, case-insensitively; storing one again replaces its
+/// password hash and keeps its id and creation time.
+pub async fn admins_by_name_with_password_replaced(store: Arc<dyn Store>) {
+    let new = |name: &str, hash: &str, now| NewAdmin { username: name.into(), password_hash: hash.into(), now };
+    assert_eq!(store.admin_by_username("ops").await.unwrap(), None);
+    let a = store.upsert_admin(new(" Ops ", "$argon2id$one", at(9, 0))).await.unwrap();
+    assert_eq!((a.username.as_str(), a.password_hash.as_str()), ("ops", "$argon2id$one"));
+    assert_eq!((a.created_at, a.updated_at), (at(9, 0), at(9, 0)));
+    assert_eq!(store.admin_by_username("OPS").await.unwrap(), Some(a.clone()));
+    let b = store.upsert_admin(new("ops", "$argon2id$two", at(10, 0))).await.unwrap();
+    assert_eq!((b.id, b.created_at, b.updated_at), (a.id, at(9, 0), at(10, 0)));
+    assert_eq!(store.admin_by_username("ops").await.unwrap().unwrap().password_hash, "$argon2id$two");
+    let c = store.upsert_admin(new("second", "$argon2id$three", at(11, 0))).await.unwrap();
+    assert_ne!(c.id, a.id);
+    assert!(matches!(store.upsert_admin(new("  ", "h", at(9, 0))).await, Err(StoreError::Invalid(_))));
+    assert!(matches!(store.upsert_admin(new("x", "", at(9, 0))).await, Err(StoreError::Invalid(_))));
 }

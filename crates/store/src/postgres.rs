@@ -31,8 +31,8 @@ use calbridge_core::model::{
     LinkState, Origin, Site, SiteId,
 };
 use calbridge_core::store::{
-    ApiKey, Delivery, DeliveryCounts, DeliveryOutcome, NewApiKey, NewCalendar, NewConnection, NewWebhook, Notification,
-    Scope, SealedSecret, SecretOwner, Store, StoreError, SyncStatus, Webhook, WriteStats,
+    AdminAccount, ApiKey, Delivery, DeliveryCounts, DeliveryOutcome, NewAdmin, NewApiKey, NewCalendar, NewConnection,
+    NewWebhook, Notification, Scope, SealedSecret, SecretOwner, Store, StoreError, SyncStatus, Webhook, WriteStats,
 };
 use calbridge_core::sync::{Cursor, CursorUpdate, Snapshot, SyncRecord, Write};
 use chrono::{DateTime, Utc};
@@ -323,6 +323,17 @@ fn api_key_from_row(row: &PgRow) -> Result<ApiKey, StoreError> {
         scope: Scope::parse(&scope).ok_or_else(|| corrupt(format!("the scope of API key {id}"), "unknown scope"))?,
         prefix: row.get("prefix"),
         created_at: us_to_time(row.get("created_us"), || format!("the creation time of API key {id}"))?,
+    })
+}
+
+fn admin_from_row(row: &PgRow) -> Result<AdminAccount, StoreError> {
+    let id: i64 = row.get("id");
+    Ok(AdminAccount {
+        id,
+        username: row.get("username"),
+        password_hash: row.get("password_hash"),
+        created_at: us_to_time(row.get("created_us"), || format!("the creation time of administrator {id}"))?,
+        updated_at: us_to_time(row.get("updated_us"), || format!("the change time of administrator {id}"))?,
     })
 }
 
@@ -1491,6 +1502,42 @@ impl Store for PostgresStore {
         stats.cursors += update_cursor(&mut tx, calendar_id, cursor).await?;
         commit_tx(tx, &what).await?;
         Ok(stats)
+    }
+
+    // --- administrators of the admin web UI ------------------------------------------------
+
+    async fn upsert_admin(&self, a: NewAdmin) -> Result<AdminAccount, StoreError> {
+        let username = a.username.trim().to_lowercase();
+        if username.is_empty() || username.chars().any(char::is_control) {
+            return Err(StoreError::Invalid("an administrator needs a user name without control characters".into()));
+        }
+        if a.password_hash.is_empty() {
+            return Err(StoreError::Invalid("an administrator needs a password hash".into()));
+        }
+        let row = sqlx::query(
+            "INSERT INTO admins (username, password_hash, created_us, updated_us) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (username) DO UPDATE SET password_hash = excluded.password_hash, \
+             updated_us = excluded.updated_us \
+             RETURNING id, username, password_hash, created_us, updated_us",
+        )
+        .bind(&username)
+        .bind(&a.password_hash)
+        .bind(micros(a.now))
+        .bind(micros(a.now))
+        .fetch_one(&self.pool)
+        .await
+        .context(|| format!("could not store administrator `{username}`"))?;
+        admin_from_row(&row)
+    }
+
+    async fn admin_by_username(&self, username: &str) -> Result<Option<AdminAccount>, StoreError> {
+        let row =
+            sqlx::query("SELECT id, username, password_hash, created_us, updated_us FROM admins WHERE username = $1")
+                .bind(username.trim().to_lowercase())
+                .fetch_optional(&self.pool)
+                .await
+                .context(|| "could not look up an administrator".into())?;
+        row.as_ref().map(admin_from_row).transpose()
     }
 }
 

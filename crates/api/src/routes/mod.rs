@@ -4,6 +4,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
 
+use crate::console;
 use crate::error::ApiError;
 use crate::ApiState;
 
@@ -34,6 +35,14 @@ async fn log_request(req: axum::extract::Request, next: axum::middleware::Next) 
 
 pub fn router(state: ApiState) -> Router {
     Router::new()
+        .route("/", get(console::root))
+        .route("/ui", get(console::root))
+        .route("/ui/", get(console::index))
+        .route("/ui/app.js", get(console::app_js))
+        .route("/ui/app.css", get(console::app_css))
+        .route("/ui/login", post(console::login))
+        .route("/ui/session", get(console::session))
+        .route("/ui/logout", post(console::logout))
         .route("/healthz", get(system::healthz))
         .route("/openapi.json", get(system::openapi))
         .route("/metrics", get(system::metrics))
