@@ -91,7 +91,8 @@ impl Api {
     }
 
     /// With the scheduling options of `base` (its outbound hosts and webhook timing are the
-    /// test's own).
+    /// test's own; a `public_url` means this server's own address, turning on change
+    /// notifications).
     async fn start_with(base: ApiConfig) -> Api {
         logs();
         let scenario = format!("{SCENARIO}\n{LIMITED_APP}");
@@ -105,14 +106,16 @@ impl Api {
         let ews = calbridge_ews::EwsOptions { installation_id: INSTALLATION.into(), ..Default::default() };
         let connectors: Vec<Arc<dyn Connector>> =
             vec![Arc::new(GraphConnector::new(graph)), Arc::new(calbridge_ews::EwsConnector::new(ews))];
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let own = format!("http://{}", listener.local_addr().unwrap());
         let config = ApiConfig {
             outbound_hosts: Some(vec!["127.0.0.1".into()]),
             webhook_retry_base: Duration::from_millis(50),
+            public_url: base.public_url.as_ref().map(|_| own.clone()),
             ..base
         };
         let state = ApiState::new(engine, connectors, MasterKey::from_bytes([42; 32]), config);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
+        let base = own;
         let server = tokio::spawn({
             let state = state.clone();
             async move {
@@ -120,6 +123,8 @@ impl Api {
             }
         });
         let worker = tokio::spawn(calbridge_api::webhooks::run_worker(state.clone()));
+        let notified = tokio::spawn(calbridge_api::notifications::run_sync_queue(state.clone()));
+        let keeper = tokio::spawn(calbridge_api::notifications::run_subscriptions(state.clone()));
         let key = |scope| {
             let store = store.clone();
             async move { calbridge_api::auth::create_key(store.as_ref(), "e2e", scope).await.unwrap().0 }
@@ -135,7 +140,7 @@ impl Api {
             read,
             store,
             dir,
-            _tasks: vec![server, worker],
+            _tasks: vec![server, worker, notified, keeper],
         }
     }
 
@@ -1532,4 +1537,94 @@ async fn the_console_signs_in_with_a_cookie_and_requires_the_csrf_token() {
 
     let logged = String::from_utf8_lossy(&logs().lock().unwrap()).to_string();
     assert!(!logged.contains(PASSWORD) && !logged.contains(&token) && !logged.contains(&csrf), "nothing secret logged");
+}
+
+/// Waits (up to 15 s) until `check` holds, polling.
+async fn eventually<F, Fut>(what: &str, check: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..150 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
+fn metric(text: &str, line_start: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(line_start))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Change notifications over Graph: with a public URL, calbridge subscribes each linked
+/// calendar (the simulator validates the URL as Graph does) and a change made in Exchange
+/// reaches the store in seconds, without any scheduled sync (none runs here, and the
+/// reconcile is a day away). Duplicated and reversed deliveries are harmless; a notification
+/// with a wrong clientState is dropped; a removed subscription is made again.
+#[tokio::test]
+async fn notifications_bring_changes_without_waiting_for_the_reconcile() {
+    let api = Api::start_with(ApiConfig {
+        public_url: Some(String::new()),
+        subscription_check: Duration::from_millis(200),
+        reconcile_interval: Duration::from_secs(86_400),
+        ..ApiConfig::default()
+    })
+    .await;
+    let conn = api.connection().await;
+    let ann = api.link(conn, ANN, "person").await;
+    let subscribed = || async { api.sim.subscriptions().iter().any(|(_, mailbox, _)| mailbox == ANN) };
+    eventually("Ann's calendar is subscribed", subscribed).await;
+    let (sub_id, _, url) = api.sim.subscriptions().into_iter().find(|(_, m, _)| m == ANN).unwrap();
+    assert_eq!(url, format!("{}/notifications/graph", api.base));
+
+    let listed = |subject: &'static str| {
+        let path = format!("/calendars/{ann}/events?{}", day(2));
+        let api = &api;
+        async move {
+            let events = api.ok("GET", &path, None).await;
+            events.as_array().unwrap().iter().filter(|e| e["subject"] == subject).count()
+        }
+    };
+    api.sim.outlook().create_event(ANN, NewEvent::new("Notified", at(2, 9), at(2, 10))).unwrap();
+    eventually("the new event is in the store", || async { listed("Notified").await == 1 }).await;
+
+    // Each batch delivered twice, the second time reversed: still one copy each.
+    api.sim.faults().duplicate_notifications(10);
+    api.sim.outlook().create_event(ANN, NewEvent::new("Twice", at(2, 11), at(2, 12))).unwrap();
+    api.sim.outlook().create_event(ANN, NewEvent::new("Thrice", at(2, 13), at(2, 14))).unwrap();
+    eventually("both arrive", || async { listed("Twice").await == 1 && listed("Thrice").await == 1 }).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!((listed("Twice").await, listed("Thrice").await, listed("Notified").await), (1, 1, 1), "no duplicates");
+
+    // Graph's validation handshake, and a forgery.
+    let echo = api
+        .http
+        .post(format!("{}/notifications/graph?validationToken=Validation%3A%20abc", api.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(echo.status(), 200);
+    assert!(echo.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    assert_eq!(echo.text().await.unwrap(), "Validation: abc");
+    let forged = json!({"value": [{"subscriptionId": sub_id, "clientState": "guessed", "changeType": "updated"}]});
+    let r = api.http.post(format!("{}/notifications/graph", api.base)).json(&forged).send().await.unwrap();
+    assert_eq!(r.status(), 202, "answered like any other, so a forger learns nothing");
+    let (_, _, raw) = api.call(Some(&api.admin), "GET", "/metrics", None).await;
+    assert_eq!(metric(&raw, "calbridge_notifications_total{result=\"rejected\"}"), 1.0, "{raw}");
+    assert!(metric(&raw, "calbridge_notifications_total{result=\"accepted\"}") >= 3.0, "{raw}");
+
+    // Exchange drops the subscription: calbridge makes a new one, and changes keep coming.
+    assert!(api.sim.lifecycle_event(&sub_id, "subscriptionRemoved"));
+    eventually("a new subscription", || async {
+        api.sim.subscriptions().iter().any(|(id, m, _)| m == ANN && *id != sub_id)
+    })
+    .await;
+    api.sim.outlook().create_event(ANN, NewEvent::new("After", at(2, 15), at(2, 16))).unwrap();
+    eventually("the change after resubscribing arrives", || async { listed("After").await == 1 }).await;
 }

@@ -73,6 +73,7 @@ pub mod error;
 pub mod extract;
 mod int;
 pub mod metrics;
+pub mod notifications;
 pub mod openapi;
 mod routes;
 pub mod sync;
@@ -100,6 +101,15 @@ pub struct ApiConfig {
     pub learners: dto::LearnerInvites,
     /// The scheduled sync's interval, shown by the console (`None`: syncs run on request).
     pub sync_interval: Option<Duration>,
+    /// The base URL at which Exchange reaches this server (`https://calbridge.contoso.com`):
+    /// when set, calbridge subscribes to change notifications of the calendars of connections
+    /// that support them (Graph), at `{public_url}/notifications/graph`. `None`: it polls.
+    pub public_url: Option<String>,
+    /// How often calendars with live notifications are reconciled all the same (a full check
+    /// that catches anything missed); the others sync every `sync_interval`.
+    pub reconcile_interval: Duration,
+    /// How often subscriptions are checked: made where missing, renewed before they expire.
+    pub subscription_check: Duration,
 }
 
 impl Default for ApiConfig {
@@ -113,6 +123,9 @@ impl Default for ApiConfig {
             decline_on_delete: false,
             learners: dto::LearnerInvites::default(),
             sync_interval: None,
+            public_url: None,
+            reconcile_interval: Duration::from_secs(3600),
+            subscription_check: Duration::from_secs(60),
         }
     }
 }
@@ -138,6 +151,9 @@ struct Inner {
     http: reqwest::Client,
     subscriptions: webhooks::Subscriptions,
     sessions: console::Sessions,
+    /// Calendars a notification asked to sync, and the wake-ups of their worker and of the
+    /// subscription keeper.
+    sync_queue: notifications::SyncQueue,
 }
 
 impl ApiState {
@@ -176,6 +192,7 @@ impl ApiState {
                 http,
                 subscriptions,
                 sessions: console::Sessions::default(),
+                sync_queue: notifications::SyncQueue::default(),
             }),
         }
     }
@@ -195,6 +212,9 @@ impl ApiState {
     }
     pub fn master_key(&self) -> &MasterKey {
         &self.inner.master_key
+    }
+    pub(crate) fn sync_queue(&self) -> &notifications::SyncQueue {
+        &self.inner.sync_queue
     }
     pub fn config(&self) -> &ApiConfig {
         &self.inner.config

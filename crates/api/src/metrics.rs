@@ -47,6 +47,7 @@ pub struct Metrics {
     delivered: AtomicU64,
     retried: AtomicU64,
     failed: AtomicU64,
+    notifications: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 /// How a webhook attempt ended, for `calbridge_webhook_deliveries_total{result}`.
@@ -71,6 +72,12 @@ impl Metrics {
         if let Some(e) = error {
             *self.errors.lock().expect("metrics lock").entry(error_class(e)).or_default() += 1;
         }
+    }
+
+    /// A change notification received: `accepted`, `rejected` (wrong clientState), `unknown`
+    /// (no such subscription) or `malformed`.
+    pub fn notification(&self, result: &'static str) {
+        *self.notifications.lock().expect("metrics lock").entry(result).or_default() += 1;
     }
 
     pub fn webhook_attempt(&self, a: Attempt) {
@@ -147,6 +154,18 @@ impl Metrics {
                 ("{result=\"retry\"}", get(&self.retried).to_string()),
                 ("{result=\"failed\"}", get(&self.failed).to_string()),
             ],
+        );
+        let notes = self.notifications.lock().expect("metrics lock").clone();
+        let samples: Vec<(String, String)> = ["accepted", "rejected", "unknown", "malformed"]
+            .iter()
+            .map(|r| (format!("{{result=\"{r}\"}}"), notes.get(r).copied().unwrap_or(0).to_string()))
+            .collect();
+        let refs: Vec<(&str, String)> = samples.iter().map(|(l, v)| (l.as_str(), v.clone())).collect();
+        family(
+            "calbridge_notifications_total",
+            "counter",
+            "Change notifications received from Exchange, by result (rejected: a wrong clientState).",
+            &refs,
         );
         out
     }

@@ -127,7 +127,17 @@ pub async fn sync_calendar(state: &ApiState, calendar_id: i64) -> ApiResult<Sync
 
 /// Syncs every calendar of a connection, at most its `max_threads` at a time.
 pub async fn sync_connection(state: &ApiState, conn: &Connection) -> ApiResult<Vec<SyncStatus>> {
-    let calendars = state.store().calendars(Some(conn.id)).await?;
+    sync_calendars_of(state, conn, |_| true).await
+}
+
+/// Syncs the calendars of a connection that `due` picks, at most `max_threads` at a time.
+async fn sync_calendars_of(
+    state: &ApiState,
+    conn: &Connection,
+    due: impl Fn(&Calendar) -> bool,
+) -> ApiResult<Vec<SyncStatus>> {
+    let calendars: Vec<Calendar> =
+        state.store().calendars(Some(conn.id)).await?.into_iter().filter(|c| due(c)).collect();
     let limit = Arc::new(Semaphore::new(conn.max_threads.max(1) as usize));
     let mut tasks = tokio::task::JoinSet::new();
     for cal in calendars {
@@ -152,12 +162,24 @@ pub async fn sync_connection(state: &ApiState, conn: &Connection) -> ApiResult<V
 }
 
 /// Syncs every connection, then waits `interval`, for ever (the caller aborts it on shutdown).
+/// A calendar with a live change-notification subscription is only reconciled, when its last
+/// run is older than `reconcile_interval`: notifications bring its changes meanwhile.
 pub async fn run_periodic(state: ApiState, interval: Duration) {
     loop {
+        let held = state.store().subscriptions().await.unwrap_or_default();
+        let statuses = state.store().sync_statuses().await.unwrap_or_default();
+        let reconcile = chrono::Duration::from_std(state.config().reconcile_interval).unwrap_or(chrono::Duration::MAX);
+        let now = Utc::now();
+        let due = |cal: &Calendar| {
+            if !crate::notifications::is_live(&held, cal.id) {
+                return true;
+            }
+            statuses.iter().find(|s| s.calendar_id == cal.id).is_none_or(|s| now - s.last_run >= reconcile)
+        };
         match state.store().connections().await {
             Ok(conns) => {
                 for c in conns {
-                    if let Err(e) = sync_connection(&state, &c).await {
+                    if let Err(e) = sync_calendars_of(&state, &c, due).await {
                         tracing::warn!(connection = %c.name, "periodic sync failed: {}", e.detail);
                     }
                 }

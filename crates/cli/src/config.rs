@@ -68,6 +68,8 @@ struct RawServe {
     webhook_max_attempts: Option<u32>,
     webhook_retry_secs: Option<u64>,
     master_key_file: Option<PathBuf>,
+    public_url: Option<String>,
+    reconcile_interval_secs: Option<u64>,
 }
 
 /// The `[serve]` table, as given (unset keys take the flags' defaults).
@@ -80,6 +82,10 @@ pub struct ServeConfig {
     pub webhook_retry_secs: Option<u64>,
     /// A file holding the master key (base64), when `CALBRIDGE_MASTER_KEY` is not set.
     pub master_key_file: Option<PathBuf>,
+    /// The base URL Exchange reaches this server at (change notifications).
+    pub public_url: Option<String>,
+    /// Seconds between reconciles of calendars with change notifications.
+    pub reconcile_interval_secs: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -512,6 +518,8 @@ impl Config {
             webhook_max_attempts: raw.serve.webhook_max_attempts,
             webhook_retry_secs: raw.serve.webhook_retry_secs,
             master_key_file: raw.serve.master_key_file,
+            public_url: raw.serve.public_url,
+            reconcile_interval_secs: raw.serve.reconcile_interval_secs,
         };
         if serve.webhook_max_attempts == Some(0) {
             bail!("configuration error at serve.webhook_max_attempts: 0. Fix: use 1 or more (default 12)");

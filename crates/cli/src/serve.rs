@@ -56,6 +56,15 @@ pub struct ServeArgs {
     /// 6 hours [default: 10, or serve.webhook_retry_secs].
     #[arg(long, env = "CALBRIDGE_WEBHOOK_RETRY_SECS")]
     webhook_retry_secs: Option<u64>,
+    /// The base URL at which Exchange reaches this server (https://calbridge.contoso.com):
+    /// turns on change notifications (Graph) at {url}/notifications/graph [default: none,
+    /// calbridge polls; or serve.public_url].
+    #[arg(long, env = "CALBRIDGE_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Seconds between reconciles of calendars that receive change notifications
+    /// [default: 3600, or serve.reconcile_interval_secs].
+    #[arg(long, env = "CALBRIDGE_RECONCILE_INTERVAL")]
+    reconcile_interval: Option<u64>,
 }
 
 async fn shutdown_signal() {
@@ -96,6 +105,11 @@ pub async fn serve(config: Option<&Path>, args: ServeArgs) -> Result<()> {
     let outbound_hosts = args.outbound_hosts.or(serve_cfg.outbound_hosts);
     let webhook_max_attempts = args.webhook_max_attempts.or(serve_cfg.webhook_max_attempts).unwrap_or(12);
     let webhook_retry_secs = args.webhook_retry_secs.or(serve_cfg.webhook_retry_secs).unwrap_or(10);
+    let reconcile_secs = args.reconcile_interval.or(serve_cfg.reconcile_interval_secs).unwrap_or(3600);
+    let public_url = match args.public_url.or(serve_cfg.public_url).filter(|u| !u.trim().is_empty()) {
+        Some(u) => Some(check_public_url(u.trim())?),
+        None => None,
+    };
     let app = App::open(cfg).await?;
     // Connections of the configuration file are applied like `calbridge sync` does; their
     // secrets come from the file or the environment.
@@ -114,6 +128,8 @@ pub async fn serve(config: Option<&Path>, args: ServeArgs) -> Result<()> {
             calbridge_api::dto::LearnerInvites::WithSession
         },
         sync_interval: (sync_interval > 0).then(|| Duration::from_secs(sync_interval)),
+        public_url: public_url.clone(),
+        reconcile_interval: Duration::from_secs(reconcile_secs.max(60)),
         ..ApiConfig::default()
     };
     let state = ApiState::new(app.engine.clone(), connectors(&app.config.installation_id), key, api_config)
@@ -125,17 +141,41 @@ pub async fn serve(config: Option<&Path>, args: ServeArgs) -> Result<()> {
     println!("  store: {}", calbridge_store::redact_url(&app.config.store));
     println!("  API reference: http://{}/openapi.json (with an API key)", listener.local_addr()?);
     println!("  admin console: http://{}/ui/ (an administrator from `calbridge admin create`)", listener.local_addr()?);
+    match &public_url {
+        Some(u) => println!("  change notifications: {}", calbridge_api::notifications::notification_url(u)),
+        None => println!("  change notifications: off (no --public-url); calendars sync every {sync_interval} s"),
+    }
     let worker = tokio::spawn(calbridge_api::webhooks::run_worker(state.clone()));
+    let notified = tokio::spawn(calbridge_api::notifications::run_sync_queue(state.clone()));
+    let keeper = tokio::spawn(calbridge_api::notifications::run_subscriptions(state.clone()));
     let scheduler = (sync_interval > 0)
         .then(|| tokio::spawn(calbridge_api::sync::run_periodic(state.clone(), Duration::from_secs(sync_interval))));
     let served = calbridge_api::serve(listener, state, shutdown_signal()).await;
     worker.abort();
+    notified.abort();
+    keeper.abort();
     if let Some(s) = scheduler {
         s.abort();
     }
     served.context("the API server failed")?;
     println!("calbridge stopped");
     Ok(())
+}
+
+/// The public URL must be absolute http(s) without a query; Graph itself insists on https.
+fn check_public_url(url: &str) -> Result<String> {
+    let parsed = url::Url::parse(url).map_err(|e| {
+        anyhow::anyhow!(
+            "--public-url {url:?} is not a URL ({e}). Fix: give the https address Exchange reaches calbridge at"
+        )
+    })?;
+    if !matches!(parsed.scheme(), "https" | "http") || parsed.query().is_some() || parsed.host_str().is_none() {
+        anyhow::bail!(
+            "--public-url {url:?} must be an http(s) base URL without a query, e.g. https://calbridge.contoso.com. \
+             Fix: Microsoft Graph notifies only https addresses it can reach"
+        );
+    }
+    Ok(url.trim_end_matches('/').to_string())
 }
 
 // ------------------------------------------------------------------------------------------

@@ -65,4 +65,32 @@ pub trait Connector: Send + Sync {
     fn remote(&self, connection: &Connection, secret: Secret) -> Result<Arc<dyn Remote>, RemoteError>;
     /// Runs the connection test: credentials first, then each probe's mailbox and calendar.
     async fn diagnose(&self, connection: &Connection, secret: Secret, probes: &[Probe]) -> Vec<Check>;
+    /// Reads a body Exchange POSTed to calbridge's notification endpoint for this kind;
+    /// `None` when this kind is not notified over HTTP.
+    fn read_notifications(&self, body: &[u8]) -> Option<Result<Vec<InboundNotification>, String>> {
+        let _ = body;
+        None
+    }
+}
+
+/// A change notification Exchange sent, as calbridge acts on it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InboundNotification {
+    /// The subscription it claims to belong to.
+    pub subscription_id: Option<String>,
+    /// The secret the subscription was made with, as the notification carries it.
+    pub client_state: Option<String>,
+    pub signal: NotificationSignal,
+}
+
+/// What a notification asks calbridge to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NotificationSignal {
+    /// The mailbox's calendar changed (or notifications were missed, or an unknown lifecycle
+    /// event): sync it.
+    Changed,
+    /// Renew the subscription now.
+    Reauthorize,
+    /// The subscription is gone: subscribe again, and sync.
+    Removed,
 }

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::sync::{ChangePage, Confirmed, Cursor, PushChange, RemoteItem, Window};
@@ -96,4 +97,43 @@ pub trait Remote: Send + Sync {
     /// The organisation's rooms (EWS GetRoomLists/GetRooms, Graph `places`), each once, with
     /// the first room list it appears in.
     async fn rooms(&self) -> Result<Vec<RoomInfo>, RemoteError>;
+
+    /// Whether Exchange can push change notifications to an HTTP endpoint over this protocol
+    /// (Graph subscriptions); without, calbridge polls.
+    fn pushes_notifications(&self) -> bool {
+        false
+    }
+
+    /// Asks Exchange to POST a notification to `notification_url` for every change to the
+    /// mailbox's events until `expires`, echoing `client_state` so the receiver can tell
+    /// Exchange's notifications from forgeries.
+    async fn subscribe(
+        &self,
+        email: &str,
+        notification_url: &str,
+        client_state: &str,
+        expires: DateTime<Utc>,
+    ) -> Result<RemoteSubscription, RemoteError> {
+        let _ = (email, notification_url, client_state, expires);
+        Err(RemoteError::Permanent("this protocol has no change-notification subscriptions; calbridge polls".into()))
+    }
+
+    /// Extends a subscription; `NotFound` when Exchange no longer has it.
+    async fn renew(&self, email: &str, id: &str, expires: DateTime<Utc>) -> Result<DateTime<Utc>, RemoteError> {
+        let _ = (email, id, expires);
+        Err(RemoteError::Permanent("this protocol has no change-notification subscriptions".into()))
+    }
+
+    /// Ends a subscription (gone already is fine).
+    async fn unsubscribe(&self, email: &str, id: &str) -> Result<(), RemoteError> {
+        let _ = (email, id);
+        Ok(())
+    }
+}
+
+/// A change-notification subscription as Exchange made it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteSubscription {
+    pub id: String,
+    pub expires: DateTime<Utc>,
 }

@@ -260,6 +260,24 @@ impl std::fmt::Debug for AdminAccount {
     }
 }
 
+/// A change-notification subscription calbridge holds for a calendar (one per calendar).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotificationSubscription {
+    pub calendar_id: CalendarId,
+    /// Exchange's id of the subscription.
+    pub id: String,
+    /// SHA-256 (hex) of the `clientState` Exchange echoes in every notification; the value
+    /// itself is not kept.
+    pub client_state_hash: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for NotificationSubscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "NotificationSubscription({} for calendar {} until {})", self.id, self.calendar_id, self.expires_at)
+    }
+}
+
 /// An administrator to create, or whose password to replace (matched by user name).
 #[derive(Clone, PartialEq, Eq)]
 pub struct NewAdmin {
@@ -420,4 +438,13 @@ pub trait Store: Send + Sync {
     async fn upsert_admin(&self, a: NewAdmin) -> Result<AdminAccount, StoreError>;
     /// The administrator with this user name (compared lower-cased).
     async fn admin_by_username(&self, username: &str) -> Result<Option<AdminAccount>, StoreError>;
+
+    // --- change-notification subscriptions ------------------------------------------------
+    /// Records a calendar's subscription, replacing the one it had. The calendar must exist.
+    async fn put_subscription(&self, s: &NotificationSubscription) -> Result<(), StoreError>;
+    async fn subscription(&self, id: &str) -> Result<Option<NotificationSubscription>, StoreError>;
+    /// Every subscription, by calendar.
+    async fn subscriptions(&self) -> Result<Vec<NotificationSubscription>, StoreError>;
+    /// Forgets a subscription (gone already is fine). Unlinking a calendar forgets its own.
+    async fn delete_subscription(&self, id: &str) -> Result<(), StoreError>;
 }

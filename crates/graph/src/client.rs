@@ -31,7 +31,8 @@ use url::Url;
 use crate::auth::{Clock, SystemClock, TokenProvider};
 use crate::endpoints::{
     self, calendar_get_schedule, calendar_list, calendar_view, calendar_view_delta, event_create, event_decline,
-    event_delete, event_get, event_update, place_list, snippet, user_get, without_query, GraphRequest, TransportRetry,
+    event_delete, event_get, event_update, place_list, snippet, subscription_create, subscription_delete,
+    subscription_update, user_get, without_query, GraphRequest, TransportRetry,
 };
 use crate::error::GraphError;
 use crate::types::{self, ODataError};
@@ -422,6 +423,37 @@ impl GraphClient {
     pub async fn delete_event(&self, email: &str, id: &str) -> Result<(), GraphError> {
         let r = self.send(email, &event_delete::request(&self.inner.base, email, id)).await?;
         event_delete::parse(r.status)
+    }
+
+    /// `POST /subscriptions`: change notifications for the mailbox's events. Graph validates
+    /// `notification_url` before it answers.
+    pub async fn create_subscription(
+        &self,
+        email: &str,
+        notification_url: &str,
+        client_state: &str,
+        expires: DateTime<Utc>,
+    ) -> Result<types::Subscription, GraphError> {
+        let body = subscription_create::body(email, notification_url, client_state, expires);
+        let r = self.send(email, &subscription_create::request(&self.inner.base, &body)).await?;
+        subscription_create::parse(&r.body)
+    }
+
+    /// `PATCH /subscriptions/{id}`: a new expiration.
+    pub async fn renew_subscription(
+        &self,
+        email: &str,
+        id: &str,
+        expires: DateTime<Utc>,
+    ) -> Result<types::Subscription, GraphError> {
+        let r = self.send(email, &subscription_update::request(&self.inner.base, id, expires)).await?;
+        subscription_update::parse(&r.body)
+    }
+
+    /// `DELETE /subscriptions/{id}`.
+    pub async fn delete_subscription(&self, email: &str, id: &str) -> Result<(), GraphError> {
+        let r = self.send(email, &subscription_delete::request(&self.inner.base, id)).await?;
+        subscription_delete::parse(r.status)
     }
 
     /// `POST /users/{email}/events/{id}/decline`: the mailbox declines a meeting it was invited

@@ -19,7 +19,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use calbridge_core::connector::{Check, CheckResult, Connector, Probe};
+use calbridge_core::connector::{Check, CheckResult, Connector, InboundNotification, NotificationSignal, Probe};
 use calbridge_core::model::{Connection, ConnectionSettings, Secret};
 use calbridge_core::remote::{Remote, RemoteError};
 
@@ -74,6 +74,25 @@ fn hint_of(e: &GraphError) -> String {
 impl Connector for GraphConnector {
     fn kind(&self) -> &'static str {
         "graph"
+    }
+
+    fn read_notifications(&self, body: &[u8]) -> Option<Result<Vec<InboundNotification>, String>> {
+        use crate::endpoints::notification::{parse, Signal};
+        Some(parse(body).map_err(|e| e.to_string()).map(|batch| {
+            batch
+                .value
+                .into_iter()
+                .map(|n| InboundNotification {
+                    signal: match n.signal() {
+                        Signal::Reauthorize => NotificationSignal::Reauthorize,
+                        Signal::Removed => NotificationSignal::Removed,
+                        Signal::Changed | Signal::Missed | Signal::Other(_) => NotificationSignal::Changed,
+                    },
+                    subscription_id: n.subscription_id,
+                    client_state: n.client_state,
+                })
+                .collect()
+        }))
     }
 
     fn remote(&self, connection: &Connection, secret: Secret) -> Result<Arc<dyn Remote>, RemoteError> {

@@ -19,8 +19,9 @@
 use async_trait::async_trait;
 use tokio::task::JoinSet;
 
-use calbridge_core::remote::{MailboxInfo, Remote, RemoteCalendar, RemoteError, RoomInfo};
+use calbridge_core::remote::{MailboxInfo, Remote, RemoteCalendar, RemoteError, RemoteSubscription, RoomInfo};
 use calbridge_core::sync::{ChangePage, Confirmed, Cursor, PushChange, RemoteItem, Window};
+use chrono::{DateTime, Utc};
 
 use crate::client::GraphClient;
 use crate::convert;
@@ -80,6 +81,20 @@ fn change_page(email: &str, origin: &str, page: DeltaPage) -> ChangePage {
         DeltaNext::DeltaLink(l) => (Cursor(relative(l)), true),
     };
     ChangePage { changes, next, done, skipped }
+}
+
+/// A subscription as Graph answered it; its expiration as asked when Graph did not say.
+fn subscription(s: crate::types::Subscription, asked: DateTime<Utc>) -> Result<RemoteSubscription, RemoteError> {
+    let id =
+        s.id.filter(|i| !i.is_empty())
+            .ok_or_else(|| RemoteError::Permanent("Graph made a subscription but did not say its id".into()))?;
+    let expires = s
+        .expiration_date_time
+        .as_deref()
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or(asked);
+    Ok(RemoteSubscription { id, expires })
 }
 
 #[async_trait]
@@ -177,6 +192,37 @@ impl Remote for GraphRemote {
                     other => Err(other),
                 },
             },
+        }
+    }
+
+    fn pushes_notifications(&self) -> bool {
+        true
+    }
+
+    async fn subscribe(
+        &self,
+        email: &str,
+        notification_url: &str,
+        client_state: &str,
+        expires: DateTime<Utc>,
+    ) -> Result<RemoteSubscription, RemoteError> {
+        let s = self
+            .client
+            .create_subscription(email, notification_url, client_state, expires)
+            .await
+            .map_err(|e| e.classify())?;
+        subscription(s, expires)
+    }
+
+    async fn renew(&self, email: &str, id: &str, expires: DateTime<Utc>) -> Result<DateTime<Utc>, RemoteError> {
+        let s = self.client.renew_subscription(email, id, expires).await.map_err(|e| e.classify())?;
+        Ok(subscription(s, expires)?.expires)
+    }
+
+    async fn unsubscribe(&self, email: &str, id: &str) -> Result<(), RemoteError> {
+        match self.client.delete_subscription(email, id).await.map_err(|e| e.classify()) {
+            Ok(()) | Err(RemoteError::NotFound(_)) => Ok(()),
+            Err(e) => Err(e),
         }
     }
 

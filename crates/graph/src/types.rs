@@ -451,3 +451,58 @@ impl Place {
         }
     }
 }
+
+/// `microsoft.graph.subscription` (the fields calbridge sends and reads).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Subscription {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// `created,updated,deleted`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notification_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle_notification_url: Option<String>,
+    /// `users/{id}/events`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiration_date_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_state: Option<String>,
+}
+
+/// One `microsoft.graph.changeNotification`: a change (`changeType`, `resource`,
+/// `resourceData`) or a lifecycle event (`lifecycleEvent`) of a subscription.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangeNotification {
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub subscription_id: Option<String>,
+    #[serde(default)]
+    pub subscription_expiration_date_time: Option<String>,
+    #[serde(default)]
+    pub client_state: Option<String>,
+    #[serde(default)]
+    pub change_type: Option<String>,
+    #[serde(default)]
+    pub resource: Option<String>,
+    #[serde(default)]
+    pub tenant_id: Option<String>,
+    #[serde(default)]
+    pub resource_data: Option<serde_json::Value>,
+    /// `reauthorizationRequired`, `subscriptionRemoved` or `missed`.
+    #[serde(default)]
+    pub lifecycle_event: Option<String>,
+}
+
+/// `microsoft.graph.changeNotificationCollection`: what Graph POSTs to a notification URL.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct ChangeNotificationCollection {
+    #[serde(default)]
+    pub value: Vec<ChangeNotification>,
+}

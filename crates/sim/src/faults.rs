@@ -18,6 +18,8 @@ pub struct Faults {
     latency_ms: AtomicU64,
     /// Sync-state epoch: tokens issued in an older epoch answer 410.
     pub(crate) delta_epoch: AtomicU64,
+    /// Change-notification batches still to be delivered twice (the second time reversed).
+    duplicate_notifications: Mutex<u32>,
 }
 
 impl Faults {
@@ -57,6 +59,7 @@ impl Faults {
         self.fail_next(0, 503);
         self.drop_responses_after_apply(0);
         self.set_latency(Duration::ZERO);
+        self.duplicate_notifications(0);
     }
 
     pub(crate) fn take_throttle(&self) -> Option<u64> {
@@ -97,6 +100,22 @@ impl Faults {
         self.delta_epoch.load(Ordering::SeqCst)
     }
 
+    /// The next `n` batches of change notifications are delivered twice, the second time in
+    /// reverse order (Graph delivers at least once, in no promised order).
+    pub fn duplicate_notifications(&self, n: u32) {
+        *self.duplicate_notifications.lock().unwrap() = n;
+    }
+
+    pub(crate) fn take_duplicate_notification(&self) -> bool {
+        let mut n = self.duplicate_notifications.lock().unwrap();
+        if *n > 0 {
+            *n -= 1;
+            true
+        } else {
+            false
+        }
+    }
+
     /// Applies a `POST /_sim/faults` body.
     pub fn apply(&self, req: &FaultRequest) {
         if let Some(t) = &req.throttle_next {
@@ -113,6 +132,9 @@ impl Faults {
         }
         if let Some(ms) = req.latency_ms {
             self.set_latency(Duration::from_millis(ms));
+        }
+        if let Some(n) = req.duplicate_notifications {
+            self.duplicate_notifications(n);
         }
         if req.clear {
             self.clear();
@@ -136,6 +158,8 @@ pub struct FaultRequest {
     pub fail_next: Option<FailFault>,
     #[serde(default)]
     pub latency_ms: Option<u64>,
+    #[serde(default)]
+    pub duplicate_notifications: Option<u32>,
     #[serde(default)]
     pub clear: bool,
 }
@@ -178,6 +202,9 @@ pub struct SimStats {
     pub failed_5xx: u64,
     /// Mutations applied whose response was dropped.
     pub dropped_responses: u64,
+    /// Change notifications delivered (acknowledged with 2xx).
+    #[serde(default)]
+    pub notifications_delivered: u64,
 }
 
 #[derive(Debug, Default)]
@@ -199,6 +226,9 @@ impl StatsCounters {
     }
     pub fn dropped(&self) {
         self.inner.lock().unwrap().dropped_responses += 1;
+    }
+    pub fn notified(&self, n: u64) {
+        self.inner.lock().unwrap().notifications_delivered += n;
     }
     pub fn snapshot(&self) -> SimStats {
         self.inner.lock().unwrap().clone()

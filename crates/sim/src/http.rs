@@ -29,6 +29,8 @@ pub struct Scheme(pub &'static str);
 #[derive(Clone, Debug)]
 pub struct AppContext {
     pub roles: Vec<String>,
+    /// The calling app's client id.
+    pub app_id: String,
 }
 
 pub fn current_ids() -> RequestIds {

@@ -89,6 +89,7 @@ mod generate;
 mod graph;
 mod http;
 mod ids;
+mod notify;
 mod ntlm;
 mod outlook;
 mod recurrence;
@@ -324,6 +325,26 @@ impl Simulator {
     }
 
     /// Fault injection.
+    /// The change-notification subscriptions: (id, mailbox address, notification URL).
+    pub fn subscriptions(&self) -> Vec<(String, String, String)> {
+        let state = self.inner.state.lock().unwrap();
+        state
+            .subscriptions
+            .values()
+            .map(|s| {
+                let email = state.mailbox_by_key(&s.mailbox).map(|m| m.email.clone()).unwrap_or_default();
+                (s.id.clone(), email, s.notification_url.clone())
+            })
+            .collect()
+    }
+
+    /// Sends a lifecycle notification (`reauthorizationRequired`, `subscriptionRemoved`,
+    /// `missed`) for a subscription, as Graph does; `subscriptionRemoved` also ends it.
+    /// `false` for an unknown subscription.
+    pub fn lifecycle_event(&self, subscription: &str, event: &str) -> bool {
+        self.inner.state.lock().unwrap().lifecycle_event(subscription, event)
+    }
+
     pub fn faults(&self) -> &Faults {
         &self.inner.faults
     }

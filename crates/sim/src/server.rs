@@ -90,6 +90,7 @@ pub(crate) fn classify(method: &Method, path: &str) -> (&'static str, Option<Str
         ["EWS", "Exchange.asmx"] | ["ews", "exchange.asmx"] => ("ews", None),
         ["v1.0", "users"] => ("user_list", None),
         ["v1.0", "places", ..] => ("place_list", None),
+        ["v1.0", "subscriptions", ..] => ("subscription", None),
         ["v1.0", "users", u] => ("user_get", Some(percent_decode(u))),
         ["v1.0", "users", u, rest @ ..] => {
             let kind = match rest {
@@ -138,6 +139,7 @@ fn check_roles(kind: &str, app: &AppContext) -> Result<(), ApiError> {
         | "calendar_view_delta"
         | "event_list"
         | "event_get"
+        | "subscription"
             if !has(CALENDAR_READ) =>
         {
             Err(ApiError::new(403, "ErrorAccessDenied", "Access is denied. Check credentials and try again."))
@@ -221,6 +223,7 @@ async fn graph_layer(State(sim): State<Simulator>, mut req: Request, next: Next)
     };
     let client_id = claims["appid"].as_str().unwrap_or_default().to_string();
     let app = AppContext {
+        app_id: client_id.clone(),
         roles: claims["roles"]
             .as_array()
             .map(|r| r.iter().filter_map(|x| x.as_str().map(String::from)).collect())
@@ -326,6 +329,11 @@ pub(crate) fn router(sim: Simulator) -> Router {
         .route("/v1.0/users/{user}/calendar", get(calendar_list::default_calendar))
         .route("/v1.0/users/{user}/calendars/{cal}", get(calendar_list::one))
         .route("/v1.0/users/{user}/calendar/getSchedule", post(calendar_get_schedule::handler))
+        .route("/v1.0/subscriptions", post(subscription::create))
+        .route(
+            "/v1.0/subscriptions/{id}",
+            get(subscription::get).patch(subscription::update).delete(subscription::delete),
+        )
         .route("/v1.0/places/microsoft.graph.room", get(place_list::rooms))
         .route("/v1.0/places/microsoft.graph.roomlist", get(place_list::room_lists))
         .route("/v1.0/places/{place}/microsoft.graph.roomlist/rooms", get(place_list::list_rooms));
@@ -413,6 +421,15 @@ async fn handle_connection(
     serve_io(stream, router, "http", stop).await
 }
 
+/// Aborts a background task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 pub(crate) async fn serve(
     sim: Simulator,
     listener: TcpListener,
@@ -420,6 +437,8 @@ pub(crate) async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let router = sim.router();
+    // Change notifications go out for as long as the simulator serves.
+    let _delivery = AbortOnDrop(tokio::spawn(crate::notify::deliver(sim.clone())));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown);
     let mut connections = tokio::task::JoinSet::new();

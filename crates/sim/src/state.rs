@@ -320,6 +320,34 @@ pub struct State {
     pub seq: BTreeMap<String, u64>,
     /// `mailbox key \u{1}` + transactionId → event id.
     pub transactions: BTreeMap<String, String>,
+    /// Change-notification subscriptions by id.
+    #[serde(default)]
+    pub subscriptions: BTreeMap<String, SimSubscription>,
+    /// Change notifications waiting for delivery (`crate::notify`), oldest first.
+    #[serde(skip)]
+    pub outgoing: Vec<Outgoing>,
+}
+
+/// A change-notification subscription on a mailbox's events.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SimSubscription {
+    pub id: String,
+    /// The mailbox key.
+    pub mailbox: String,
+    pub resource: String,
+    pub change_type: Vec<String>,
+    pub notification_url: String,
+    pub lifecycle_notification_url: Option<String>,
+    pub client_state: Option<String>,
+    pub expires: DateTime<Utc>,
+    pub application_id: String,
+}
+
+/// One notification to deliver: where, and the notification object.
+#[derive(Clone, Debug)]
+pub struct Outgoing {
+    pub url: String,
+    pub notification: Value,
 }
 
 pub const EVENT_PROPERTIES: &[&str] = &[
@@ -653,6 +681,8 @@ impl State {
             log: BTreeMap::new(),
             seq: BTreeMap::new(),
             transactions: BTreeMap::new(),
+            subscriptions: BTreeMap::new(),
+            outgoing: Vec::new(),
         }
     }
 
@@ -689,6 +719,65 @@ impl State {
         *seq += 1;
         let seq = *seq;
         self.log.entry(mailbox.to_string()).or_default().push(LogEntry { seq, id: id.to_string(), removed });
+        self.notify_change(mailbox, id);
+    }
+
+    /// Queues a change notification for each live subscription on `mailbox` that wants this
+    /// kind of change.
+    fn notify_change(&mut self, mailbox: &str, id: &str) {
+        let now = Utc::now();
+        let Some(user) = self.mailbox_by_key(mailbox).map(|m| m.id.clone()) else { return };
+        let (change, etag) = match self.event(mailbox, id) {
+            Some(e) if e.event.created_date_time == e.event.last_modified_date_time => {
+                ("created", e.event.odata_etag.clone())
+            }
+            Some(e) => ("updated", e.event.odata_etag.clone()),
+            None => ("deleted", None),
+        };
+        for s in self.subscriptions.values().filter(|s| s.mailbox == mailbox && s.expires > now) {
+            if !s.change_type.iter().any(|c| c == change) {
+                continue;
+            }
+            let resource = format!("Users/{user}/Events/{id}");
+            let mut n = serde_json::json!({
+                "subscriptionId": s.id,
+                "subscriptionExpirationDateTime": tz::format_instant(s.expires),
+                "changeType": change,
+                "resource": resource,
+                "resourceData": {
+                    "@odata.type": "#Microsoft.Graph.Event",
+                    "@odata.id": resource,
+                    "id": id,
+                },
+            });
+            if let Some(c) = &s.client_state {
+                n["clientState"] = Value::String(c.clone());
+            }
+            if let Some(etag) = &etag {
+                n["resourceData"]["@odata.etag"] = Value::String(etag.clone());
+            }
+            self.outgoing.push(Outgoing { url: s.notification_url.clone(), notification: n });
+        }
+    }
+
+    /// Queues a lifecycle notification (`reauthorizationRequired`, `subscriptionRemoved`,
+    /// `missed`) for a subscription; `subscriptionRemoved` also ends it.
+    pub fn lifecycle_event(&mut self, subscription: &str, event: &str) -> bool {
+        let Some(s) = self.subscriptions.get(subscription).cloned() else { return false };
+        let mut n = serde_json::json!({
+            "subscriptionId": s.id,
+            "subscriptionExpirationDateTime": tz::format_instant(s.expires),
+            "lifecycleEvent": event,
+        });
+        if let Some(c) = &s.client_state {
+            n["clientState"] = Value::String(c.clone());
+        }
+        let url = s.lifecycle_notification_url.clone().unwrap_or(s.notification_url.clone());
+        self.outgoing.push(Outgoing { url, notification: n });
+        if event == "subscriptionRemoved" {
+            self.subscriptions.remove(subscription);
+        }
+        true
     }
 
     /// Marks an event changed: new change key, etag and lastModifiedDateTime.

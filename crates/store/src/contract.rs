@@ -31,8 +31,8 @@ use calbridge_core::model::{
     Calendar, CalendarKind, Connection, ConnectionSettings, Event, EventData, EventId, GraphSettings, LinkState, Origin,
 };
 use calbridge_core::store::{
-    DeliveryCounts, DeliveryOutcome, NewAdmin, NewApiKey, NewCalendar, NewConnection, NewWebhook, Notification, Scope,
-    SealedSecret, SecretOwner, Store, StoreError, SyncStatus, Webhook, WriteStats,
+    DeliveryCounts, DeliveryOutcome, NewAdmin, NewApiKey, NewCalendar, NewConnection, NewWebhook, Notification,
+    NotificationSubscription, Scope, SealedSecret, SecretOwner, Store, StoreError, SyncStatus, Webhook, WriteStats,
 };
 use calbridge_core::sync::{Cursor, CursorUpdate, SyncRecord, Write};
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -73,6 +73,7 @@ cases![
     calendar_delete_removes_its_state,
     deliveries_are_pruned_once_ended,
     admins_by_name_with_password_replaced,
+    subscriptions_one_per_calendar,
 ];
 
 /// Runs every case, each on a store from `make` (which must return a fresh, empty store), and
@@ -1001,4 +1002,32 @@ pub async fn admins_by_name_with_password_replaced(store: Arc<dyn Store>) {
     assert_ne!(c.id, a.id);
     assert!(matches!(store.upsert_admin(new("  ", "h", at(9, 0))).await, Err(StoreError::Invalid(_))));
     assert!(matches!(store.upsert_admin(new("x", "", at(9, 0))).await, Err(StoreError::Invalid(_))));
+}
+
+/// A calendar has at most one subscription: recording another replaces it; a subscription is
+/// found by its id and listed; forgetting one twice is fine; unlinking the calendar forgets
+/// its subscription; a calendar that does not exist has none.
+pub async fn subscriptions_one_per_calendar(store: Arc<dyn Store>) {
+    let (c, cal) = setup(&store).await;
+    let other = calendar(&store, "room1@contoso.example", &c).await;
+    let sub = |id: &str, calendar_id, h| NotificationSubscription {
+        calendar_id,
+        id: id.into(),
+        client_state_hash: "ab".repeat(32),
+        expires_at: at(h, 0),
+    };
+    assert!(store.subscriptions().await.unwrap().is_empty());
+    store.put_subscription(&sub("s1", cal.id, 9)).await.unwrap();
+    store.put_subscription(&sub("s2", other.id, 10)).await.unwrap();
+    assert_eq!(store.subscription("s1").await.unwrap(), Some(sub("s1", cal.id, 9)));
+    store.put_subscription(&sub("s3", cal.id, 11)).await.unwrap();
+    assert_eq!(store.subscription("s1").await.unwrap(), None, "replaced");
+    let all = store.subscriptions().await.unwrap();
+    assert_eq!(all, vec![sub("s3", cal.id, 11), sub("s2", other.id, 10)]);
+    store.delete_subscription("s2").await.unwrap();
+    store.delete_subscription("s2").await.unwrap();
+    assert_eq!(store.subscriptions().await.unwrap(), vec![sub("s3", cal.id, 11)]);
+    store.delete_calendar(cal.id).await.unwrap();
+    assert!(store.subscriptions().await.unwrap().is_empty(), "unlinking forgets the subscription");
+    assert!(store.put_subscription(&sub("s4", cal.id, 9)).await.is_err(), "no such calendar");
 }

@@ -22,6 +22,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "initial", include_str!("../migrations/0001_initial.sql")),
     (2, "api", include_str!("../migrations/0002_api.sql")),
     (3, "admins", include_str!("../migrations/0003_admins.sql")),
+    (4, "subscriptions", include_str!("../migrations/0004_subscriptions.sql")),
 ];
 
 /// Every PostgreSQL migration, the same versions as [`MIGRATIONS`]. Append only.
@@ -29,10 +30,11 @@ pub(crate) const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "initial", include_str!("../migrations/postgres/0001_initial.sql")),
     (2, "api", include_str!("../migrations/postgres/0002_api.sql")),
     (3, "admins", include_str!("../migrations/postgres/0003_admins.sql")),
+    (4, "subscriptions", include_str!("../migrations/postgres/0004_subscriptions.sql")),
 ];
 
 /// The schema version this build writes: the highest migration version.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 #[derive(Debug)]
 struct Embedded(&'static [(i64, &'static str, &'static str)]);

@@ -32,7 +32,8 @@ use calbridge_core::model::{
 };
 use calbridge_core::store::{
     AdminAccount, ApiKey, Delivery, DeliveryCounts, DeliveryOutcome, NewAdmin, NewApiKey, NewCalendar, NewConnection,
-    NewWebhook, Notification, Scope, SealedSecret, SecretOwner, Store, StoreError, SyncStatus, Webhook, WriteStats,
+    NewWebhook, Notification, NotificationSubscription, Scope, SealedSecret, SecretOwner, Store, StoreError,
+    SyncStatus, Webhook, WriteStats,
 };
 use calbridge_core::sync::{Cursor, CursorUpdate, Snapshot, SyncRecord, Write};
 use chrono::{DateTime, Utc};
@@ -323,6 +324,16 @@ fn api_key_from_row(row: &PgRow) -> Result<ApiKey, StoreError> {
         scope: Scope::parse(&scope).ok_or_else(|| corrupt(format!("the scope of API key {id}"), "unknown scope"))?,
         prefix: row.get("prefix"),
         created_at: us_to_time(row.get("created_us"), || format!("the creation time of API key {id}"))?,
+    })
+}
+
+fn subscription_from_row(row: &PgRow) -> Result<NotificationSubscription, StoreError> {
+    let id: String = row.get("id");
+    Ok(NotificationSubscription {
+        calendar_id: row.get("calendar_id"),
+        client_state_hash: row.get("client_state_hash"),
+        expires_at: us_to_time(row.get("expires_us"), || format!("the expiration of subscription {id}"))?,
+        id,
     })
 }
 
@@ -1422,6 +1433,7 @@ impl Store for PostgresStore {
             "DELETE FROM cursors WHERE calendar_id = $1",
             "DELETE FROM sync_records WHERE calendar_id = $1",
             "DELETE FROM events WHERE calendar_id = $1",
+            "DELETE FROM subscriptions WHERE calendar_id = $1",
             "DELETE FROM sync_status WHERE calendar_id = $1",
             "DELETE FROM calendars WHERE id = $1",
         ] {
@@ -1538,6 +1550,59 @@ impl Store for PostgresStore {
                 .await
                 .context(|| "could not look up an administrator".into())?;
         row.as_ref().map(admin_from_row).transpose()
+    }
+
+    // --- change-notification subscriptions ------------------------------------------------
+
+    async fn put_subscription(&self, s: &NotificationSubscription) -> Result<(), StoreError> {
+        let what = format!("record subscription {} of calendar {}", s.id, s.calendar_id);
+        let mut tx = self.write_tx(&what).await?;
+        require_calendar(&mut tx, s.calendar_id, Hold::Writer).await?;
+        sqlx::query("DELETE FROM subscriptions WHERE calendar_id = $1 OR id = $2")
+            .bind(s.calendar_id)
+            .bind(&s.id)
+            .execute(&mut *tx)
+            .await
+            .context(|| format!("could not {what}"))?;
+        sqlx::query(
+            "INSERT INTO subscriptions (id, calendar_id, client_state_hash, expires_us) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&s.id)
+        .bind(s.calendar_id)
+        .bind(&s.client_state_hash)
+        .bind(micros(s.expires_at))
+        .execute(&mut *tx)
+        .await
+        .context(|| format!("could not {what}"))?;
+        commit_tx(tx, &what).await
+    }
+
+    async fn subscription(&self, id: &str) -> Result<Option<NotificationSubscription>, StoreError> {
+        let row = sqlx::query("SELECT id, calendar_id, client_state_hash, expires_us FROM subscriptions WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .context(|| format!("could not read subscription {id}"))?;
+        row.as_ref().map(subscription_from_row).transpose()
+    }
+
+    async fn subscriptions(&self) -> Result<Vec<NotificationSubscription>, StoreError> {
+        sqlx::query("SELECT id, calendar_id, client_state_hash, expires_us FROM subscriptions ORDER BY calendar_id")
+            .fetch_all(&self.pool)
+            .await
+            .context(|| "could not list the subscriptions".into())?
+            .iter()
+            .map(subscription_from_row)
+            .collect()
+    }
+
+    async fn delete_subscription(&self, id: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM subscriptions WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .context(|| format!("could not forget subscription {id}"))?;
+        Ok(())
     }
 }
 

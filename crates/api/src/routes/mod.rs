@@ -44,6 +44,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/ui/session", get(console::session))
         .route("/ui/logout", post(console::logout))
         .route("/healthz", get(system::healthz))
+        .route(crate::notifications::GRAPH_PATH, post(crate::notifications::receive))
         .route("/openapi.json", get(system::openapi))
         .route("/metrics", get(system::metrics))
         .route("/connections", get(connections::list).post(connections::create))

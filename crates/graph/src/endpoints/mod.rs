@@ -21,7 +21,11 @@ pub mod event_decline;
 pub mod event_delete;
 pub mod event_get;
 pub mod event_update;
+pub mod notification;
 pub mod place_list;
+pub mod subscription_create;
+pub mod subscription_delete;
+pub mod subscription_update;
 pub mod token;
 pub mod user_get;
 

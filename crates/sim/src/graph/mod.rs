@@ -13,6 +13,7 @@ pub mod event_list;
 pub mod event_update;
 pub mod openid;
 pub mod place_list;
+pub mod subscription;
 pub mod token;
 pub mod user_get;
 
@@ -37,6 +38,8 @@ pub struct Ctx {
     pub uri: Uri,
     pub headers: HeaderMap,
     pub params: HashMap<String, String>,
+    /// The calling app's client id (empty before authentication).
+    pub app_id: String,
 }
 
 impl FromRequestParts<Simulator> for Ctx {
@@ -53,6 +56,7 @@ impl FromRequestParts<Simulator> for Ctx {
             uri: parts.uri.clone(),
             headers: parts.headers.clone(),
             params,
+            app_id: parts.extensions.get::<crate::http::AppContext>().map(|a| a.app_id.clone()).unwrap_or_default(),
         })
     }
 }
@@ -80,6 +84,10 @@ impl Ctx {
     /// `{base}/v1.0/$metadata#users('{user}')`, the prefix of event contexts.
     pub fn user_context(&self) -> String {
         format!("{}#users('{}')", crate::http::metadata(&self.base), self.param("user"))
+    }
+
+    pub fn app_id(&self) -> String {
+        self.app_id.clone()
     }
 
     pub fn if_match(&self) -> Option<String> {
