@@ -260,6 +260,18 @@ impl std::fmt::Debug for AdminAccount {
     }
 }
 
+/// A worker's claim on a calendar (several `serve` processes on one database divide the
+/// calendars this way). While it holds (until `expires_at`), only `holder` syncs the calendar;
+/// every new claim of a calendar gets a higher `fence`, which the holder passes to
+/// [`Store::commit_fenced`], so a worker whose lease went to another cannot commit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    pub calendar_id: CalendarId,
+    pub holder: String,
+    pub fence: i64,
+    pub expires_at: DateTime<Utc>,
+}
+
 /// A change-notification subscription calbridge holds for a calendar (one per calendar).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NotificationSubscription {
@@ -447,4 +459,30 @@ pub trait Store: Send + Sync {
     async fn subscriptions(&self) -> Result<Vec<NotificationSubscription>, StoreError>;
     /// Forgets a subscription (gone already is fine). Unlinking a calendar forgets its own.
     async fn delete_subscription(&self, id: &str) -> Result<(), StoreError>;
+
+    // --- leases: several workers on one database ---------------------------------------------
+    /// One heartbeat of worker `holder`: renews the leases it holds (to `now + ttl`), gives up
+    /// those beyond its fair share (the calendars divided by the workers holding leases, itself
+    /// included, at most `max`), and claims calendars nobody holds or whose lease expired, up
+    /// to that share. Returns every lease `holder` holds afterwards, by calendar. Workers
+    /// claiming at the same time never get the same calendar.
+    async fn claim_leases(
+        &self,
+        holder: &str,
+        now: DateTime<Utc>,
+        ttl: chrono::Duration,
+        max: usize,
+    ) -> Result<Vec<Lease>, StoreError>;
+    /// Gives up every lease of `holder` (a clean shutdown), so others may claim at once.
+    async fn release_leases(&self, holder: &str, now: DateTime<Utc>) -> Result<(), StoreError>;
+    /// [`Store::commit`], but only while `holder` holds the calendar's lease with `fence`
+    /// (unexpired at `now`); otherwise `Conflict` naming the lost lease, and nothing is written.
+    async fn commit_fenced(
+        &self,
+        calendar_id: CalendarId,
+        writes: &[Write],
+        cursor: &CursorUpdate,
+        lease: &Lease,
+        now: DateTime<Utc>,
+    ) -> Result<WriteStats, StoreError>;
 }

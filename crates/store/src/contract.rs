@@ -31,7 +31,7 @@ use calbridge_core::model::{
     Calendar, CalendarKind, Connection, ConnectionSettings, Event, EventData, EventId, GraphSettings, LinkState, Origin,
 };
 use calbridge_core::store::{
-    DeliveryCounts, DeliveryOutcome, NewAdmin, NewApiKey, NewCalendar, NewConnection, NewWebhook, Notification,
+    DeliveryCounts, DeliveryOutcome, Lease, NewAdmin, NewApiKey, NewCalendar, NewConnection, NewWebhook, Notification,
     NotificationSubscription, Scope, SealedSecret, SecretOwner, Store, StoreError, SyncStatus, Webhook, WriteStats,
 };
 use calbridge_core::sync::{Cursor, CursorUpdate, SyncRecord, Write};
@@ -74,6 +74,8 @@ cases![
     deliveries_are_pruned_once_ended,
     admins_by_name_with_password_replaced,
     subscriptions_one_per_calendar,
+    leases_share_out_calendars_and_fence_stale_workers,
+    concurrent_claims_never_share_a_calendar,
 ];
 
 /// Runs every case, each on a store from `make` (which must return a fresh, empty store), and
@@ -1030,4 +1032,83 @@ pub async fn subscriptions_one_per_calendar(store: Arc<dyn Store>) {
     store.delete_calendar(cal.id).await.unwrap();
     assert!(store.subscriptions().await.unwrap().is_empty(), "unlinking forgets the subscription");
     assert!(store.put_subscription(&sub("s4", cal.id, 9)).await.is_err(), "no such calendar");
+}
+
+/// Calendar ids a set of leases covers.
+fn held(leases: &[Lease]) -> Vec<i64> {
+    leases.iter().map(|l| l.calendar_id).collect()
+}
+
+/// Workers share the calendars out: a lone worker holds them all; a second one gets half once
+/// the first gives up what is beyond its share; a worker that stops heartbeating loses its
+/// calendars to the other within one lease lifetime, each with a higher fencing number, and
+/// can no longer commit; a clean shutdown frees its calendars at once.
+pub async fn leases_share_out_calendars_and_fence_stale_workers(store: Arc<dyn Store>) {
+    let (c, first) = setup(&store).await;
+    let mut cals = vec![first.id];
+    for i in 1..4 {
+        cals.push(calendar(&store, &format!("room{i}@contoso.example"), &c).await.id);
+    }
+    let ttl = Duration::seconds(30);
+    let a = store.claim_leases("worker-a", at(9, 0), ttl, 100).await.unwrap();
+    assert_eq!(held(&a), cals, "a lone worker holds every calendar");
+    assert!(a.iter().all(|l| l.holder == "worker-a" && l.expires_at == at(9, 0) + ttl));
+    let b = store.claim_leases("worker-b", at(9, 0) + Duration::seconds(1), ttl, 100).await.unwrap();
+    assert!(b.is_empty(), "nothing is free yet: {b:?}");
+    let a = store.claim_leases("worker-a", at(9, 0) + Duration::seconds(10), ttl, 100).await.unwrap();
+    assert_eq!(a.len(), 2, "a gives up what is beyond its share: {a:?}");
+    let b = store.claim_leases("worker-b", at(9, 0) + Duration::seconds(11), ttl, 100).await.unwrap();
+    assert_eq!(b.len(), 2, "b takes the rest: {b:?}");
+    let mut all: Vec<i64> = held(&a).into_iter().chain(held(&b)).collect();
+    all.sort();
+    assert_eq!(all, cals, "every calendar held exactly once");
+
+    // a stops heartbeating: after its leases expire, b takes them over, fenced anew.
+    let later = at(9, 0) + Duration::seconds(45);
+    let b2 = store.claim_leases("worker-b", later, ttl, 100).await.unwrap();
+    assert_eq!(held(&b2), cals, "b holds everything once a is gone");
+    let stale = a[0].clone();
+    let taken = b2.iter().find(|l| l.calendar_id == stale.calendar_id).unwrap();
+    assert!(taken.fence > stale.fence, "a new claim raises the fencing number");
+    let w = Write::PutEvent(exchange_event(&first, "fenced", data("x", at(10, 0), at(11, 0)), 1));
+    let cal_of_stale = stale.calendar_id;
+    let refused = store.commit_fenced(cal_of_stale, std::slice::from_ref(&w), &CursorUpdate::Keep, &stale, later).await;
+    assert!(matches!(&refused, Err(StoreError::Conflict(m)) if m.contains("lease")), "{refused:?}");
+    assert!(store.event(&id("fenced")).await.unwrap().is_none(), "nothing written");
+    if cal_of_stale == first.id {
+        let ok = store.commit_fenced(first.id, &[w], &CursorUpdate::Keep, taken, later).await.unwrap();
+        assert_eq!(ok.events, 1, "the holder commits");
+    }
+    // An expired lease of the holder itself is refused too.
+    let expired = store.commit_fenced(taken.calendar_id, &[], &CursorUpdate::Keep, taken, later + ttl + ttl).await;
+    assert!(expired.is_err(), "an expired lease cannot commit");
+
+    // A clean shutdown frees everything at once.
+    store.release_leases("worker-b", later).await.unwrap();
+    let c2 = store.claim_leases("worker-c", later + Duration::seconds(1), ttl, 100).await.unwrap();
+    assert_eq!(held(&c2), cals);
+    let capped = store.claim_leases("worker-c", later + Duration::seconds(2), ttl, 3).await.unwrap();
+    assert_eq!(capped.len(), 3, "never more than `max`");
+}
+
+/// Workers claiming at the same moment never hold the same calendar.
+pub async fn concurrent_claims_never_share_a_calendar(store: Arc<dyn Store>) {
+    let (c, first) = setup(&store).await;
+    let mut cals = vec![first.id];
+    for i in 1..12 {
+        cals.push(calendar(&store, &format!("room{i}@contoso.example"), &c).await.id);
+    }
+    let ttl = Duration::seconds(30);
+    let claims = (0..4).map(|w| {
+        let store = store.clone();
+        tokio::spawn(async move { store.claim_leases(&format!("worker-{w}"), at(9, 0), ttl, 100).await.unwrap() })
+    });
+    let mut seen: Vec<i64> = Vec::new();
+    for c in claims {
+        seen.extend(held(&c.await.unwrap()));
+    }
+    let before = seen.len();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), before, "a calendar held twice: {seen:?}");
 }

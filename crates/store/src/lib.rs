@@ -27,6 +27,9 @@
 //! | `events`       | `id` (calbridge's UUID)     | calendar, origin, content (JSON), start/end in µs for range queries, version, deleted |
 //! | `sync_records` | `local_id`; (`calendar_id`, `remote_id`) unique | remote id and version, both sides' content hashes, local version |
 //! | `cursors`      | `calendar_id`               | the opaque delta / sync-state position                    |
+//! | `subscriptions`| `id`; `calendar_id` unique  | a calendar's change-notification subscription: SHA-256 of its clientState, expiry |
+//! | `leases`       | `calendar_id`               | which worker syncs the calendar, until when, and its fencing number (only grows) |
+//! | `workers`      | `holder`                    | when each worker last claimed (who shares the calendars)  |
 //!
 //! Every child row references its parent with `ON DELETE CASCADE`, and
 //! [`Store::delete_connection`] also deletes child-first explicitly, so a connection leaves
@@ -75,6 +78,11 @@
 //!   retried commit is harmless and an idle sync reports zero writes.
 //! - Snapshots read events and records in one transaction (`REPEATABLE READ` on PostgreSQL), so
 //!   they come from the same moment.
+//! - Leases: [`Store::claim_leases`] runs in one write transaction (on PostgreSQL the free
+//!   calendars are picked `FOR UPDATE OF c SKIP LOCKED`, so workers claiming at once never get
+//!   the same one); every new claim of a calendar raises its fencing number, and
+//!   [`Store::commit_fenced`] checks the holder, the fence and the expiry inside the commit's
+//!   own transaction, so a worker that lost its lease writes nothing.
 //!
 //! ## Contract
 //!
@@ -87,6 +95,8 @@
 //!
 //! [`Store`]: calbridge_core::store::Store
 //! [`Store::commit`]: calbridge_core::store::Store::commit
+//! [`Store::claim_leases`]: calbridge_core::store::Store::claim_leases
+//! [`Store::commit_fenced`]: calbridge_core::store::Store::commit_fenced
 //! [`Store::delete_connection`]: calbridge_core::store::Store::delete_connection
 //! [`WriteStats`]: calbridge_core::store::WriteStats
 

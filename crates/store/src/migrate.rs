@@ -23,6 +23,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "api", include_str!("../migrations/0002_api.sql")),
     (3, "admins", include_str!("../migrations/0003_admins.sql")),
     (4, "subscriptions", include_str!("../migrations/0004_subscriptions.sql")),
+    (5, "leases", include_str!("../migrations/0005_leases.sql")),
 ];
 
 /// Every PostgreSQL migration, the same versions as [`MIGRATIONS`]. Append only.
@@ -31,10 +32,11 @@ pub(crate) const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "api", include_str!("../migrations/postgres/0002_api.sql")),
     (3, "admins", include_str!("../migrations/postgres/0003_admins.sql")),
     (4, "subscriptions", include_str!("../migrations/postgres/0004_subscriptions.sql")),
+    (5, "leases", include_str!("../migrations/postgres/0005_leases.sql")),
 ];
 
 /// The schema version this build writes: the highest migration version.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 #[derive(Debug)]
 struct Embedded(&'static [(i64, &'static str, &'static str)]);

@@ -31,9 +31,9 @@ use calbridge_core::model::{
     LinkState, Origin, Site, SiteId,
 };
 use calbridge_core::store::{
-    AdminAccount, ApiKey, Delivery, DeliveryCounts, DeliveryOutcome, NewAdmin, NewApiKey, NewCalendar, NewConnection,
-    NewWebhook, Notification, NotificationSubscription, Scope, SealedSecret, SecretOwner, Store, StoreError,
-    SyncStatus, Webhook, WriteStats,
+    AdminAccount, ApiKey, Delivery, DeliveryCounts, DeliveryOutcome, Lease, NewAdmin, NewApiKey, NewCalendar,
+    NewConnection, NewWebhook, Notification, NotificationSubscription, Scope, SealedSecret, SecretOwner, Store,
+    StoreError, SyncStatus, Webhook, WriteStats,
 };
 use calbridge_core::sync::{Cursor, CursorUpdate, Snapshot, SyncRecord, Write};
 use chrono::{DateTime, Utc};
@@ -137,6 +137,42 @@ fn scrub(message: String, url: &str) -> String {
 }
 
 impl PostgresStore {
+    /// A commit, checking first (when given) that the lease still holds.
+    async fn commit_checked(
+        &self,
+        calendar_id: CalendarId,
+        writes: &[Write],
+        cursor: &CursorUpdate,
+        fence: Option<(&Lease, DateTime<Utc>)>,
+    ) -> Result<WriteStats, StoreError> {
+        let what = format!("commit {} writes for calendar {calendar_id}", writes.len());
+        let mut tx = self.write_tx(&what).await?;
+        // One writer per calendar at a time: the page's events, records and cursor are ours
+        // until the transaction ends.
+        require_calendar(&mut tx, calendar_id, Hold::Writer).await?;
+        if let Some((lease, now)) = fence {
+            check_lease(&mut tx, calendar_id, lease, now).await?;
+        }
+        let mut stats = WriteStats::default();
+        // Any error returns early and drops `tx`, which rolls everything back.
+        for write in writes {
+            match write {
+                Write::PutEvent(e) => stats.events += put_event(&mut tx, calendar_id, e).await?,
+                Write::RemoveEvent(id) => {
+                    let (events, records) = remove_event(&mut tx, calendar_id, id).await?;
+                    stats.events += events;
+                    stats.records += records;
+                }
+                Write::PutRecord(r) => stats.records += put_record(&mut tx, calendar_id, r).await?,
+                Write::RemoveRecord(id) => stats.records += remove_record(&mut tx, calendar_id, id).await?,
+                Write::Notify(n) => insert_notifications(&mut tx, std::slice::from_ref(n)).await?,
+            }
+        }
+        stats.cursors += update_cursor(&mut tx, calendar_id, cursor).await?;
+        commit_tx(tx, &what).await?;
+        Ok(stats)
+    }
+
     /// Connects to and migrates the database a `postgres://` (or `postgresql://`) URL names:
     /// `postgres://USER:PASSWORD@HOST:PORT/DATABASE`. Without a password in the URL, the
     /// standard `PGPASSWORD` environment variable is used; the database must exist.
@@ -325,6 +361,39 @@ fn api_key_from_row(row: &PgRow) -> Result<ApiKey, StoreError> {
         prefix: row.get("prefix"),
         created_at: us_to_time(row.get("created_us"), || format!("the creation time of API key {id}"))?,
     })
+}
+
+fn lease_from_row(row: &PgRow) -> Result<Lease, StoreError> {
+    let calendar_id: i64 = row.get("calendar_id");
+    Ok(Lease {
+        calendar_id,
+        holder: row.get("holder"),
+        fence: row.get("fence"),
+        expires_at: us_to_time(row.get("expires_us"), || format!("the lease of calendar {calendar_id}"))?,
+    })
+}
+
+/// `Conflict` unless `lease` is the calendar's current, unexpired lease.
+async fn check_lease(
+    tx: &mut Tx,
+    calendar_id: CalendarId,
+    lease: &Lease,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let row = sqlx::query("SELECT calendar_id, holder, fence, expires_us FROM leases WHERE calendar_id = $1 FOR SHARE")
+        .bind(calendar_id)
+        .fetch_optional(&mut **tx)
+        .await
+        .context(|| format!("could not read the lease of calendar {calendar_id}"))?;
+    let current = row.as_ref().map(lease_from_row).transpose()?;
+    match current {
+        Some(c) if c.holder == lease.holder && c.fence == lease.fence && c.expires_at > now => Ok(()),
+        _ => Err(StoreError::Conflict(format!(
+            "worker {} no longer holds the lease of calendar {calendar_id} (fence {}): another worker took it over or \
+             it expired, so nothing was written; the calendar's new holder syncs it",
+            lease.holder, lease.fence
+        ))),
+    }
 }
 
 fn subscription_from_row(row: &PgRow) -> Result<NotificationSubscription, StoreError> {
@@ -1491,29 +1560,18 @@ impl Store for PostgresStore {
         writes: &[Write],
         cursor: &CursorUpdate,
     ) -> Result<WriteStats, StoreError> {
-        let what = format!("commit {} writes for calendar {calendar_id}", writes.len());
-        let mut tx = self.write_tx(&what).await?;
-        // One writer per calendar at a time: the page's events, records and cursor are ours
-        // until the transaction ends.
-        require_calendar(&mut tx, calendar_id, Hold::Writer).await?;
-        let mut stats = WriteStats::default();
-        // Any error returns early and drops `tx`, which rolls everything back.
-        for write in writes {
-            match write {
-                Write::PutEvent(e) => stats.events += put_event(&mut tx, calendar_id, e).await?,
-                Write::RemoveEvent(id) => {
-                    let (events, records) = remove_event(&mut tx, calendar_id, id).await?;
-                    stats.events += events;
-                    stats.records += records;
-                }
-                Write::PutRecord(r) => stats.records += put_record(&mut tx, calendar_id, r).await?,
-                Write::RemoveRecord(id) => stats.records += remove_record(&mut tx, calendar_id, id).await?,
-                Write::Notify(n) => insert_notifications(&mut tx, std::slice::from_ref(n)).await?,
-            }
-        }
-        stats.cursors += update_cursor(&mut tx, calendar_id, cursor).await?;
-        commit_tx(tx, &what).await?;
-        Ok(stats)
+        self.commit_checked(calendar_id, writes, cursor, None).await
+    }
+
+    async fn commit_fenced(
+        &self,
+        calendar_id: CalendarId,
+        writes: &[Write],
+        cursor: &CursorUpdate,
+        lease: &Lease,
+        now: DateTime<Utc>,
+    ) -> Result<WriteStats, StoreError> {
+        self.commit_checked(calendar_id, writes, cursor, Some((lease, now))).await
     }
 
     // --- administrators of the admin web UI ------------------------------------------------
@@ -1602,6 +1660,120 @@ impl Store for PostgresStore {
             .execute(&self.pool)
             .await
             .context(|| format!("could not forget subscription {id}"))?;
+        Ok(())
+    }
+
+    // --- leases ----------------------------------------------------------------------------
+
+    async fn claim_leases(
+        &self,
+        holder: &str,
+        now: DateTime<Utc>,
+        ttl: chrono::Duration,
+        max: usize,
+    ) -> Result<Vec<Lease>, StoreError> {
+        let what = format!("claim calendars for worker {holder}");
+        let (now_us, until_us) = (micros(now), micros(now + ttl));
+        let mut tx = self.write_tx(&what).await?;
+        let q = |e: sqlx::Error| crate::error::classify(e, format!("could not {what}"));
+        // Renew what is still ours.
+        sqlx::query("UPDATE leases SET expires_us = $1 WHERE holder = $2 AND expires_us > $3")
+            .bind(until_us)
+            .bind(holder)
+            .bind(now_us)
+            .execute(&mut *tx)
+            .await
+            .map_err(q)?;
+        // The fair share: the calendars divided by the workers seen within a lease's
+        // lifetime, this one included.
+        sqlx::query(
+            "INSERT INTO workers (holder, seen_us) VALUES ($1, $2) \
+             ON CONFLICT (holder) DO UPDATE SET seen_us = excluded.seen_us",
+        )
+        .bind(holder)
+        .bind(now_us)
+        .execute(&mut *tx)
+        .await
+        .map_err(q)?;
+        let others: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM workers WHERE seen_us > $1 AND holder <> $2")
+            .bind(micros(now - ttl))
+            .bind(holder)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(q)?;
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM calendars").fetch_one(&mut *tx).await.map_err(q)?;
+        let workers = others as usize + 1;
+        let share = (total as usize).div_ceil(workers).min(max);
+        let mine: Vec<i64> = sqlx::query_scalar(
+            "SELECT calendar_id FROM leases WHERE holder = $1 AND expires_us > $2 ORDER BY calendar_id",
+        )
+        .bind(holder)
+        .bind(now_us)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(q)?;
+        // More than the share: give the rest up now, for the others to claim.
+        for id in mine.iter().skip(share) {
+            sqlx::query("UPDATE leases SET expires_us = $1 WHERE calendar_id = $2 AND holder = $3")
+                .bind(now_us)
+                .bind(id)
+                .bind(holder)
+                .execute(&mut *tx)
+                .await
+                .map_err(q)?;
+        }
+        let wanted = share.saturating_sub(mine.len());
+        if wanted > 0 {
+            let free: Vec<i64> = sqlx::query_scalar(
+                "SELECT c.id FROM calendars c LEFT JOIN leases l ON l.calendar_id = c.id \
+                 WHERE l.calendar_id IS NULL OR l.expires_us <= $1 ORDER BY c.id LIMIT $2 FOR UPDATE OF c SKIP LOCKED",
+            )
+            .bind(now_us)
+            .bind(wanted as i64)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(q)?;
+            for id in free {
+                // A new claim: the fencing number grows, so the last holder cannot commit.
+                sqlx::query(
+                    "INSERT INTO leases (calendar_id, holder, fence, expires_us) VALUES ($1, $2, 1, $3) \
+                     ON CONFLICT (calendar_id) DO UPDATE SET holder = excluded.holder, fence = leases.fence + 1, \
+                     expires_us = excluded.expires_us",
+                )
+                .bind(id)
+                .bind(holder)
+                .bind(until_us)
+                .execute(&mut *tx)
+                .await
+                .map_err(q)?;
+            }
+        }
+        let rows = sqlx::query(
+            "SELECT calendar_id, holder, fence, expires_us FROM leases WHERE holder = $1 AND expires_us > $2 \
+             ORDER BY calendar_id",
+        )
+        .bind(holder)
+        .bind(now_us)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(q)?;
+        let leases = rows.iter().map(lease_from_row).collect::<Result<Vec<_>, _>>()?;
+        commit_tx(tx, &what).await?;
+        Ok(leases)
+    }
+
+    async fn release_leases(&self, holder: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM workers WHERE holder = $1")
+            .bind(holder)
+            .execute(&self.pool)
+            .await
+            .context(|| format!("could not sign off worker {holder}"))?;
+        sqlx::query("UPDATE leases SET expires_us = $1 WHERE holder = $2 AND expires_us > $1")
+            .bind(micros(now))
+            .bind(holder)
+            .execute(&self.pool)
+            .await
+            .context(|| format!("could not release the leases of worker {holder}"))?;
         Ok(())
     }
 }

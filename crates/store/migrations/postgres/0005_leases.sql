@@ -1,0 +1,18 @@
+-- calbridge store schema, version 5 (PostgreSQL): leases, by which several workers on one
+-- database divide the calendars. A calendar's row stays when its lease ends, so its fencing
+-- number only grows. Instants are microseconds since the Unix epoch (UTC).
+
+CREATE TABLE leases (
+    calendar_id BIGINT PRIMARY KEY REFERENCES calendars (id) ON DELETE CASCADE,
+    holder      TEXT   COLLATE "C" NOT NULL,
+    fence       BIGINT NOT NULL,
+    expires_us  BIGINT NOT NULL
+);
+CREATE INDEX leases_by_holder ON leases (holder, expires_us);
+
+-- The workers, each with the last time it claimed: a worker seen within a lease's lifetime
+-- counts when the calendars are shared out.
+CREATE TABLE workers (
+    holder  TEXT   COLLATE "C" PRIMARY KEY,
+    seen_us BIGINT NOT NULL
+);
