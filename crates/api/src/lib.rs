@@ -72,6 +72,7 @@ pub mod dto;
 pub mod error;
 pub mod extract;
 mod int;
+pub mod leases;
 pub mod metrics;
 pub mod notifications;
 pub mod openapi;
@@ -110,6 +111,11 @@ pub struct ApiConfig {
     pub reconcile_interval: Duration,
     /// How often subscriptions are checked: made where missing, renewed before they expire.
     pub subscription_check: Duration,
+    /// This process's name among the workers sharing the store.
+    pub worker_id: String,
+    /// With several workers on one database: how long a calendar's lease lasts without a
+    /// heartbeat (renewed every third of it). `None`: this process syncs every calendar.
+    pub lease_ttl: Option<Duration>,
 }
 
 impl Default for ApiConfig {
@@ -126,6 +132,8 @@ impl Default for ApiConfig {
             public_url: None,
             reconcile_interval: Duration::from_secs(3600),
             subscription_check: Duration::from_secs(60),
+            worker_id: "calbridge".into(),
+            lease_ttl: None,
         }
     }
 }
@@ -154,6 +162,8 @@ struct Inner {
     /// Calendars a notification asked to sync, and the wake-ups of their worker and of the
     /// subscription keeper.
     sync_queue: notifications::SyncQueue,
+    /// The calendars this worker holds (with `lease_ttl`), by id.
+    leases: Mutex<HashMap<CalendarId, calbridge_core::store::Lease>>,
 }
 
 impl ApiState {
@@ -193,6 +203,7 @@ impl ApiState {
                 subscriptions,
                 sessions: console::Sessions::default(),
                 sync_queue: notifications::SyncQueue::default(),
+                leases: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -213,6 +224,23 @@ impl ApiState {
     pub fn master_key(&self) -> &MasterKey {
         &self.inner.master_key
     }
+    /// Whether this process may sync `calendar`: always without leases; with them, while it
+    /// holds the calendar's lease (then the lease to commit under).
+    pub fn sync_right(&self, calendar: CalendarId) -> leases::SyncRight {
+        if self.inner.config.lease_ttl.is_none() {
+            return leases::SyncRight::Alone;
+        }
+        match self.inner.leases.lock().expect("lease lock").get(&calendar) {
+            Some(l) => leases::SyncRight::Held(l.clone()),
+            None => leases::SyncRight::Elsewhere,
+        }
+    }
+
+    /// Replaces the set of calendars this worker holds.
+    pub(crate) fn set_leases(&self, leases: Vec<calbridge_core::store::Lease>) {
+        *self.inner.leases.lock().expect("lease lock") = leases.into_iter().map(|l| (l.calendar_id, l)).collect();
+    }
+
     pub(crate) fn sync_queue(&self) -> &notifications::SyncQueue {
         &self.inner.sync_queue
     }

@@ -202,6 +202,9 @@ pub async fn keep_subscriptions(state: &ApiState, url: &str) -> Result<(), calbr
             continue;
         }
         for cal in state.store().calendars(Some(conn.id)).await? {
+            if state.sync_right(cal.id) == crate::leases::SyncRight::Elsewhere {
+                continue; // its holder keeps its subscription
+            }
             let current = held.iter().find(|s| s.calendar_id == cal.id);
             if let Some(s) = current {
                 let left = s.expires_at - now;

@@ -13,6 +13,7 @@ use chrono::Utc;
 use tokio::sync::Semaphore;
 
 use crate::error::{ApiError, ApiResult};
+use crate::leases::SyncRight;
 use crate::ApiState;
 
 /// Splits an engine error into what failed and what to do.
@@ -110,9 +111,21 @@ pub async fn sync_calendar(state: &ApiState, calendar_id: i64) -> ApiResult<Sync
         .connection(cal.connection_id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("connection {}", cal.connection_id)))?;
+    let now = Utc::now();
+    let engine = match state.sync_right(calendar_id) {
+        SyncRight::Alone => state.engine().clone(),
+        SyncRight::Held(lease) => state.engine().with_lease(lease, now),
+        SyncRight::Elsewhere => {
+            return Err(ApiError::conflict(format!(
+                "calendar {calendar_id} is synced by another calbridge worker sharing this database (worker {} does \
+                 not hold it); its holder syncs it at its next run",
+                state.config().worker_id
+            )))
+        }
+    };
     let started = std::time::Instant::now();
     let mut report = match state.remote(&conn).await {
-        Ok(remote) => state.engine().verify_and_sync(remote.as_ref(), cal.clone(), Utc::now()).await,
+        Ok(remote) => engine.verify_and_sync(remote.as_ref(), cal.clone(), now).await,
         Err(e) => {
             let mut r = CalendarReport::new(&cal);
             r.error = Some(e.detail);
@@ -120,6 +133,14 @@ pub async fn sync_calendar(state: &ApiState, calendar_id: i64) -> ApiResult<Sync
         }
     };
     report.duration = started.elapsed();
+    tracing::debug!(
+        worker = %state.config().worker_id,
+        mailbox = %cal.email,
+        pulled = report.pulled.total(),
+        pushed = report.pushed.total(),
+        ok = report.error.is_none(),
+        "calendar synced"
+    );
     // The sync may have queued messages with its changes.
     state.outbox_changed();
     record(state, &conn, &report).await
@@ -171,6 +192,9 @@ pub async fn run_periodic(state: ApiState, interval: Duration) {
         let reconcile = chrono::Duration::from_std(state.config().reconcile_interval).unwrap_or(chrono::Duration::MAX);
         let now = Utc::now();
         let due = |cal: &Calendar| {
+            if state.sync_right(cal.id) == SyncRight::Elsewhere {
+                return false; // another worker's
+            }
             if !crate::notifications::is_live(&held, cal.id) {
                 return true;
             }

@@ -70,6 +70,7 @@ struct RawServe {
     master_key_file: Option<PathBuf>,
     public_url: Option<String>,
     reconcile_interval_secs: Option<u64>,
+    lease_secs: Option<u64>,
 }
 
 /// The `[serve]` table, as given (unset keys take the flags' defaults).
@@ -86,6 +87,8 @@ pub struct ServeConfig {
     pub public_url: Option<String>,
     /// Seconds between reconciles of calendars with change notifications.
     pub reconcile_interval_secs: Option<u64>,
+    /// Seconds a worker's lease on a calendar lasts (PostgreSQL stores).
+    pub lease_secs: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -520,6 +523,7 @@ impl Config {
             master_key_file: raw.serve.master_key_file,
             public_url: raw.serve.public_url,
             reconcile_interval_secs: raw.serve.reconcile_interval_secs,
+            lease_secs: raw.serve.lease_secs,
         };
         if serve.webhook_max_attempts == Some(0) {
             bail!("configuration error at serve.webhook_max_attempts: 0. Fix: use 1 or more (default 12)");

@@ -65,6 +65,15 @@ pub struct ServeArgs {
     /// [default: 3600, or serve.reconcile_interval_secs].
     #[arg(long, env = "CALBRIDGE_RECONCILE_INTERVAL")]
     reconcile_interval: Option<u64>,
+    /// This worker's name among the `serve` processes sharing a PostgreSQL store
+    /// [default: host name and process id].
+    #[arg(long, env = "CALBRIDGE_WORKER_ID")]
+    worker_id: Option<String>,
+    /// On PostgreSQL: seconds a worker's claim on a calendar lasts without a heartbeat; a
+    /// killed worker's calendars move to the others within it [default: 30, or
+    /// serve.lease_secs].
+    #[arg(long, env = "CALBRIDGE_LEASE_SECS")]
+    lease_secs: Option<u64>,
 }
 
 async fn shutdown_signal() {
@@ -110,6 +119,9 @@ pub async fn serve(config: Option<&Path>, args: ServeArgs) -> Result<()> {
         Some(u) => Some(check_public_url(u.trim())?),
         None => None,
     };
+    let lease_secs = args.lease_secs.or(serve_cfg.lease_secs).unwrap_or(30).max(1);
+    let worker_id = args.worker_id.filter(|w| !w.trim().is_empty()).unwrap_or_else(default_worker_id);
+    let shared = cfg.store.trim_start().starts_with("postgres");
     let app = App::open(cfg).await?;
     // Connections of the configuration file are applied like `calbridge sync` does; their
     // secrets come from the file or the environment.
@@ -130,6 +142,9 @@ pub async fn serve(config: Option<&Path>, args: ServeArgs) -> Result<()> {
         sync_interval: (sync_interval > 0).then(|| Duration::from_secs(sync_interval)),
         public_url: public_url.clone(),
         reconcile_interval: Duration::from_secs(reconcile_secs.max(60)),
+        worker_id: worker_id.clone(),
+        // Several workers share a PostgreSQL store; a SQLite file has one.
+        lease_ttl: shared.then(|| Duration::from_secs(lease_secs)),
         ..ApiConfig::default()
     };
     let state = ApiState::new(app.engine.clone(), connectors(&app.config.installation_id), key, api_config)
@@ -145,12 +160,18 @@ pub async fn serve(config: Option<&Path>, args: ServeArgs) -> Result<()> {
         Some(u) => println!("  change notifications: {}", calbridge_api::notifications::notification_url(u)),
         None => println!("  change notifications: off (no --public-url); calendars sync every {sync_interval} s"),
     }
+    if shared {
+        println!("  worker {worker_id}: sharing the calendars with the other workers of this database ({lease_secs} s leases)");
+    }
+    let leases = tokio::spawn(calbridge_api::leases::run_leases(state.clone()));
     let worker = tokio::spawn(calbridge_api::webhooks::run_worker(state.clone()));
     let notified = tokio::spawn(calbridge_api::notifications::run_sync_queue(state.clone()));
     let keeper = tokio::spawn(calbridge_api::notifications::run_subscriptions(state.clone()));
     let scheduler = (sync_interval > 0)
         .then(|| tokio::spawn(calbridge_api::sync::run_periodic(state.clone(), Duration::from_secs(sync_interval))));
-    let served = calbridge_api::serve(listener, state, shutdown_signal()).await;
+    let served = calbridge_api::serve(listener, state.clone(), shutdown_signal()).await;
+    leases.abort();
+    calbridge_api::leases::release(&state).await;
     worker.abort();
     notified.abort();
     keeper.abort();
@@ -160,6 +181,17 @@ pub async fn serve(config: Option<&Path>, args: ServeArgs) -> Result<()> {
     served.context("the API server failed")?;
     println!("calbridge stopped");
     Ok(())
+}
+
+/// `{host name}-{process id}`: unique among the workers of one database.
+fn default_worker_id() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "calbridge".into());
+    format!("{host}-{}", std::process::id())
 }
 
 /// The public URL must be absolute http(s) without a query; Graph itself insists on https.

@@ -46,7 +46,7 @@ use tokio::sync::Semaphore;
 use calbridge_core::model::{Calendar, Connection, Event, EventId, LinkState, Origin, SeriesKind};
 use calbridge_core::planner::{self, Action, DeleteGuard, Plan};
 use calbridge_core::remote::{Remote, RemoteError};
-use calbridge_core::store::{Notification, Store, StoreError, WriteStats};
+use calbridge_core::store::{Lease, Notification, Store, StoreError, WriteStats};
 use calbridge_core::sync::Provenance;
 use calbridge_core::sync::{CursorUpdate, PushChange, RemoteChange, Snapshot, Window, Write};
 
@@ -119,11 +119,20 @@ impl EngineConfig {
 pub struct Engine {
     store: Arc<dyn Store>,
     config: EngineConfig,
+    /// The lease this engine commits under (several workers on one database), and the moment
+    /// it was known to hold.
+    lease: Option<(Lease, DateTime<Utc>)>,
 }
 
 impl Engine {
     pub fn new(store: Arc<dyn Store>, config: EngineConfig) -> Self {
-        Engine { store, config }
+        Engine { store, config, lease: None }
+    }
+
+    /// This engine, committing only while `lease` holds (checked in each commit's own
+    /// transaction): a worker whose calendar went to another worker writes nothing.
+    pub fn with_lease(&self, lease: Lease, now: DateTime<Utc>) -> Engine {
+        Engine { lease: Some((lease, now)), ..self.clone() }
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -244,7 +253,10 @@ impl Engine {
             }
             writes.extend(notes.into_iter().map(Write::Notify));
         }
-        let stats: WriteStats = self.store.commit(calendar.id, &writes, &cursor).await?;
+        let stats: WriteStats = match &self.lease {
+            Some((lease, now)) => self.store.commit_fenced(calendar.id, &writes, &cursor, lease, *now).await?,
+            None => self.store.commit(calendar.id, &writes, &cursor).await?,
+        };
         report.writes.add(stats);
         snapshot.apply(&writes);
         Ok(())
