@@ -985,7 +985,8 @@ async fn failed_deliveries_are_retried_with_the_same_id() {
 
 /// The same path over EWS: an `ews` connection (NTLM, impersonation) created through the API,
 /// tested (passing, then failing with the fix for a wrong password), linked, booked, and the
-/// booking found in Exchange.
+/// booking found in Exchange. The sync that pushes it is throttled (ErrorServerBusy with a
+/// 1 s back-off, twice): it still succeeds, and its status shows the time spent waiting.
 #[tokio::test]
 async fn an_ews_connection_is_created_tested_linked_and_booked_through_the_api() {
     let api = Api::start().await;
@@ -1025,8 +1026,18 @@ async fn an_ews_connection_is_created_tested_linked_and_booked_through_the_api()
             Some(json!({"subject": "On-premises induction", "start": at(3, 9), "end": at(3, 10), "rooms": [ROOM1]})),
         )
         .await;
+    api.sim.faults().throttle_next(2, 1);
     let status = api.ok("POST", &format!("/calendars/{organizer}/sync"), None).await;
     assert_eq!((status["state"].as_str(), status["pushed"].as_i64()), (Some("ok"), Some(1)), "{status}");
+    assert!(api.sim.stats().throttled_429 >= 2, "the simulator throttled twice: {:?}", api.sim.stats());
+    let throttled = status["throttled_ms"].as_u64().unwrap();
+    assert!((2000..10_000).contains(&throttled), "two 1 s back-offs are recorded: {status}");
+    let all = api.ok("GET", "/sync/status", None).await;
+    let recorded = all.as_array().unwrap().iter().find(|s| s["calendar_id"] == organizer).unwrap();
+    assert_eq!(recorded["throttled_ms"].as_u64(), Some(throttled), "{all}");
+    let (_, _, metrics) = api.call(Some(&api.read), "GET", "/metrics", None).await;
+    let seconds = metrics.lines().find_map(|l| l.strip_prefix("calbridge_sync_throttled_seconds_total ")).unwrap();
+    assert!(seconds.parse::<f64>().unwrap() >= 2.0, "{metrics}");
     let pushed = api.sim.outlook().list_events(ORGANIZER).unwrap();
     assert!(pushed.iter().any(|e| e.subject.as_deref() == Some("On-premises induction")), "in Exchange, over EWS");
     assert!(event["id"].is_string());

@@ -398,6 +398,9 @@ pub struct SyncStatusView {
     pub pulled: u64,
     pub pushed: u64,
     pub duration_ms: u64,
+    /// Time the run spent waiting because Exchange throttled it (its budgets: `Retry-After`,
+    /// `BackOffMilliseconds`); 0 when it was not throttled.
+    pub throttled_ms: u64,
 }
 
 impl From<SyncStatus> for SyncStatusView {
@@ -411,6 +414,7 @@ impl From<SyncStatus> for SyncStatusView {
             pulled: s.pulled,
             pushed: s.pushed,
             duration_ms: s.duration_ms,
+            throttled_ms: s.throttled_ms,
         }
     }
 }

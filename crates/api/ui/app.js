@@ -97,6 +97,14 @@ function ago(iso) {
   if (s < 3600) return `${Math.round(s / 60)} min ago`;
   return when(iso);
 }
+/** A wait in milliseconds, as people read it: "—" for none, "850 ms", "2.0 s", "3 min 20 s". */
+function waitText(ms) {
+  if (!ms) return "—";
+  if (ms < 1000) return `${ms} ms`;
+  if (ms < 60000) return `${(ms / 1000).toFixed(1)} s`;
+  const s = Math.round(ms / 1000);
+  return `${Math.floor(s / 60)} min ${s % 60} s`;
+}
 function localDate(dateText, timeTextValue) {
   const [y, m, d] = dateText.split("-").map(Number);
   const [hh, mm] = (timeTextValue || "00:00").split(":").map(Number);
@@ -237,7 +245,8 @@ async function connectionsPage() {
     const runs = statuses.filter((s) => cals.some((k) => k.id === s.calendar_id));
     const last = runs.map((s) => s.last_run).sort().pop();
     const failed = runs.filter((s) => s.state !== "ok");
-    const throttled = runs.filter((s) => /throttl|busy/i.test(s.error || ""));
+    const throttled = runs.filter((s) => s.throttled_ms > 0);
+    const waited = throttled.reduce((sum, s) => sum + s.throttled_ms, 0);
     const endpoint = c.settings.kind === "graph" ? `tenant ${c.settings.tenant_id}` : c.settings.url;
     return h(
       "tr",
@@ -247,11 +256,12 @@ async function connectionsPage() {
       h("td", { class: "hide-narrow" }, c.secret_set ? h("span", { class: "badge ok" }, "set") : h("span", { class: "badge bad" }, "not set")),
       h("td", {}, String(cals.length)),
       h("td", {}, ago(last)),
+      h("td", {}, failed.length ? h("span", { class: "badge failed" }, `${failed.length} failing`) : h("span", { class: "badge ok" }, "none")),
       h(
         "td",
-        {},
-        failed.length ? h("span", { class: "badge failed" }, `${failed.length} failing`) : h("span", { class: "badge ok" }, "none"),
-        throttled.length ? h("div", { class: "small warn" }, `${throttled.length} waited for throttling`) : null,
+        { "data-throttled-ms": String(waited) },
+        waited ? h("span", { class: "warn" }, waitText(waited)) : "none",
+        throttled.length ? h("div", { class: "small muted" }, `${throttled.length} of ${runs.length} calendars waited`) : null,
       ),
       h(
         "td",
@@ -276,7 +286,7 @@ async function connectionsPage() {
           h(
             "table",
             {},
-            h("thead", {}, h("tr", {}, ["Connection", "Kind", "Secret", "Calendars", "Last sync", "Errors", "Actions"].map((t, i) => h("th", { class: i === 2 ? "hide-narrow" : null, scope: "col" }, t)))),
+            h("thead", {}, h("tr", {}, ["Connection", "Kind", "Secret", "Calendars", "Last sync", "Errors", "Throttling waits", "Actions"].map((t, i) => h("th", { class: i === 2 ? "hide-narrow" : null, scope: "col" }, t)))),
             h("tbody", {}, rows),
           ),
         )
@@ -913,6 +923,7 @@ async function drawSync() {
       h("td", {}, s ? ago(s.last_run) : "never"),
       h("td", { class: "hide-narrow" }, next ? (next < new Date() ? "due now" : timeText(next)) : "on request"),
       h("td", {}, s ? `${s.pulled} pulled · ${s.pushed} pushed` : "—", s ? h("div", { class: "small muted" }, `${s.duration_ms} ms`) : null),
+      h("td", { "data-throttled-ms": s ? String(s.throttled_ms) : null }, s && s.throttled_ms ? h("span", { class: "warn" }, waitText(s.throttled_ms)) : "—"),
       h("td", {}, s && s.error ? h("div", { class: "error small" }, s.error) : "—", s && s.hint ? h("div", { class: "small" }, `Fix: ${s.hint}`) : null),
       h("td", {}, h("button", { type: "button", class: "secondary", "data-sync": c.id, onclick: (ev) => busy(ev.currentTarget, async () => { const r = await api("POST", `/calendars/${c.id}/sync`); toast(`${c.display_name}: ${r.state}`, r.state !== "ok"); await drawSync(); }) }, "Sync now")),
     );
@@ -925,7 +936,7 @@ async function drawSync() {
           h(
             "table",
             {},
-            h("thead", {}, h("tr", {}, ["Calendar", "State", "Last run", "Next run", "Changes", "Error", ""].map((t, i) => h("th", { scope: "col", class: i === 3 ? "hide-narrow" : null }, t)))),
+            h("thead", {}, h("tr", {}, ["Calendar", "State", "Last run", "Next run", "Changes", "Throttled", "Error", ""].map((t, i) => h("th", { scope: "col", class: i === 3 ? "hide-narrow" : null }, t)))),
             h("tbody", {}, rows),
           ),
         )

@@ -96,4 +96,11 @@ pub trait Remote: Send + Sync {
     /// The organisation's rooms (EWS GetRoomLists/GetRooms, Graph `places`), each once, with
     /// the first room list it appears in.
     async fn rooms(&self) -> Result<Vec<RoomInfo>, RemoteError>;
+
+    /// Time this adapter has waited so far because Exchange throttled it, inside its own
+    /// retries (which the engine does not see). An adapter made for one sync run reports that
+    /// run's waits.
+    fn throttled_wait(&self) -> Duration {
+        Duration::ZERO
+    }
 }

@@ -91,6 +91,8 @@ struct Inner {
     clock: Arc<dyn Clock>,
     secret: Secret,
     requests: AtomicU64,
+    /// Milliseconds waited on 429/503 answers so far.
+    throttled_ms: AtomicU64,
     mailboxes: Mutex<HashMap<String, Arc<Semaphore>>>,
 }
 
@@ -193,6 +195,7 @@ impl GraphClient {
                 clock,
                 secret,
                 requests: AtomicU64::new(0),
+                throttled_ms: AtomicU64::new(0),
                 mailboxes: Mutex::new(HashMap::new()),
             }),
         })
@@ -201,6 +204,12 @@ impl GraphClient {
     /// Requests sent to Graph so far (every attempt; token requests not included).
     pub fn requests(&self) -> u64 {
         self.inner.requests.load(Ordering::Relaxed)
+    }
+
+    /// Time this client (and its clones) waited on Graph's throttling (429/503 with
+    /// `Retry-After`) before trying again.
+    pub fn throttled_wait(&self) -> Duration {
+        Duration::from_millis(self.inner.throttled_ms.load(Ordering::Relaxed))
     }
 
     /// Token requests sent to the identity platform so far.
@@ -324,6 +333,7 @@ impl GraphClient {
                         return Err(error);
                     }
                     tracing::debug!(operation = req.operation, attempt, "throttled (HTTP {status}); waiting {wait:?}");
+                    self.inner.throttled_ms.fetch_add(wait.as_millis() as u64, Ordering::Relaxed);
                     waited += wait;
                     tokio::time::sleep(wait).await;
                 }

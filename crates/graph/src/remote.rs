@@ -84,6 +84,10 @@ fn change_page(email: &str, origin: &str, page: DeltaPage) -> ChangePage {
 
 #[async_trait]
 impl Remote for GraphRemote {
+    fn throttled_wait(&self) -> std::time::Duration {
+        self.client.throttled_wait()
+    }
+
     async fn mailbox(&self, email: &str) -> Result<MailboxInfo, RemoteError> {
         match self.client.user(email).await {
             Ok(u) => Ok(MailboxInfo {
