@@ -75,6 +75,14 @@ pub enum Settings {
         #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "crate::int::opt")]
         #[schema(minimum = 1, maximum = 256)]
         max_connections: Option<u32>,
+        /// A mailbox the connection test opens first (its primary SMTP address), so the
+        /// connection can be tested before any calendar is linked; none by default.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(
+            max_length = 254,
+            pattern = r#"^[^@\s\x00-\x1f\x7f-\x9f<>",;]+@[^@\s\x00-\x1f\x7f-\x9f<>",;.][^@\s\x00-\x1f\x7f-\x9f<>",;]*$"#
+        )]
+        test_mailbox: Option<String>,
     },
 }
 
@@ -165,6 +173,7 @@ impl Settings {
                     client_id: some(&e.client_id).filter(|_| oauth),
                     authority_url: some(&e.authority_url).filter(|_| oauth),
                     max_connections: Some(e.max_connections),
+                    test_mailbox: e.test_mailbox.clone(),
                 }
             }
         }

@@ -357,6 +357,7 @@ function connectionForm(panel, c) {
     username: inp("username_ews", s.username, { placeholder: "CONTOSO\\svc-calbridge" }),
     impersonation: h("input", { id: "impersonation", type: "checkbox", checked: s.impersonation !== false }),
     max_connections: inp("max_connections", s.max_connections, { type: "number", min: 1, max: 256, placeholder: "27" }),
+    test_mailbox: inp("test_mailbox", s.test_mailbox, { type: "email", placeholder: "svc-test@contoso.com" }),
     secret: inp("secret", "", { type: "password", autocomplete: "new-password" }),
     default_organizer: inp("default_organizer", c && c.default_organizer, { type: "email", placeholder: "scheduler@contoso.com" }),
     max_threads: inp("max_threads", c ? c.max_threads : 4, { type: "number", min: 1, max: 64 }),
@@ -375,6 +376,7 @@ function connectionForm(panel, c) {
     field("Service account", f.username, "basic and ntlm"),
     h("label", { class: "check" }, f.impersonation, "Impersonation (ApplicationImpersonation role)"),
     field("Max connections to the server", f.max_connections, "default 27"),
+    field("Test mailbox", f.test_mailbox, "optional; the connection test opens it first, before anything is linked"),
   );
   const oauthBox = h("div", {});
   const secretState = c ? (c.secret_set ? "set — leave empty to keep it" : "not set") : "required";
@@ -389,7 +391,7 @@ function connectionForm(panel, c) {
     field("Secret (client secret or service account password)", f.secret, secretState),
     field("Default organizer", f.default_organizer, "account that organises bookings; link it as a person"),
     field("Max threads", f.max_threads, "calendars synced at once"),
-    h("p", { class: "small muted actions" }, "The test uses the default organizer and one linked mailbox of each kind as test mailboxes."),
+    h("p", { class: "small muted actions" }, "The test opens the test mailbox (EWS) first, then the default organizer and one linked mailbox of each kind."),
     h("div", { class: "actions" }, h("button", { type: "submit" }, c ? "Save" : "Create connection"), h("button", { type: "button", class: "secondary", onclick: () => panel.replaceChildren() }, "Cancel")),
   );
   const refresh = () => {
@@ -429,6 +431,7 @@ function connectionForm(panel, c) {
         client_id: oauth ? opt(f.client_id) : undefined,
         authority_url: oauth ? opt(f.authority_url) : undefined,
         max_connections: f.max_connections.value ? Number(f.max_connections.value) : undefined,
+        test_mailbox: opt(f.test_mailbox),
       };
     }
     const body = {
