@@ -630,6 +630,18 @@ async fn bad_input_is_refused_with_the_field_named() {
         ),
         (
             "POST",
+            "/connections".into(),
+            Some(json!({
+                "name": "bad-test-mailbox",
+                "settings": {"kind": "ews", "url": "http://127.0.0.1:9/EWS/Exchange.asmx", "username": "svc",
+                             "test_mailbox": "room one"},
+                "secret": "x",
+            })),
+            422,
+            "/settings/test_mailbox",
+        ),
+        (
+            "POST",
             "/webhooks".into(),
             Some(json!({"url": "http://10.1.2.3/hook", "events": ["event.created"]})),
             422,
@@ -989,8 +1001,10 @@ async fn failed_deliveries_are_retried_with_the_same_id() {
 }
 
 /// The same path over EWS: an `ews` connection (NTLM, impersonation) created through the API,
-/// tested (passing, then failing with the fix for a wrong password), linked, booked, and the
-/// booking found in Exchange.
+/// tested before anything is linked (its test mailbox), then linked and tested (passing, then
+/// failing with the fix for a wrong password), booked, and the
+/// booking found in Exchange. The sync that pushes it is throttled (ErrorServerBusy with a
+/// 1 s back-off, twice): it still succeeds, and its status shows the time spent waiting.
 #[tokio::test]
 async fn an_ews_connection_is_created_tested_linked_and_booked_through_the_api() {
     let api = Api::start().await;
@@ -1015,6 +1029,14 @@ async fn an_ews_connection_is_created_tested_linked_and_booked_through_the_api()
     assert_eq!(created["settings"]["max_connections"], 27, "{created}");
     assert!(!created.to_string().contains(&account.password), "the password is never echoed");
     let conn = created["id"].as_i64().unwrap();
+    // Nothing linked yet: the test opens the test mailbox.
+    let mut with_test = body(&account.password);
+    with_test["settings"]["test_mailbox"] = json!(" Room1@Fabrikam.example ");
+    let updated = api.ok("PUT", &format!("/connections/{conn}"), Some(with_test)).await;
+    assert_eq!(updated["settings"]["test_mailbox"], ROOM1, "trimmed and lower-cased: {updated}");
+    let diagnosis = api.ok("POST", &format!("/connections/{conn}/test"), None).await;
+    assert_eq!(diagnosis["ok"], true, "{diagnosis}");
+    assert!(check(&diagnosis, "mailbox.test")["detail"].as_str().unwrap().contains(ROOM1), "{diagnosis}");
     let organizer = api.link(conn, ORGANIZER, "person").await;
     api.link(conn, ROOM1, "room").await;
     let diagnosis = api.ok("POST", &format!("/connections/{conn}/test"), None).await;
@@ -1030,8 +1052,18 @@ async fn an_ews_connection_is_created_tested_linked_and_booked_through_the_api()
             Some(json!({"subject": "On-premises induction", "start": at(3, 9), "end": at(3, 10), "rooms": [ROOM1]})),
         )
         .await;
+    api.sim.faults().throttle_next(2, 1);
     let status = api.ok("POST", &format!("/calendars/{organizer}/sync"), None).await;
     assert_eq!((status["state"].as_str(), status["pushed"].as_i64()), (Some("ok"), Some(1)), "{status}");
+    assert!(api.sim.stats().throttled_429 >= 2, "the simulator throttled twice: {:?}", api.sim.stats());
+    let throttled = status["throttled_ms"].as_u64().unwrap();
+    assert!((2000..10_000).contains(&throttled), "two 1 s back-offs are recorded: {status}");
+    let all = api.ok("GET", "/sync/status", None).await;
+    let recorded = all.as_array().unwrap().iter().find(|s| s["calendar_id"] == organizer).unwrap();
+    assert_eq!(recorded["throttled_ms"].as_u64(), Some(throttled), "{all}");
+    let (_, _, metrics) = api.call(Some(&api.read), "GET", "/metrics", None).await;
+    let seconds = metrics.lines().find_map(|l| l.strip_prefix("calbridge_sync_throttled_seconds_total ")).unwrap();
+    assert!(seconds.parse::<f64>().unwrap() >= 2.0, "{metrics}");
     let pushed = api.sim.outlook().list_events(ORGANIZER).unwrap();
     assert!(pushed.iter().any(|e| e.subject.as_deref() == Some("On-premises induction")), "in Exchange, over EWS");
     assert!(event["id"].is_string());

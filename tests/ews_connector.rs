@@ -75,3 +75,61 @@ async fn missing_rights_and_mailboxes_are_named_with_the_fix() {
     assert_eq!(nobody.result, CheckResult::Fail, "{checks:#?}");
     assert!(nobody.hint.as_deref().unwrap().contains("no such mailbox"), "{nobody:?}");
 }
+
+fn with_test_mailbox(c: &Connection, mailbox: &str) -> Connection {
+    let mut c = c.clone();
+    if let ConnectionSettings::Ews(s) = &mut c.settings {
+        s.test_mailbox = Some(mailbox.into());
+    }
+    c
+}
+
+/// A connection with a test mailbox and nothing linked yet: the test opens that mailbox first,
+/// passing for one that exists and failing, with the fix, for one that does not or that the
+/// account may not open.
+#[tokio::test]
+async fn the_test_mailbox_is_checked_first_before_anything_is_linked() {
+    let w = World::on(Protocol::Ews).await;
+    let account = w.sim.ews_accounts().into_iter().find(|a| a.impersonation).unwrap();
+    let connector = EwsConnector::new(EwsOptions::default());
+
+    let checks = connector
+        .diagnose(
+            &with_test_mailbox(&w.connection, "room1@fabrikam.example"),
+            Secret::new(&account.password),
+            &probes(),
+        )
+        .await;
+    let names: Vec<&str> = checks.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["settings", "credentials", "mailbox.test", "mailbox.person", "mailbox.room", "mailbox.equipment"]
+    );
+    assert!(checks.iter().all(|c| c.result == CheckResult::Pass), "{checks:#?}");
+    assert!(checks[2].detail.contains("room1@fabrikam.example") && checks[2].detail.contains("impersonation"));
+
+    let checks = connector
+        .diagnose(&with_test_mailbox(&w.connection, "nobody@fabrikam.example"), Secret::new(&account.password), &[])
+        .await;
+    let test = checks.iter().find(|c| c.name == "mailbox.test").expect("checked with nothing linked");
+    assert_eq!(test.result, CheckResult::Fail, "{checks:#?}");
+    assert!(test.detail.contains("nobody@fabrikam.example"), "{test:?}");
+    let hint = test.hint.as_deref().unwrap();
+    assert!(hint.contains("test_mailbox") && hint.contains("ApplicationImpersonation"), "{hint}");
+
+    let helpdesk = w.sim.ews_accounts().into_iter().find(|a| !a.impersonation).unwrap();
+    let mut conn = with_test_mailbox(&with_account(&w, &helpdesk.username), "ann@fabrikam.example");
+    let checks = connector.diagnose(&conn, Secret::new(&helpdesk.password), &[]).await;
+    let test = checks.iter().find(|c| c.name == "mailbox.test").unwrap();
+    assert_eq!(test.result, CheckResult::Fail, "{checks:#?}");
+    assert!(test.hint.as_deref().unwrap().contains("ApplicationImpersonation"), "{test:?}");
+
+    if let ConnectionSettings::Ews(s) = &mut conn.settings {
+        s.test_mailbox = Some("nobody@fabrikam.example".into());
+        s.impersonation = false;
+    }
+    let checks = connector.diagnose(&conn, Secret::new(&helpdesk.password), &[]).await;
+    let test = checks.iter().find(|c| c.name == "mailbox.test").unwrap();
+    assert_eq!(test.result, CheckResult::Fail, "{checks:#?}");
+    assert!(test.hint.as_deref().unwrap().contains("Full Access"), "{test:?}");
+}

@@ -3,10 +3,10 @@
 // Exchange simulator, both on 127.0.0.1 ports the system picks.
 //
 // The story: sign in (with the keyboard), create a Graph connection to the simulator, link the
-// organizer and a room, test the connection, sync from the sync-health page, book the room from
-// the planner and see the booking accepted, book the same time again and see it declined, sign
-// out. A screenshot of each page goes to docs/screenshots/. Any console error or uncaught
-// exception in the page fails the test.
+// organizer and a room, test the connection, sync from the sync-health page (once throttled,
+// and see the wait), book the room from the planner and see the booking accepted, book the
+// same time again and see it declined, sign out. A screenshot of each page goes to
+// docs/screenshots/. Any console error or uncaught exception in the page fails the test.
 //
 // Usage: node tests/browser/console.test.mjs
 // Environment: CALBRIDGE_BIN (default: $CARGO_TARGET_DIR or target, then debug/calbridge),
@@ -174,7 +174,20 @@ try {
     await page.waitForSelector(`tr[data-calendar="${email}"] .badge.ok`);
   }
   step("calendars synced");
+
+  // Exchange throttles the next request (429, Retry-After: 1 s): the room's sync waits it out
+  // and the wait shows in its row and, summed, on the Exchange servers page.
+  const injected = await fetch(`${sim.url}/_sim/faults`, { method: "POST", body: JSON.stringify({ throttle_next: { n: 1, retry_after_secs: 1 } }) });
+  assert.equal(injected.status, 204, "the simulator takes the fault");
+  await page.click('tr[data-calendar="room201@contoso.example"] button');
+  const throttledCell = 'tr[data-calendar="room201@contoso.example"] td[data-throttled-ms]';
+  await page.waitForFunction((sel) => Number(document.querySelector(sel)?.dataset.throttledMs) >= 1000, throttledCell);
+  assert.equal(await page.textContent(throttledCell), "1.0 s", "the wait is shown as people read it");
+  step("a throttled sync shows its wait");
   await shot("sync-health");
+  await page.click('nav a[href="#/connections"]');
+  await page.waitForSelector('tr[data-connection="contoso"] td[data-throttled-ms="1000"]');
+  assert.match(await page.textContent('tr[data-connection="contoso"] td[data-throttled-ms]'), /1\.0 s1 of 2 calendars waited/);
 
   // --- Planner: the room on a day two days ahead, with its Exchange events and free slots.
   await page.click('nav a[href="#/planner"]');

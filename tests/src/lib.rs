@@ -189,6 +189,7 @@ impl World {
             authority_url: if oauth { running.authority_url() } else { String::new() },
             max_connections: EWS_DEFAULT_MAX_CONNECTIONS,
             ca_file: None,
+            test_mailbox: None,
         };
         let connection = store
             .upsert_connection(NewConnection {

@@ -75,6 +75,14 @@ pub enum Settings {
         #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "crate::int::opt")]
         #[schema(minimum = 1, maximum = 256)]
         max_connections: Option<u32>,
+        /// A mailbox the connection test opens first (its primary SMTP address), so the
+        /// connection can be tested before any calendar is linked; none by default.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(
+            max_length = 254,
+            pattern = r#"^[^@\s\x00-\x1f\x7f-\x9f<>",;]+@[^@\s\x00-\x1f\x7f-\x9f<>",;.][^@\s\x00-\x1f\x7f-\x9f<>",;]*$"#
+        )]
+        test_mailbox: Option<String>,
     },
 }
 
@@ -165,6 +173,7 @@ impl Settings {
                     client_id: some(&e.client_id).filter(|_| oauth),
                     authority_url: some(&e.authority_url).filter(|_| oauth),
                     max_connections: Some(e.max_connections),
+                    test_mailbox: e.test_mailbox.clone(),
                 }
             }
         }
@@ -398,6 +407,9 @@ pub struct SyncStatusView {
     pub pulled: u64,
     pub pushed: u64,
     pub duration_ms: u64,
+    /// Time the run spent waiting because Exchange throttled it (its budgets: `Retry-After`,
+    /// `BackOffMilliseconds`); 0 when it was not throttled.
+    pub throttled_ms: u64,
 }
 
 impl From<SyncStatus> for SyncStatusView {
@@ -411,6 +423,7 @@ impl From<SyncStatus> for SyncStatusView {
             pulled: s.pulled,
             pushed: s.pushed,
             duration_ms: s.duration_ms,
+            throttled_ms: s.throttled_ms,
         }
     }
 }

@@ -61,6 +61,7 @@ fn status_of(report: &CalendarReport) -> SyncStatus {
         pulled: report.pulled.total(),
         pushed: report.pushed.total(),
         duration_ms: report.duration.as_millis() as u64,
+        throttled_ms: report.throttled_wait.as_millis() as u64,
     }
 }
 
@@ -125,7 +126,12 @@ pub async fn sync_calendar(state: &ApiState, calendar_id: i64) -> ApiResult<Sync
     };
     let started = std::time::Instant::now();
     let mut report = match state.remote(&conn).await {
-        Ok(remote) => engine.verify_and_sync(remote.as_ref(), cal.clone(), now).await,
+        Ok(remote) => {
+            let mut r = engine.verify_and_sync(remote.as_ref(), cal.clone(), now).await;
+            // Waits inside the adapter's own retries, which the engine does not see.
+            r.throttled_wait += remote.throttled_wait();
+            r
+        }
         Err(e) => {
             let mut r = CalendarReport::new(&cal);
             r.error = Some(e.detail);

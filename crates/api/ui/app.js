@@ -97,6 +97,14 @@ function ago(iso) {
   if (s < 3600) return `${Math.round(s / 60)} min ago`;
   return when(iso);
 }
+/** A wait in milliseconds, as people read it: "—" for none, "850 ms", "2.0 s", "3 min 20 s". */
+function waitText(ms) {
+  if (!ms) return "—";
+  if (ms < 1000) return `${ms} ms`;
+  if (ms < 60000) return `${(ms / 1000).toFixed(1)} s`;
+  const s = Math.round(ms / 1000);
+  return `${Math.floor(s / 60)} min ${s % 60} s`;
+}
 function localDate(dateText, timeTextValue) {
   const [y, m, d] = dateText.split("-").map(Number);
   const [hh, mm] = (timeTextValue || "00:00").split(":").map(Number);
@@ -237,7 +245,8 @@ async function connectionsPage() {
     const runs = statuses.filter((s) => cals.some((k) => k.id === s.calendar_id));
     const last = runs.map((s) => s.last_run).sort().pop();
     const failed = runs.filter((s) => s.state !== "ok");
-    const throttled = runs.filter((s) => /throttl|busy/i.test(s.error || ""));
+    const throttled = runs.filter((s) => s.throttled_ms > 0);
+    const waited = throttled.reduce((sum, s) => sum + s.throttled_ms, 0);
     const endpoint = c.settings.kind === "graph" ? `tenant ${c.settings.tenant_id}` : c.settings.url;
     return h(
       "tr",
@@ -247,11 +256,12 @@ async function connectionsPage() {
       h("td", { class: "hide-narrow" }, c.secret_set ? h("span", { class: "badge ok" }, "set") : h("span", { class: "badge bad" }, "not set")),
       h("td", {}, String(cals.length)),
       h("td", {}, ago(last)),
+      h("td", {}, failed.length ? h("span", { class: "badge failed" }, `${failed.length} failing`) : h("span", { class: "badge ok" }, "none")),
       h(
         "td",
-        {},
-        failed.length ? h("span", { class: "badge failed" }, `${failed.length} failing`) : h("span", { class: "badge ok" }, "none"),
-        throttled.length ? h("div", { class: "small warn" }, `${throttled.length} waited for throttling`) : null,
+        { "data-throttled-ms": String(waited) },
+        waited ? h("span", { class: "warn" }, waitText(waited)) : "none",
+        throttled.length ? h("div", { class: "small muted" }, `${throttled.length} of ${runs.length} calendars waited`) : null,
       ),
       h(
         "td",
@@ -276,7 +286,7 @@ async function connectionsPage() {
           h(
             "table",
             {},
-            h("thead", {}, h("tr", {}, ["Connection", "Kind", "Secret", "Calendars", "Last sync", "Errors", "Actions"].map((t, i) => h("th", { class: i === 2 ? "hide-narrow" : null, scope: "col" }, t)))),
+            h("thead", {}, h("tr", {}, ["Connection", "Kind", "Secret", "Calendars", "Last sync", "Errors", "Throttling waits", "Actions"].map((t, i) => h("th", { class: i === 2 ? "hide-narrow" : null, scope: "col" }, t)))),
             h("tbody", {}, rows),
           ),
         )
@@ -347,6 +357,7 @@ function connectionForm(panel, c) {
     username: inp("username_ews", s.username, { placeholder: "CONTOSO\\svc-calbridge" }),
     impersonation: h("input", { id: "impersonation", type: "checkbox", checked: s.impersonation !== false }),
     max_connections: inp("max_connections", s.max_connections, { type: "number", min: 1, max: 256, placeholder: "27" }),
+    test_mailbox: inp("test_mailbox", s.test_mailbox, { type: "email", placeholder: "svc-test@contoso.com" }),
     secret: inp("secret", "", { type: "password", autocomplete: "new-password" }),
     default_organizer: inp("default_organizer", c && c.default_organizer, { type: "email", placeholder: "scheduler@contoso.com" }),
     max_threads: inp("max_threads", c ? c.max_threads : 4, { type: "number", min: 1, max: 64 }),
@@ -365,6 +376,7 @@ function connectionForm(panel, c) {
     field("Service account", f.username, "basic and ntlm"),
     h("label", { class: "check" }, f.impersonation, "Impersonation (ApplicationImpersonation role)"),
     field("Max connections to the server", f.max_connections, "default 27"),
+    field("Test mailbox", f.test_mailbox, "optional; the connection test opens it first, before anything is linked"),
   );
   const oauthBox = h("div", {});
   const secretState = c ? (c.secret_set ? "set — leave empty to keep it" : "not set") : "required";
@@ -379,7 +391,7 @@ function connectionForm(panel, c) {
     field("Secret (client secret or service account password)", f.secret, secretState),
     field("Default organizer", f.default_organizer, "account that organises bookings; link it as a person"),
     field("Max threads", f.max_threads, "calendars synced at once"),
-    h("p", { class: "small muted actions" }, "The test uses the default organizer and one linked mailbox of each kind as test mailboxes."),
+    h("p", { class: "small muted actions" }, "The test opens the test mailbox (EWS) first, then the default organizer and one linked mailbox of each kind."),
     h("div", { class: "actions" }, h("button", { type: "submit" }, c ? "Save" : "Create connection"), h("button", { type: "button", class: "secondary", onclick: () => panel.replaceChildren() }, "Cancel")),
   );
   const refresh = () => {
@@ -419,6 +431,7 @@ function connectionForm(panel, c) {
         client_id: oauth ? opt(f.client_id) : undefined,
         authority_url: oauth ? opt(f.authority_url) : undefined,
         max_connections: f.max_connections.value ? Number(f.max_connections.value) : undefined,
+        test_mailbox: opt(f.test_mailbox),
       };
     }
     const body = {
@@ -913,6 +926,7 @@ async function drawSync() {
       h("td", {}, s ? ago(s.last_run) : "never"),
       h("td", { class: "hide-narrow" }, next ? (next < new Date() ? "due now" : timeText(next)) : "on request"),
       h("td", {}, s ? `${s.pulled} pulled · ${s.pushed} pushed` : "—", s ? h("div", { class: "small muted" }, `${s.duration_ms} ms`) : null),
+      h("td", { "data-throttled-ms": s ? String(s.throttled_ms) : null }, s && s.throttled_ms ? h("span", { class: "warn" }, waitText(s.throttled_ms)) : "—"),
       h("td", {}, s && s.error ? h("div", { class: "error small" }, s.error) : "—", s && s.hint ? h("div", { class: "small" }, `Fix: ${s.hint}`) : null),
       h("td", {}, h("button", { type: "button", class: "secondary", "data-sync": c.id, onclick: (ev) => busy(ev.currentTarget, async () => { const r = await api("POST", `/calendars/${c.id}/sync`); toast(`${c.display_name}: ${r.state}`, r.state !== "ok"); await drawSync(); }) }, "Sync now")),
     );
@@ -925,7 +939,7 @@ async function drawSync() {
           h(
             "table",
             {},
-            h("thead", {}, h("tr", {}, ["Calendar", "State", "Last run", "Next run", "Changes", "Error", ""].map((t, i) => h("th", { scope: "col", class: i === 3 ? "hide-narrow" : null }, t)))),
+            h("thead", {}, h("tr", {}, ["Calendar", "State", "Last run", "Next run", "Changes", "Throttled", "Error", ""].map((t, i) => h("th", { scope: "col", class: i === 3 ? "hide-narrow" : null }, t)))),
             h("tbody", {}, rows),
           ),
         )

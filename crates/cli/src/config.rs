@@ -121,6 +121,7 @@ struct RawConnection {
     impersonation: Option<bool>,
     max_connections: Option<u32>,
     ca_file: Option<String>,
+    test_mailbox: Option<String>,
     default_organizer: Option<String>,
     max_threads: Option<u32>,
 }
@@ -331,6 +332,7 @@ impl Config {
                 ("impersonation", c.impersonation.is_some()),
                 ("max_connections", c.max_connections.is_some()),
                 ("ca_file", c.ca_file.is_some()),
+                ("test_mailbox", c.test_mailbox.is_some()),
             ];
             let (settings, secret) = match c.kind.as_str() {
                 "graph" => {
@@ -409,6 +411,15 @@ impl Config {
                             secret_from(env_key(&c.client_secret_env), c.client_secret.clone(), "client_secret", "client secret"),
                         ),
                     };
+                    let test_mailbox = match c.test_mailbox.as_deref().map(str::trim) {
+                        None | Some("") => None,
+                        Some(m) if is_address(m) => Some(m.to_ascii_lowercase()),
+                        Some(m) => bail!(
+                            "configuration error at {}: {m:?} is not an e-mail address. Fix: use the primary SMTP \
+                             address of a mailbox the service account may open (name@domain), or remove the key",
+                            at("test_mailbox")
+                        ),
+                    };
                     let settings = ConnectionSettings::Ews(EwsSettings {
                         url: ews_url,
                         version,
@@ -423,6 +434,7 @@ impl Config {
                         },
                         max_connections,
                         ca_file: c.ca_file.clone().filter(|f| !f.trim().is_empty()),
+                        test_mailbox,
                     });
                     (settings, secret)
                 }
@@ -545,6 +557,15 @@ impl Config {
 }
 
 /// `CALBRIDGE_<NAME>_CLIENT_SECRET`, the name upper-cased with non-alphanumerics as `_`.
+/// Whether `v` looks like an SMTP address: one `@` between a non-empty local part and a domain,
+/// no spaces or characters that separate addresses.
+fn is_address(v: &str) -> bool {
+    v.len() <= 254
+        && !v.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | '"' | ',' | ';'))
+        && matches!(v.split_once('@'), Some((local, domain))
+            if !local.is_empty() && !domain.is_empty() && !domain.contains('@') && !domain.starts_with('.'))
+}
+
 pub fn secret_env_name(connection: &str) -> String {
     let name: String =
         connection.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
@@ -711,6 +732,32 @@ password = "pa55"
         assert!(e.contains(".url: only EWS connections have it"), "{e}");
         let e = Config::parse(&EWS.replace("https://mail", "ftp://mail"), &no_env).unwrap_err().to_string();
         assert!(e.contains(".url") && !e.contains("pa55"), "{e}");
+    }
+
+    #[test]
+    fn an_ews_test_mailbox_is_an_address_and_ews_only() {
+        let c = Config::parse(
+            &EWS.replace("password = ", "test_mailbox = \" Ann@Fabrikam.example \"\npassword = "),
+            &no_env,
+        )
+        .unwrap();
+        let ConnectionSettings::Ews(e) = &c.connections[0].settings else { panic!("an ews connection") };
+        assert_eq!(e.test_mailbox.as_deref(), Some("ann@fabrikam.example"));
+        let ConnectionSettings::Ews(e) = &Config::parse(EWS, &no_env).unwrap().connections[0].settings else {
+            panic!("an ews connection")
+        };
+        assert_eq!(e.test_mailbox, None, "optional");
+        for bad in ["ann", "ann@", "ann smith@fabrikam.example", "a@b@c"] {
+            let text = EWS.replace("password = ", &format!("test_mailbox = {bad:?}\npassword = "));
+            let e = Config::parse(&text, &no_env).unwrap_err().to_string();
+            assert!(
+                e.contains("connections[0] (fabrikam-onprem).test_mailbox") && e.contains("name@domain"),
+                "{bad}: {e}"
+            );
+        }
+        let graph = GOOD.replace("kind = \"graph\"", "kind = \"graph\"\ntest_mailbox = \"a@b.example\"");
+        let e = Config::parse(&graph, &no_env).unwrap_err().to_string();
+        assert!(e.contains(".test_mailbox: only EWS connections have it"), "{e}");
     }
 
     #[test]

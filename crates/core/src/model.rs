@@ -139,6 +139,10 @@ pub struct EwsSettings {
     /// A PEM file of CA certificates to trust besides the public roots (an on-premises PKI).
     #[serde(default)]
     pub ca_file: Option<String>,
+    /// A mailbox the connection test opens first (SMTP address, lower-cased), so a new
+    /// connection can be tested before any calendar is linked.
+    #[serde(default)]
+    pub test_mailbox: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -129,6 +129,13 @@ pub trait Remote: Send + Sync {
         let _ = (email, id);
         Ok(())
     }
+
+    /// Time this adapter has waited so far because Exchange throttled it, inside its own
+    /// retries (which the engine does not see). An adapter made for one sync run reports that
+    /// run's waits.
+    fn throttled_wait(&self) -> Duration {
+        Duration::ZERO
+    }
 }
 
 /// A change-notification subscription as Exchange made it.

@@ -240,6 +240,10 @@ pub struct SyncStatus {
     pub pulled: u64,
     pub pushed: u64,
     pub duration_ms: u64,
+    /// Time the run spent waiting because Exchange throttled it (`Retry-After`,
+    /// `BackOffMilliseconds`). Statuses stored before it was recorded read as 0.
+    #[serde(default)]
+    pub throttled_ms: u64,
 }
 
 /// An administrator of the admin web UI. Only a slow, salted hash of the password is kept.
@@ -485,4 +489,19 @@ pub trait Store: Send + Sync {
         lease: &Lease,
         now: DateTime<Utc>,
     ) -> Result<WriteStats, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_status_stored_before_throttling_waits_were_recorded_reads_as_zero() {
+        let old = r#"{"calendar_id":7,"last_run":"2026-03-02T09:00:00Z","state":"ok","error":null,"hint":null,
+                      "pulled":3,"pushed":1,"duration_ms":40}"#;
+        let s: SyncStatus = serde_json::from_str(old).unwrap();
+        assert_eq!((s.calendar_id, s.pulled, s.throttled_ms), (7, 3, 0));
+        let again: SyncStatus = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        assert_eq!(again, s);
+    }
 }

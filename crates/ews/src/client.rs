@@ -17,6 +17,7 @@
 //!   repeated here (the engine finds a create that went through by its provenance property).
 //! - every other answer is returned: response-message errors as [`EwsError::Response`].
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -121,6 +122,8 @@ struct Inner {
     transport: Transport,
     settings: EwsSettings,
     options: EwsOptions,
+    /// Milliseconds waited on `ErrorServerBusy` back-offs so far.
+    throttled_ms: AtomicU64,
 }
 
 /// An EWS client for one connection. Cheap to clone.
@@ -177,7 +180,9 @@ impl EwsClient {
                 ca_file: settings.ca_file.clone(),
             },
         )?;
-        Ok(EwsClient { inner: Arc::new(Inner { transport, settings: settings.clone(), options }) })
+        Ok(EwsClient {
+            inner: Arc::new(Inner { transport, settings: settings.clone(), options, throttled_ms: AtomicU64::new(0) }),
+        })
     }
 
     pub fn settings(&self) -> &EwsSettings {
@@ -186,6 +191,11 @@ impl EwsClient {
 
     pub fn options(&self) -> &EwsOptions {
         &self.inner.options
+    }
+
+    /// Time this client (and its clones) waited on the server's `ErrorServerBusy` back-offs.
+    pub fn throttled_wait(&self) -> Duration {
+        Duration::from_millis(self.inner.throttled_ms.load(Ordering::Relaxed))
     }
 
     /// HTTP requests sent so far (NTLM handshake legs included).
@@ -257,6 +267,9 @@ impl EwsClient {
             match retry_in {
                 Some(d) if attempt < opts.max_attempts && d <= MAX_BACK_OFF && waited + d <= opts.max_retry_wait => {
                     tracing::debug!(operation, attempt, wait_ms = d.as_millis() as u64, "EWS: {e}; trying again");
+                    if e.is_busy() {
+                        self.inner.throttled_ms.fetch_add(d.as_millis() as u64, Ordering::Relaxed);
+                    }
                     tokio::time::sleep(d).await;
                     waited += d;
                 }

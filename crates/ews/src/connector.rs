@@ -5,6 +5,8 @@
 //! - `token` (oauth2): the identity platform issues an app token for EWS;
 //! - `credentials` (basic, ntlm): the server accepts the service account (GetRoomLists, an
 //!   operation any signed-in account may call);
+//! - `mailbox.test`, when the connection names a `test_mailbox`: its calendar opens, so a new
+//!   connection can be tested before anything is linked;
 //! - `mailbox.<kind>` per probe (person, room, equipment, the default organizer): the
 //!   mailbox's calendar opens — by impersonation or delegation, as configured. A refusal
 //!   names the role or right to grant.
@@ -143,28 +145,54 @@ impl Connector for EwsConnector {
                 }
             },
         };
-        for p in probes {
-            let name = format!("mailbox.{}", p.kind.as_str());
+        let test = settings.test_mailbox.as_deref().map(str::trim).filter(|m| !m.is_empty());
+        let mailboxes = test
+            .map(|m| ("mailbox.test".to_string(), m))
+            .into_iter()
+            .chain(probes.iter().map(|p| (format!("mailbox.{}", p.kind.as_str()), p.email.as_str())));
+        for (name, email) in mailboxes {
             if !signed_in {
-                checks.push(Check::skip(name, format!("{}: not checked, signing in failed", p.email)));
+                checks.push(Check::skip(name, format!("{email}: not checked, signing in failed")));
                 continue;
             }
-            let how = if settings.impersonation { "by impersonation" } else { "by delegation" };
-            match client.calendar(&p.email).await {
-                Ok(folder) => checks.push(Check::pass(
-                    name,
-                    format!(
-                        "opened the calendar of {} {how}{}",
-                        p.email,
-                        folder.total_count.map(|n| format!(" ({n} items)")).unwrap_or_default()
-                    ),
-                )),
-                Err(e) => {
-                    let c = e.classify();
-                    checks.push(Check::fail(name, format!("{}: {c}", p.email), hint_of(&c)));
+            let check = match open_calendar(&client, settings, email).await {
+                Ok(detail) => Check::pass(name, detail),
+                Err(c) if name == "mailbox.test" => {
+                    let hint = test_mailbox_hint(&c, settings);
+                    Check::fail(name, format!("{email}: {c}"), hint)
                 }
-            }
+                Err(c) => Check::fail(name, format!("{email}: {c}"), hint_of(&c)),
+            };
+            checks.push(check);
         }
         checks
+    }
+}
+
+/// Opens the mailbox's calendar as the connection is configured to (impersonation or
+/// delegation) and says what it found.
+async fn open_calendar(client: &EwsClient, settings: &EwsSettings, email: &str) -> Result<String, RemoteError> {
+    let how = if settings.impersonation { "by impersonation" } else { "by delegation" };
+    let folder = client.calendar(email).await.map_err(|e| e.classify())?;
+    Ok(format!(
+        "opened the calendar of {email} {how}{}",
+        folder.total_count.map(|n| format!(" ({n} items)")).unwrap_or_default()
+    ))
+}
+
+/// The fix for a test mailbox that did not open: the setting itself, or the right the service
+/// account lacks.
+fn test_mailbox_hint(e: &RemoteError, settings: &EwsSettings) -> String {
+    let right = if settings.impersonation {
+        "the service account holds the ApplicationImpersonation role over it"
+    } else {
+        "the service account has Full Access to it (or set impersonation and grant the ApplicationImpersonation role)"
+    };
+    match e {
+        RemoteError::NotFound(_) => format!(
+            "no such mailbox in the organisation: set test_mailbox to the primary SMTP address of a mailbox that exists \
+             and that calbridge may open ({right})"
+        ),
+        _ => hint_of(e),
     }
 }

@@ -231,6 +231,10 @@ fn in_window(start: Option<&str>, end: Option<&str>, window: &Window) -> bool {
 
 #[async_trait]
 impl Remote for EwsRemote {
+    fn throttled_wait(&self) -> std::time::Duration {
+        self.client.throttled_wait()
+    }
+
     async fn mailbox(&self, email: &str) -> Result<MailboxInfo, RemoteError> {
         self.client.calendar(email).await?;
         let display_name = match self.client.resolve_names(email).await {

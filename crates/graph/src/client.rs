@@ -53,6 +53,10 @@ pub struct GraphOptions {
     /// This installation's id (sent in the `User-Agent`, so a tenant admin can tell
     /// installations apart).
     pub installation_id: String,
+    /// Requests per mailbox within `mailbox_window` (Graph's Outlook limit: 10,000 per 10
+    /// minutes); past it, requests are paced instead of being throttled by Graph.
+    pub mailbox_requests: u32,
+    pub mailbox_window: Duration,
 }
 
 impl Default for GraphOptions {
@@ -64,7 +68,35 @@ impl Default for GraphOptions {
             page_size: 100,
             request_timeout: Duration::from_secs(60),
             installation_id: String::new(),
+            mailbox_requests: 10_000,
+            mailbox_window: Duration::from_secs(600),
         }
+    }
+}
+
+/// A mailbox's request budget: `limit` requests per `window`, as a generic cell rate
+/// (GCRA): a burst of up to `limit` requests goes at once, then requests are paced one per
+/// `window / limit`. One instant per mailbox, whatever the limit.
+#[derive(Debug)]
+pub struct RequestBudget {
+    interval: Duration,
+    window: Duration,
+    /// When the budget would be back to full ("theoretical arrival time").
+    tat: Mutex<Option<std::time::Instant>>,
+}
+
+impl RequestBudget {
+    pub fn new(limit: u32, window: Duration) -> Self {
+        RequestBudget { interval: window / limit.max(1), window, tat: Mutex::new(None) }
+    }
+
+    /// Takes one request's share at `now`; returns how long to wait before sending it.
+    pub fn reserve(&self, now: std::time::Instant) -> Duration {
+        let mut tat = self.tat.lock().expect("budget lock");
+        let start = tat.map_or(now, |t| t.max(now));
+        let next = start + self.interval;
+        *tat = Some(next);
+        next.saturating_duration_since(now + self.window)
     }
 }
 
@@ -92,8 +124,13 @@ struct Inner {
     clock: Arc<dyn Clock>,
     secret: Secret,
     requests: AtomicU64,
-    mailboxes: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Milliseconds waited on 429/503 answers so far.
+    throttled_ms: AtomicU64,
+    mailboxes: Mutex<HashMap<String, MailboxLimits>>,
 }
+
+/// A mailbox's concurrency limit and request budget, shared by the client's clones.
+type MailboxLimits = (Arc<Semaphore>, Arc<RequestBudget>);
 
 impl fmt::Debug for GraphClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -194,6 +231,7 @@ impl GraphClient {
                 clock,
                 secret,
                 requests: AtomicU64::new(0),
+                throttled_ms: AtomicU64::new(0),
                 mailboxes: Mutex::new(HashMap::new()),
             }),
         })
@@ -202,6 +240,12 @@ impl GraphClient {
     /// Requests sent to Graph so far (every attempt; token requests not included).
     pub fn requests(&self) -> u64 {
         self.inner.requests.load(Ordering::Relaxed)
+    }
+
+    /// Time this client (and its clones) waited on Graph's throttling (429/503 with
+    /// `Retry-After`) before trying again.
+    pub fn throttled_wait(&self) -> Duration {
+        Duration::from_millis(self.inner.throttled_ms.load(Ordering::Relaxed))
     }
 
     /// Token requests sent to the identity platform so far.
@@ -236,10 +280,17 @@ impl GraphClient {
         Ok(roles_claim(token.expose()))
     }
 
-    fn semaphore(&self, mailbox: &str) -> Arc<Semaphore> {
+    /// A mailbox's concurrency limit and request budget.
+    fn limits(&self, mailbox: &str) -> MailboxLimits {
+        let opts = &self.inner.options;
         let mut map = self.inner.mailboxes.lock().expect("mailbox limits lock");
         map.entry(mailbox.to_ascii_lowercase())
-            .or_insert_with(|| Arc::new(Semaphore::new(self.inner.options.mailbox_concurrency)))
+            .or_insert_with(|| {
+                (
+                    Arc::new(Semaphore::new(opts.mailbox_concurrency)),
+                    Arc::new(RequestBudget::new(opts.mailbox_requests, opts.mailbox_window)),
+                )
+            })
             .clone()
     }
 
@@ -256,7 +307,7 @@ impl GraphClient {
     pub async fn send(&self, mailbox: &str, req: &GraphRequest) -> Result<GraphResponse, GraphError> {
         endpoints::check_same_origin(req.operation, &self.inner.base, req.url.as_str())?;
         let opts = &self.inner.options;
-        let semaphore = self.semaphore(mailbox);
+        let (semaphore, budget) = self.limits(mailbox);
         let mut attempt: u32 = 0;
         let mut waited = Duration::ZERO;
         let mut reauthenticated = false;
@@ -265,6 +316,17 @@ impl GraphClient {
             attempt += 1;
             let token = self.inner.auth.token().await?;
             let request_id = uuid::Uuid::new_v4().to_string();
+            // Within the mailbox's budget (counted as throttling: it is Exchange's limit).
+            let pace = budget.reserve(std::time::Instant::now());
+            if !pace.is_zero() {
+                tracing::debug!(
+                    mailbox,
+                    wait_ms = pace.as_millis() as u64,
+                    "pacing: the mailbox's request budget is spent"
+                );
+                self.inner.throttled_ms.fetch_add(pace.as_millis() as u64, Ordering::Relaxed);
+                tokio::time::sleep(pace).await;
+            }
             let outcome = {
                 let _permit = semaphore.acquire().await.expect("mailbox semaphores are never closed");
                 self.inner.requests.fetch_add(1, Ordering::Relaxed);
@@ -325,6 +387,7 @@ impl GraphClient {
                         return Err(error);
                     }
                     tracing::debug!(operation = req.operation, attempt, "throttled (HTTP {status}); waiting {wait:?}");
+                    self.inner.throttled_ms.fetch_add(wait.as_millis() as u64, Ordering::Relaxed);
                     waited += wait;
                     tokio::time::sleep(wait).await;
                 }
@@ -687,6 +750,24 @@ pub(crate) async fn execute(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_request_budget_lets_a_burst_through_then_paces() {
+        let b = RequestBudget::new(4, Duration::from_secs(1));
+        let t0 = std::time::Instant::now();
+        for _ in 0..4 {
+            assert_eq!(b.reserve(t0), Duration::ZERO, "a burst of the whole budget goes at once");
+        }
+        assert_eq!(b.reserve(t0), Duration::from_millis(250), "the fifth waits one interval");
+        assert_eq!(b.reserve(t0), Duration::from_millis(500));
+        // After a quiet second, the budget is whole again.
+        let later = t0 + Duration::from_secs(3);
+        for _ in 0..4 {
+            assert_eq!(b.reserve(later), Duration::ZERO);
+        }
+        let graph = GraphOptions::default();
+        assert_eq!((graph.mailbox_requests, graph.mailbox_window), (10_000, Duration::from_secs(600)));
+    }
     use chrono::TimeZone;
 
     #[test]

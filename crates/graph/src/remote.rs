@@ -99,6 +99,10 @@ fn subscription(s: crate::types::Subscription, asked: DateTime<Utc>) -> Result<R
 
 #[async_trait]
 impl Remote for GraphRemote {
+    fn throttled_wait(&self) -> std::time::Duration {
+        self.client.throttled_wait()
+    }
+
     async fn mailbox(&self, email: &str) -> Result<MailboxInfo, RemoteError> {
         match self.client.user(email).await {
             Ok(u) => Ok(MailboxInfo {

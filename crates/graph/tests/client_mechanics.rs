@@ -376,6 +376,7 @@ async fn throttling_waits_retry_after_then_retries() {
     let waited = hits[1].at - hits[0].at;
     assert!(waited >= Duration::from_secs(1), "retried after {waited:?}, before Retry-After");
     assert_eq!(c.requests(), 2);
+    assert_eq!(c.throttled_wait(), Duration::from_secs(1), "the wait is counted for the sync status");
 }
 
 #[tokio::test]

@@ -69,6 +69,7 @@ cases![
     commit_notify_is_atomic,
     deliveries_retry_deliver_and_fail,
     sync_status_per_calendar,
+    sync_status_keeps_throttling_waits,
     site_delete_keeps_its_calendars,
     calendar_delete_removes_its_state,
     deliveries_are_pruned_once_ended,
@@ -909,6 +910,7 @@ pub async fn sync_status_per_calendar(store: Arc<dyn Store>) {
         pulled: 0,
         pushed: 0,
         duration_ms: 12,
+        throttled_ms: 0,
     };
     store.set_sync_status(&s).await.unwrap();
     s.state = "ok".into();
@@ -918,6 +920,30 @@ pub async fn sync_status_per_calendar(store: Arc<dyn Store>) {
     assert_eq!(store.sync_statuses().await.unwrap(), vec![s]);
     store.delete_connection(c.id).await.unwrap();
     assert_eq!(store.sync_statuses().await.unwrap(), vec![]);
+}
+
+/// The time a run waited on Exchange's throttling is kept with the status and replaced by
+/// the next run's.
+pub async fn sync_status_keeps_throttling_waits(store: Arc<dyn Store>) {
+    let (_, cal) = setup(&store).await;
+    let mut s = SyncStatus {
+        calendar_id: cal.id,
+        last_run: at(9, 0),
+        state: "ok".into(),
+        error: None,
+        hint: None,
+        pulled: 5,
+        pushed: 0,
+        duration_ms: 2_140,
+        throttled_ms: 2_000,
+    };
+    store.set_sync_status(&s).await.unwrap();
+    assert_eq!(store.sync_status(cal.id).await.unwrap().map(|s| s.throttled_ms), Some(2_000));
+    assert_eq!(store.sync_statuses().await.unwrap(), vec![s.clone()]);
+    s.last_run = at(10, 0);
+    s.throttled_ms = 0;
+    store.set_sync_status(&s).await.unwrap();
+    assert_eq!(store.sync_status(cal.id).await.unwrap(), Some(s), "the next run's wait replaces it");
 }
 
 /// Deleting a site keeps its calendars linked, without a site; an unknown site is not found.
@@ -952,6 +978,7 @@ pub async fn calendar_delete_removes_its_state(store: Arc<dyn Store>) {
         pulled: 1,
         pushed: 0,
         duration_ms: 5,
+        throttled_ms: 0,
     };
     store.set_sync_status(&status).await.unwrap();
 

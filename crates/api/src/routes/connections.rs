@@ -82,6 +82,7 @@ fn validate_input(state: &ApiState, input: &ConnectionInput, create: bool) -> Ap
             client_id,
             authority_url,
             max_connections,
+            test_mailbox,
         } => {
             let auth = auth.map(|a| a.to_core()).unwrap_or(EwsAuth::Ntlm);
             validate::http_url(&mut check, state, "/settings/url", url);
@@ -138,6 +139,9 @@ fn validate_input(state: &ApiState, input: &ConnectionInput, create: bool) -> Ap
             }
             let max = max_connections.unwrap_or(EWS_DEFAULT_MAX_CONNECTIONS);
             check.require((1..=256).contains(&max), "/settings/max_connections", "must be 1 to 256 (default 27)");
+            if let Some(m) = test_mailbox {
+                validate::email(&mut check, "/settings/test_mailbox", m);
+            }
             ConnectionSettings::Ews(EwsSettings {
                 url: url.trim().into(),
                 version: version.map(|v| v.as_str()).unwrap_or("Exchange2016").into(),
@@ -149,6 +153,7 @@ fn validate_input(state: &ApiState, input: &ConnectionInput, create: bool) -> Ap
                 authority_url: authority,
                 max_connections: max,
                 ca_file: None,
+                test_mailbox: test_mailbox.as_deref().map(|m| m.trim().to_ascii_lowercase()),
             })
         }
     };
