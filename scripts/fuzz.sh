@@ -62,8 +62,8 @@ seeds=$(mktemp -d)
 trap 'rm -rf "$seeds"' EXIT
 
 # Seeds: EWS answers and faults for ews_response, EWS requests for ews_request, the JSON
-# bodies of Graph's documented answers and requests for graph_json (an .http file's body is
-# everything after its first empty line).
+# bodies of Graph's documented answers, requests and notifications for the Graph targets (an
+# .http file's body is everything after its first empty line).
 seed() {
   local target=$1 dir="$seeds/$1"
   mkdir -p "$dir"
@@ -80,7 +80,7 @@ seed() {
         done < <(find "$protocol/ews/examples" -type f \( "${pattern[@]}" \))
       fi
       ;;
-    graph_json)
+    graph_json | graph_notification)
       if [ -d "$protocol/graph/examples" ]; then
         local n=0 f
         while IFS= read -r f; do
