@@ -2,7 +2,8 @@
 # Runs calbridge's whole test suite: the Rust workspace (unit, property, contract and
 # end-to-end tests against the built-in Exchange simulator) and the third-party client tests
 # (Microsoft's Python Graph SDK, and exchangelib over EWS, against the simulator), then
-# schemathesis over the REST API, then the admin console in headless Chromium.
+# schemathesis over the REST API, then the admin console in headless Chromium, and last a short
+# fuzzing run of the parsers of untrusted input (scripts/fuzz.sh, 20 s a target).
 #
 # Usage: scripts/test.sh            (from the repository root)
 # Environment:
@@ -11,6 +12,7 @@
 #   PYTHON                  the Python interpreter for the client tests (default: python3)
 #   CALBRIDGE_TEST_POSTGRES the PostgreSQL server for the store tests (default:
 #                           postgres://postgres@127.0.0.1:5432/postgres; without one they skip)
+#   FUZZ_SECONDS            seconds of fuzzing per target (default 20)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,3 +35,6 @@ bash scripts/schemathesis.sh
 
 echo "== The admin console in a browser (Debian's Chromium, headless, against calbridge serve and the simulator)"
 bash scripts/browser.sh
+
+echo "== Fuzzing the EWS XML and Graph JSON parsers (scripts/fuzz.sh, ${FUZZ_SECONDS:-20} s a target)"
+bash scripts/fuzz.sh

@@ -514,3 +514,43 @@ fn snippet(body: &[u8]) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::ops::get_item;
+
+    fn answer(status: u16, body: String) -> Answer {
+        let mut headers = hyper::HeaderMap::new();
+        headers.insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("text/xml; charset=utf-8"));
+        Answer { status, headers, body: body.into() }
+    }
+
+    #[test]
+    fn an_answer_with_a_dtd_or_too_deep_is_refused_with_a_clear_error() {
+        let envelope = |inner: &str| {
+            format!(
+                r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body>{inner}</s:Body></s:Envelope>"#
+            )
+        };
+        let bomb = format!(
+            r#"<!DOCTYPE s:Envelope [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]>{}"#,
+            envelope("&c;")
+        );
+        let xxe = format!(r#"<!DOCTYPE s:Envelope [<!ENTITY x SYSTEM "file:///etc/passwd">]>{}"#, envelope("&x;"));
+        for body in [bomb, xxe] {
+            let e = read_answer("GetItem", &answer(200, body), &get_item::parse_response).unwrap_err();
+            assert!(matches!(e, EwsError::Decode { operation: "GetItem", source: WireError::Dtd }), "{e:?}");
+            assert_eq!(
+                e.to_string(),
+                "the EWS answer to GetItem could not be read: the XML contains a document type declaration (DTD), \
+                 which EWS never sends; refused"
+            );
+        }
+        let deep = envelope(&format!("{}{}", "<a>".repeat(500), "</a>".repeat(500)));
+        let e = read_answer("GetItem", &answer(200, deep), &get_item::parse_response).unwrap_err();
+        assert!(matches!(e, EwsError::Decode { source: WireError::TooDeep { limit: 128 }, .. }), "{e:?}");
+        // As a permanent error: retrying would get the same answer.
+        assert!(matches!(e.classify(), calbridge_core::remote::RemoteError::Permanent(_)));
+    }
+}

@@ -8,7 +8,7 @@
 //!
 //! | file | what |
 //! |---|---|
-//! | `wire/xml.rs` | safe parsing (roxmltree: no DTD, size and node limits, namespaces resolved) and a small writer |
+//! | `wire/xml.rs` | safe parsing (roxmltree: no DTD, size, node and nesting-depth limits, namespaces resolved) and a small writer |
 //! | `wire/envelope.rs` | the SOAP envelope: `RequestServerVersion`, `ExchangeImpersonation`, `TimeZoneContext`, `ServerVersionInfo`, faults, response-message status |
 //! | `wire/types.rs` | `ItemId`, folder references, `Mailbox`, `Attendee`, `CalendarItem` (as [`wire::types::Item`]), `Recurrence`, extended properties, property paths and shapes |
 //! | `wire/ops/*.rs` | one file per operation: FindItem, GetItem, SyncFolderItems, CreateItem, UpdateItem, DeleteItem, GetUserAvailability, GetRoomLists, GetRooms, ResolveNames, GetFolder, ConvertId |

@@ -188,19 +188,68 @@ async fn sign_in_and_rights_are_enforced_as_exchange_does() {
     let (status, text) = post(&env, "svc-calbridge", "svc-password", &header, |w| folders.write(w)).await;
     assert_eq!(status, 500);
     assert!(text.contains("ErrorNonExistentMailbox"), "{text}");
+}
 
-    // A DTD is refused before anything is expanded.
-    let bomb = r#"<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><x>&a;</x>"#;
+/// Posts raw bytes as the service account; returns the HTTP status and the answer's text.
+async fn post_raw(env: &Env, body: impl Into<reqwest::Body>) -> (u16, String) {
     let resp = env
         .http
         .post(format!("{}/EWS/Exchange.asmx", env.run.base_url))
         .basic_auth("svc-calbridge", Some("svc-password"))
-        .body(bomb)
+        .header("Content-Type", "text/xml; charset=utf-8")
+        .body(body)
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status().as_u16(), 500);
-    assert!(resp.text().await.unwrap().contains("ErrorSchemaValidation"));
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn hostile_xml_is_refused_with_a_schema_fault_before_anything_is_expanded() {
+    let env = env().await;
+    let envelope = |doctype: &str, inner: &str| {
+        format!(
+            r#"<?xml version="1.0" encoding="utf-8"?>{doctype}<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages"><s:Body>{inner}</s:Body></s:Envelope>"#
+        )
+    };
+    let lol = |n: usize| {
+        let refs = format!("&lol{};", n - 1).repeat(10);
+        format!(r#"<!ENTITY lol{n} "{refs}">"#)
+    };
+    let levels: String = (1..10).map(lol).collect();
+    let billion_laughs = envelope(
+        &format!(r#"<!DOCTYPE s:Envelope [<!ENTITY lol0 "lol">{levels}]>"#),
+        "<m:GetRoomLists>&lol9;</m:GetRoomLists>",
+    );
+    let xxe = envelope(
+        r#"<!DOCTYPE s:Envelope [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>"#,
+        "<m:ResolveNames><m:UnresolvedEntry>&xxe;</m:UnresolvedEntry></m:ResolveNames>",
+    );
+    let internal_subset = envelope(r#"<!DOCTYPE s:Envelope [<!ELEMENT s:Envelope ANY>]>"#, "<m:GetRoomLists/>");
+    let dtd = "the XML contains a document type declaration (DTD), which EWS never sends; refused";
+    let deep = envelope("", &format!("<m:GetRoomLists>{}{}</m:GetRoomLists>", "<a>".repeat(5000), "</a>".repeat(5000)));
+    // Over the simulator's 8 MiB: a valid request padded with whitespace.
+    let oversize = envelope("", &format!("<m:GetRoomLists/>{}", " ".repeat(8 * 1024 * 1024)));
+    let cases = [
+        ("billion laughs", billion_laughs, dtd),
+        ("external entity (XXE)", xxe, dtd),
+        ("DOCTYPE with an internal subset", internal_subset, dtd),
+        ("deep nesting", deep, "the XML nests elements more than 128 levels deep; refused"),
+        ("oversize", oversize, "the XML is larger than the 8388608-byte limit"),
+    ];
+    for (name, body, why) in cases {
+        let (status, text) = post_raw(&env, body).await;
+        assert_eq!(status, 500, "{name}: {text}");
+        let doc = parse(&text, Limits::default()).unwrap();
+        let fault = Fault::parse(envelope::split(&doc).unwrap().body).unwrap();
+        assert_eq!(fault.response_code.as_deref(), Some("ErrorSchemaValidation"), "{name}");
+        let message = fault.message.unwrap_or_default();
+        assert!(message.contains(why), "{name}: {message}");
+        assert!(!text.contains("root:") && !text.contains("lollol"), "{name}: nothing was expanded: {text}");
+    }
+    // The same request without the hostile part is answered.
+    let (status, text) = post_raw(&env, envelope("", "<m:GetRoomLists/>")).await;
+    assert_eq!(status, 200, "{text}");
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@
 //! `[[ews_accounts]]`, or a Bearer token of the simulator's own; 401 with `WWW-Authenticate`
 //! otherwise), injected faults (`fail_next`: that HTTP status; `throttle_next`: the
 //! `ErrorServerBusy` fault with `BackOffMilliseconds`, HTTP 500, as Exchange throttles),
-//! injected latency, the XML limits (no DTD, 8 MiB), the SOAP envelope,
+//! injected latency, the XML limits (no DTD, 8 MiB, a million nodes, 128 levels deep), the SOAP envelope,
 //! `ExchangeImpersonation` (the account needs the impersonation role, else the
 //! `ErrorImpersonateUserDenied` fault; an app token needs it always), and the operation.
 //! Errors an operation reports per item are response messages with `ResponseClass="Error"`;
@@ -184,7 +184,7 @@ pub(crate) async fn handler(State(sim): State<Simulator>, request: Request) -> R
         tokio::time::sleep(latency).await;
     }
     let account = principal.as_account();
-    let limits = Limits { max_bytes: 8 * 1024 * 1024, max_nodes: 1_000_000 };
+    let limits = Limits { max_bytes: 8 * 1024 * 1024, max_nodes: 1_000_000, max_depth: 128 };
     let text = match xml::decode(&body, limits) {
         Ok(t) => t,
         Err(e) => return schema_fault(e).into_response(),
