@@ -399,20 +399,13 @@ pub fn local_writes(
         local_version,
         local_hash,
     };
+    // A new local event holding Exchange's content, with its sync record.
+    let stored = |id: EventId, origin: Origin, remote: &RemoteItem| {
+        let ev = Event { id: id.clone(), calendar_id, origin, data: remote.data.clone(), version: 1, deleted: false };
+        vec![Write::PutEvent(ev), Write::PutRecord(record(&id, remote, 1, content_hash(&remote.data)))]
+    };
     match action {
-        Action::CreateLocal { remote } => {
-            let id = new_id();
-            let ev = Event {
-                id: id.clone(),
-                calendar_id,
-                origin: Origin::Exchange,
-                data: remote.data.clone(),
-                version: 1,
-                deleted: false,
-            };
-            let rec = record(&id, remote, 1, content_hash(&remote.data));
-            vec![Write::PutEvent(ev), Write::PutRecord(rec)]
-        }
+        Action::CreateLocal { remote } => stored(new_id(), Origin::Exchange, remote),
         Action::UpdateLocal { local_id, remote } => {
             let Some(old) = snapshot.events.get(local_id) else { return vec![] };
             let ev = Event { data: remote.data.clone(), version: old.version + 1, deleted: false, ..old.clone() };
@@ -424,16 +417,7 @@ pub fn local_writes(
             if snapshot.events.contains_key(&id) {
                 return vec![];
             }
-            let ev = Event {
-                id: id.clone(),
-                calendar_id,
-                origin: Origin::Local,
-                data: remote.data.clone(),
-                version: 1,
-                deleted: false,
-            };
-            let rec = record(&id, remote, 1, content_hash(&remote.data));
-            vec![Write::PutEvent(ev), Write::PutRecord(rec)]
+            stored(id, Origin::Local, remote)
         }
         Action::DeleteLocal { local_id, .. } => vec![Write::RemoveEvent(local_id.clone())],
         Action::Link { local_id, remote } => {
