@@ -67,11 +67,10 @@ impl HttpExample {
     }
 }
 
-/// Reads `graph/examples/{rel}`; `None` (after printing why) when the protocol files are
-/// not there, so the test can return early.
-pub fn example(rel: &str) -> Option<HttpExample> {
+/// Reads `{rel}` below the protocol folder; `None` (after printing why) when the protocol
+/// files are not there, so the test can return early. Under CI they must be there.
+pub fn protocol_file(rel: &str) -> Option<String> {
     let dir = protocol_dir();
-    let path = dir.join("graph/examples").join(rel);
     if !dir.exists() {
         assert!(
             std::env::var_os("CI").is_none_or(|v| v.is_empty()),
@@ -81,8 +80,13 @@ pub fn example(rel: &str) -> Option<HttpExample> {
         println!("skipped: protocol files not found at {}", dir.display());
         return None;
     }
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    Some(HttpExample::parse(&text))
+    let path = dir.join(rel);
+    Some(std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display())))
+}
+
+/// Reads the documented HTTP example `graph/examples/{rel}` (see [`protocol_file`]).
+pub fn example(rel: &str) -> Option<HttpExample> {
+    protocol_file(&format!("graph/examples/{rel}")).map(|t| HttpExample::parse(&t))
 }
 
 /// The graph base URL the examples use.
@@ -95,18 +99,7 @@ pub fn as_me_path(url: &url::Url, email: &str) -> String {
     url.path().replacen(&format!("/v1.0/users/{email}"), "/v1.0/me", 1)
 }
 
-/// Microsoft Graph's v1.0 metadata (`graph/v1.0-Prod.csdl`); `None` (after printing why) when
-/// the protocol files are not there.
+/// Microsoft Graph's v1.0 metadata (`graph/v1.0-Prod.csdl`, see [`protocol_file`]).
 pub fn csdl() -> Option<String> {
-    let path = protocol_dir().join("graph/v1.0-Prod.csdl");
-    if !path.exists() {
-        assert!(
-            std::env::var_os("CI").is_none_or(|v| v.is_empty()),
-            "{} not found: in CI the protocol tests must run; set CALBRIDGE_PROTOCOL_DIR",
-            path.display()
-        );
-        println!("skipped: {} not found", path.display());
-        return None;
-    }
-    Some(std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display())))
+    protocol_file("graph/v1.0-Prod.csdl")
 }

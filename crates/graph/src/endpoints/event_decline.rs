@@ -31,11 +31,7 @@ pub fn request(base: &Url, email: &str, id: &str, comment: &str) -> GraphRequest
 
 /// A 2xx answer (normally 202) means declined; the body, if any, is ignored.
 pub fn parse(status: u16) -> Result<(), GraphError> {
-    if (200..300).contains(&status) {
-        Ok(())
-    } else {
-        Err(GraphError::Decode { operation: "decline event", message: format!("unexpected status {status}") })
-    }
+    super::no_content("decline event", status)
 }
 
 #[cfg(test)]

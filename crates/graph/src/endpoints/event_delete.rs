@@ -16,11 +16,7 @@ pub fn request(base: &Url, email: &str, id: &str) -> GraphRequest {
 
 /// A 2xx answer (normally 204) means deleted; the body, if any, is ignored.
 pub fn parse(status: u16) -> Result<(), GraphError> {
-    if (200..300).contains(&status) {
-        Ok(())
-    } else {
-        Err(GraphError::Decode { operation: "delete event", message: format!("unexpected status {status}") })
-    }
+    super::no_content("delete event", status)
 }
 
 #[cfg(test)]

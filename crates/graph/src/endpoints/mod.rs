@@ -157,6 +157,16 @@ fn encode_query(s: &str) -> String {
 }
 
 /// Parses a JSON answer body leniently (unknown properties are ignored).
+/// The answer of an operation without a body (204, 202): any 2xx is success; the body, if
+/// any, is ignored.
+pub(crate) fn no_content(operation: &'static str, status: u16) -> Result<(), GraphError> {
+    if (200..300).contains(&status) {
+        Ok(())
+    } else {
+        Err(GraphError::Decode { operation, message: format!("unexpected status {status}") })
+    }
+}
+
 pub(crate) fn parse_json<T: DeserializeOwned>(operation: &'static str, body: &[u8]) -> Result<T, GraphError> {
     serde_json::from_slice(body)
         .map_err(|e| GraphError::Decode { operation, message: format!("{e} (body starts with {:?})", snippet(body)) })

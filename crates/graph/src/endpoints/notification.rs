@@ -55,11 +55,9 @@ pub fn parse(body: &[u8]) -> Result<ChangeNotificationCollection, GraphError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::protocol_dir;
 
     fn read(rel: &str) -> Option<String> {
-        crate::test_support::example("change-notifications-delivery-webhooks/02-notification.json")?;
-        Some(std::fs::read_to_string(protocol_dir().join("graph/examples").join(rel)).unwrap())
+        crate::test_support::protocol_file(&format!("graph/examples/{rel}"))
     }
 
     #[test]

@@ -14,11 +14,7 @@ pub fn request(base: &Url, id: &str) -> GraphRequest {
 }
 
 pub fn parse(status: u16) -> Result<(), GraphError> {
-    if (200..300).contains(&status) {
-        Ok(())
-    } else {
-        Err(GraphError::Decode { operation: "delete subscription", message: format!("unexpected status {status}") })
-    }
+    super::no_content("delete subscription", status)
 }
 
 #[cfg(test)]
