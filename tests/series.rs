@@ -16,9 +16,8 @@ use chrono_tz::Tz;
 use serde_json::json;
 
 use calbridge_core::model::{CalendarKind, Event, SeriesKind};
-use calbridge_sim::wire::{PatternedRecurrence, RecurrencePattern, RecurrenceRange};
 use calbridge_sim::NewEvent;
-use calbridge_tests::{both, Protocol, World};
+use calbridge_tests::{both, recurrence, Protocol, World};
 
 const ANN: &str = "ann@fabrikam.example";
 const BOB: &str = "bob@fabrikam.example";
@@ -38,31 +37,12 @@ fn local(tz: Tz, y: i32, m: u32, d: u32, h: u32) -> DateTime<Utc> {
     tz.with_ymd_and_hms(y, m, d, h, 0, 0).single().unwrap().with_timezone(&Utc)
 }
 
-fn rule(kind: &str, start: NaiveDate, count: i32) -> PatternedRecurrence {
-    PatternedRecurrence {
-        pattern: Some(RecurrencePattern {
-            kind: Some(kind.into()),
-            interval: Some(1),
-            days_of_week: Some(vec![start.format("%A").to_string().to_lowercase()]),
-            day_of_month: Some(chrono::Datelike::day(&start) as i32),
-            first_day_of_week: Some("monday".into()),
-            ..Default::default()
-        }),
-        range: Some(RecurrenceRange {
-            kind: Some("numbered".into()),
-            start_date: Some(start.format("%Y-%m-%d").to_string()),
-            number_of_occurrences: Some(count),
-            ..Default::default()
-        }),
-    }
-}
-
 /// A series in `tz` from `start` (local) for `hours`, made by `mailbox` in Outlook.
 fn series(subject: &str, tz_name: &str, start: DateTime<Utc>, hours: i64, kind: &str, count: i32) -> NewEvent {
     let mut e = NewEvent::new(subject, start, start + Duration::hours(hours));
     e.time_zone = Some(tz_name.into());
     let first = start.with_timezone(&zone(tz_name)).date_naive();
-    e.recurrence = Some(rule(kind, first, count));
+    e.recurrence = Some(recurrence(kind, 1, first, count));
     e
 }
 
@@ -228,7 +208,7 @@ async fn an_all_day_recurring_event(p: Protocol) {
     let mut e = NewEvent::new("Field day", first, local(auckland, 2027, 3, 22, 0));
     e.time_zone = Some("Pacific/Auckland".into());
     e.is_all_day = true;
-    e.recurrence = Some(rule("weekly", NaiveDate::from_ymd_opt(2027, 3, 21).unwrap(), 4));
+    e.recurrence = Some(recurrence("weekly", 1, NaiveDate::from_ymd_opt(2027, 3, 21).unwrap(), 4));
     w.sim.outlook().create_event(ANN, e).unwrap();
     let out = pulled(&w, ANN, "Field day", auckland).await;
     assert!(out.lines().all(|l| l.contains(" 00:00 -> ") && l.contains("all-day")), "{out}");

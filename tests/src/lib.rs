@@ -95,13 +95,28 @@ pub fn weekly_series(
     interval: i32,
     count: i32,
 ) -> calbridge_sim::NewEvent {
-    use calbridge_sim::wire::{PatternedRecurrence, RecurrencePattern, RecurrenceRange};
     let mut series = calbridge_sim::NewEvent::new(subject, start, start + chrono::Duration::hours(1));
-    series.recurrence = Some(PatternedRecurrence {
+    series.recurrence = Some(recurrence("weekly", interval, start.date_naive(), count));
+    series
+}
+
+/// Graph's `patternedRecurrence` of a series of `kind` (`daily`, `weekly`, `absoluteMonthly`)
+/// from `start`, `count` times every `interval` periods, as Outlook makes it: on `start`'s
+/// weekday, or its day of the month for a monthly one; weeks start on Monday.
+pub fn recurrence(
+    kind: &str,
+    interval: i32,
+    start: chrono::NaiveDate,
+    count: i32,
+) -> calbridge_sim::wire::PatternedRecurrence {
+    use calbridge_sim::wire::{PatternedRecurrence, RecurrencePattern, RecurrenceRange};
+    let monthly = kind.to_ascii_lowercase().contains("monthly");
+    PatternedRecurrence {
         pattern: Some(RecurrencePattern {
-            kind: Some("weekly".into()),
+            kind: Some(kind.into()),
             interval: Some(interval),
-            days_of_week: Some(vec![start.format("%A").to_string().to_lowercase()]),
+            days_of_week: (!monthly).then(|| vec![start.format("%A").to_string().to_lowercase()]),
+            day_of_month: monthly.then(|| chrono::Datelike::day(&start) as i32),
             first_day_of_week: Some("monday".into()),
             ..Default::default()
         }),
@@ -111,8 +126,7 @@ pub fn weekly_series(
             number_of_occurrences: Some(count),
             ..Default::default()
         }),
-    });
-    series
+    }
 }
 
 /// The protocol a world's connection speaks.
@@ -326,15 +340,7 @@ impl World {
 
     /// Syncs and fails the test on an error or a pause.
     pub async fn sync_ok(&self, cal: &Calendar) -> CalendarReport {
-        let r = self.sync(cal).await;
-        assert!(
-            r.error.is_none() && r.paused.is_none(),
-            "sync of {} failed: {:?} / {:?}",
-            cal.email,
-            r.error,
-            r.paused
-        );
-        r
+        self.sync_at(cal, Utc::now()).await
     }
 
     /// Every live event of a calendar in the store.

@@ -1061,6 +1061,15 @@ pub async fn subscriptions_one_per_calendar(store: Arc<dyn Store>) {
     assert!(store.put_subscription(&sub("s4", cal.id, 9)).await.is_err(), "no such calendar");
 }
 
+/// `first` and `n` more calendars (rooms) of `c`, by id.
+async fn with_rooms(store: &Arc<dyn Store>, c: &Connection, first: i64, n: usize) -> Vec<i64> {
+    let mut ids = vec![first];
+    for i in 1..=n {
+        ids.push(calendar(store, &format!("room{i}@contoso.example"), c).await.id);
+    }
+    ids
+}
+
 /// Calendar ids a set of leases covers.
 fn held(leases: &[Lease]) -> Vec<i64> {
     leases.iter().map(|l| l.calendar_id).collect()
@@ -1072,10 +1081,7 @@ fn held(leases: &[Lease]) -> Vec<i64> {
 /// can no longer commit; a clean shutdown frees its calendars at once.
 pub async fn leases_share_out_calendars_and_fence_stale_workers(store: Arc<dyn Store>) {
     let (c, first) = setup(&store).await;
-    let mut cals = vec![first.id];
-    for i in 1..4 {
-        cals.push(calendar(&store, &format!("room{i}@contoso.example"), &c).await.id);
-    }
+    let cals = with_rooms(&store, &c, first.id, 3).await;
     let ttl = Duration::seconds(30);
     let a = store.claim_leases("worker-a", at(9, 0), ttl, 100).await.unwrap();
     assert_eq!(held(&a), cals, "a lone worker holds every calendar");
@@ -1121,10 +1127,7 @@ pub async fn leases_share_out_calendars_and_fence_stale_workers(store: Arc<dyn S
 /// Workers claiming at the same moment never hold the same calendar.
 pub async fn concurrent_claims_never_share_a_calendar(store: Arc<dyn Store>) {
     let (c, first) = setup(&store).await;
-    let mut cals = vec![first.id];
-    for i in 1..12 {
-        cals.push(calendar(&store, &format!("room{i}@contoso.example"), &c).await.id);
-    }
+    let cals = with_rooms(&store, &c, first.id, 11).await;
     let ttl = Duration::seconds(30);
     let claims = (0..4).map(|w| {
         let store = store.clone();
@@ -1138,4 +1141,5 @@ pub async fn concurrent_claims_never_share_a_calendar(store: Arc<dyn Store>) {
     seen.sort();
     seen.dedup();
     assert_eq!(seen.len(), before, "a calendar held twice: {seen:?}");
+    assert!(!seen.is_empty() && seen.iter().all(|id| cals.contains(id)), "claims are of these calendars: {seen:?}");
 }
