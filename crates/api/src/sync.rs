@@ -125,9 +125,11 @@ pub async fn sync_calendar(state: &ApiState, calendar_id: i64) -> ApiResult<Sync
     let started = std::time::Instant::now();
     let mut report = match state.remote(&conn).await {
         Ok(remote) => {
+            let waited = remote.throttled_wait();
             let mut r = engine.verify_and_sync(remote.as_ref(), cal.clone(), now).await;
-            // Waits inside the adapter's own retries, which the engine does not see.
-            r.throttled_wait += remote.throttled_wait();
+            // Waits inside the adapter's own retries, which the engine does not see (the
+            // adapter is shared by the connection's syncs: its waits during this run).
+            r.throttled_wait += remote.throttled_wait().saturating_sub(waited);
             r
         }
         Err(e) => {
