@@ -109,8 +109,17 @@ pub struct ApiConfig {
     /// How often calendars with live notifications are reconciled all the same (a full check
     /// that catches anything missed); the others sync every `sync_interval`.
     pub reconcile_interval: Duration,
-    /// How often subscriptions are checked: made where missing, renewed before they expire.
+    /// How often subscriptions are checked: made where missing, renewed before they expire
+    /// (and which calendars EWS connections watch).
     pub subscription_check: Duration,
+    /// EWS connections' change notifications (streaming, else pull, else polling), which need
+    /// no public URL. Off unless set (`calbridge serve` turns it on by default).
+    pub ews_notifications: bool,
+    /// How often EWS pull subscriptions are read when the server refuses streaming.
+    pub ews_pull_interval: Duration,
+    /// The most long-lived EWS streaming connections per Exchange server and connection (each
+    /// carries up to 200 mailboxes; never more than a quarter of `max_connections`).
+    pub ews_streaming_connections: usize,
     /// This process's name among the workers sharing the store.
     pub worker_id: String,
     /// With several workers on one database: how long a calendar's lease lasts without a
@@ -132,6 +141,9 @@ impl Default for ApiConfig {
             public_url: None,
             reconcile_interval: Duration::from_secs(3600),
             subscription_check: Duration::from_secs(60),
+            ews_notifications: false,
+            ews_pull_interval: Duration::from_secs(15),
+            ews_streaming_connections: 2,
             worker_id: "calbridge".into(),
             lease_ttl: None,
         }
@@ -164,6 +176,8 @@ struct Inner {
     sync_queue: notifications::SyncQueue,
     /// The calendars this worker holds (with `lease_ttl`), by id.
     leases: Mutex<HashMap<CalendarId, calbridge_core::store::Lease>>,
+    /// How calendars of EWS connections learn of changes (see `notifications`).
+    watch_modes: Mutex<HashMap<CalendarId, calbridge_core::remote::WatchMode>>,
 }
 
 impl ApiState {
@@ -204,6 +218,7 @@ impl ApiState {
                 sessions: console::Sessions::default(),
                 sync_queue: notifications::SyncQueue::default(),
                 leases: Mutex::new(HashMap::new()),
+                watch_modes: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -239,6 +254,13 @@ impl ApiState {
     /// Replaces the set of calendars this worker holds.
     pub(crate) fn set_leases(&self, leases: Vec<calbridge_core::store::Lease>) {
         *self.inner.leases.lock().expect("lease lock") = leases.into_iter().map(|l| (l.calendar_id, l)).collect();
+    }
+
+    /// How calendars of EWS connections learn of changes, by calendar.
+    pub(crate) fn watch_modes(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<CalendarId, calbridge_core::remote::WatchMode>> {
+        self.inner.watch_modes.lock().expect("watch modes")
     }
 
     pub(crate) fn sync_queue(&self) -> &notifications::SyncQueue {
