@@ -27,8 +27,10 @@
 //!                            and Bearer sign-in, impersonation, GetFolder, FindItem, GetItem,
 //!                            CreateItem, UpdateItem, DeleteItem, SyncFolderItems, ConvertId,
 //!                            ResolveNames, GetRoomLists, GetRooms, GetUserAvailability,
-//!                            GetServerTimeZones, on the same mailboxes and change log
-//! control.rs                 /_sim/*: fault injection and statistics for other processes
+//!                            GetServerTimeZones, Subscribe, GetStreamingEvents (streamed),
+//!                            GetEvents, Unsubscribe, on the same mailboxes and change log
+//! ews/notifications.rs       EWS pull and streaming subscriptions, their lifetimes and controls
+//! control.rs                 /_sim/*: fault injection, EWS notification controls, statistics
 //! outlook.rs                 acting as a person in Outlook (for tests)
 //! ```
 //!
