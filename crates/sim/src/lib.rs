@@ -399,6 +399,11 @@ impl Simulator {
         self.inner.ews_subscriptions.miss_mailbox(&mailbox.trim().to_ascii_lowercase())
     }
 
+    /// GetStreamingEvents connections being streamed now.
+    pub fn ews_open_streams(&self) -> usize {
+        self.inner.ews_subscriptions.open_streams.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// How long the simulator's EWS notification "minute" lasts (60 s; shorter in tests):
     /// `ConnectionTimeout`, the keep-alive interval, and subscription lifetimes count in it.
     pub fn ews_notification_minute(&self, minute: std::time::Duration) {

@@ -109,6 +109,7 @@ pub(crate) fn respond(ctx: &Ctx, body: Node<'_, '_>) -> Result<Response, SoapFau
         });
     }
     let (tx, rx) = tokio::sync::mpsc::channel(16);
+    registry.open_streams.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let open = Open { sim: ctx.sim.clone(), ids: req.subscription_ids.clone() };
     tokio::spawn(stream(open, tx, registry.minute() * req.connection_timeout, registry.minute()));
     Ok(xml(StatusCode::OK, Body::new(ChannelBody(rx))))
@@ -123,6 +124,7 @@ struct Open {
 
 impl Drop for Open {
     fn drop(&mut self) {
+        self.sim.inner.ews_subscriptions.open_streams.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         let now = Instant::now();
         for id in &self.ids {
             self.sim.inner.ews_subscriptions.update(id, |s| {

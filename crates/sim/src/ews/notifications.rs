@@ -15,7 +15,7 @@
 //! timeouts and keep-alives can be watched in a test.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -84,6 +84,8 @@ pub struct Registry {
     refuse_streaming: AtomicBool,
     refuse_all: AtomicBool,
     minute_ms: AtomicU64,
+    /// GetStreamingEvents answers being streamed now.
+    pub open_streams: AtomicUsize,
 }
 
 impl Default for Registry {
@@ -93,6 +95,7 @@ impl Default for Registry {
             refuse_streaming: AtomicBool::new(false),
             refuse_all: AtomicBool::new(false),
             minute_ms: AtomicU64::new(60_000),
+            open_streams: AtomicUsize::new(0),
         }
     }
 }
