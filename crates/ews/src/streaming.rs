@@ -145,15 +145,31 @@ fn lost(code: &str) -> bool {
     )
 }
 
-/// A running EWS watch (see the module header). Dropping it stops it.
+/// A running EWS watch (see the module header). Dropping it stops it and ends its
+/// subscriptions (in the background, best effort: those it misses lapse on their own).
 pub struct EwsWatch {
     rx: mpsc::UnboundedReceiver<WatchEvent>,
     task: tokio::task::JoinHandle<()>,
+    ctx: Arc<Ctx>,
 }
 
 impl Drop for EwsWatch {
     fn drop(&mut self) {
         self.task.abort();
+        let held = std::mem::take(&mut *self.ctx.held.lock().expect("watch state"));
+        if held.is_empty() {
+            return;
+        }
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let client = self.ctx.client.clone();
+            rt.spawn(async move {
+                for (id, mailbox) in held {
+                    if let Err(e) = client.unsubscribe(&mailbox, &id).await {
+                        tracing::debug!(mailbox = %mailbox, "EWS: a subscription could not be ended: {e}");
+                    }
+                }
+            });
+        }
     }
 }
 
@@ -170,6 +186,8 @@ struct Ctx {
     budget: Arc<Semaphore>,
     /// When the server last refused streaming.
     streaming_refused: Mutex<Option<Instant>>,
+    /// The subscriptions made and not known to be gone: id → mailbox.
+    held: Mutex<BTreeMap<String, String>>,
     tx: mpsc::UnboundedSender<WatchEvent>,
 }
 
@@ -184,6 +202,12 @@ impl Ctx {
             let _ = self.tx.send(WatchEvent::Mode { mode, mailboxes });
         }
     }
+    fn hold(&self, id: &str, mailbox: &str) {
+        self.held.lock().expect("watch state").insert(id.to_string(), mailbox.to_string());
+    }
+    fn release(&self, id: &str) {
+        self.held.lock().expect("watch state").remove(id);
+    }
     fn streaming_refused_recently(&self) -> bool {
         self.streaming_refused.lock().expect("watch state").is_some_and(|t| t.elapsed() < self.options.retry_refused)
     }
@@ -194,15 +218,24 @@ pub fn watch(client: EwsClient, mailboxes: Vec<String>, options: WatchOptions) -
     let (tx, rx) = mpsc::unbounded_channel();
     let (origin, max) = client.server();
     let budget = crate::transport::streaming_budget(&origin, options.streaming_connections, max);
-    let ctx = Arc::new(Ctx { client, options, budget, streaming_refused: Mutex::new(None), tx });
+    let ctx = Arc::new(Ctx {
+        client,
+        options,
+        budget,
+        streaming_refused: Mutex::new(None),
+        held: Mutex::new(BTreeMap::new()),
+        tx,
+    });
+    let running = ctx.clone();
     let task = tokio::spawn(async move {
+        let ctx = running;
         let mut groups = tokio::task::JoinSet::new();
         for group in mailboxes.chunks(MAX_SUBSCRIPTIONS) {
             groups.spawn(run_group(ctx.clone(), group.to_vec()));
         }
         while groups.join_next().await.is_some() {}
     });
-    EwsWatch { rx, task }
+    EwsWatch { rx, task, ctx }
 }
 
 /// How a mode ended.
@@ -249,6 +282,7 @@ async fn subscribe_all(
     for mailbox in group {
         match ctx.client.subscribe(mailbox, kind.clone()).await {
             Ok(s) => {
+                ctx.hold(&s.subscription_id, mailbox);
                 made.insert(mailbox.clone(), (s.subscription_id, s.watermark));
             }
             Err(e) if matches!(kind, Kind::Streaming) && streaming_refused(&e) => {
@@ -285,15 +319,15 @@ async fn streaming(ctx: &Ctx, group: &[String]) -> End {
     let idle = Duration::from_secs(u64::from(CONNECTION_MINUTES) * 60 + 60);
     let mut backoff = Duration::from_secs(1);
     let mut broke = false;
-    loop {
+    let end = 'conn: loop {
         if ids.is_empty() {
-            return End::Retry;
+            break End::Retry;
         }
         let anchor = ids.values().next().cloned().unwrap_or_default();
         let mut stream = match ctx.client.open_stream(&anchor, ids.keys().cloned().collect(), CONNECTION_MINUTES).await
         {
             Ok(s) => s,
-            Err(e) if streaming_refused(&e) => return End::StreamingRefused,
+            Err(e) if streaming_refused(&e) => break 'conn End::StreamingRefused,
             Err(e) => {
                 tracing::warn!(
                     "EWS: the notification stream could not be opened: {e}; trying again in {} s",
@@ -318,7 +352,7 @@ async fn streaming(ctx: &Ctx, group: &[String]) -> End {
                         };
                         lost_ids.extend(named);
                     } else if m.status.code == "ErrorInvalidRequest" {
-                        return End::StreamingRefused;
+                        break 'conn End::StreamingRefused;
                     } else {
                         tracing::warn!("EWS: the notification stream reported {}", m.status.code);
                         broke = true;
@@ -352,15 +386,19 @@ async fn streaming(ctx: &Ctx, group: &[String]) -> End {
         }
         if !lost_ids.is_empty() {
             // Subscribe those mailboxes again and catch up on what they missed.
+            for id in &lost_ids {
+                ctx.release(id);
+            }
             let mailboxes: Vec<String> = lost_ids.iter().filter_map(|id| ids.remove(id)).collect();
             let mut again = Vec::new();
             for mailbox in &mailboxes {
                 match ctx.client.subscribe(mailbox, Kind::Streaming).await {
                     Ok(s) => {
+                        ctx.hold(&s.subscription_id, mailbox);
                         ids.insert(s.subscription_id, mailbox.clone());
                         again.push(mailbox.clone());
                     }
-                    Err(e) if streaming_refused(&e) => return End::StreamingRefused,
+                    Err(e) if streaming_refused(&e) => break 'conn End::StreamingRefused,
                     Err(e) => {
                         tracing::warn!(mailbox = %mailbox, "EWS: could not subscribe again: {e}");
                         ctx.mode(WatchMode::Polling, vec![mailbox.clone()]);
@@ -374,7 +412,13 @@ async fn streaming(ctx: &Ctx, group: &[String]) -> End {
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(60));
         }
+    };
+    // Falling back: end the streaming subscriptions rather than leave them to lapse.
+    for (id, mailbox) in &ids {
+        let _ = ctx.client.unsubscribe(mailbox, id).await;
+        ctx.release(id);
     }
+    end
 }
 
 async fn pull(ctx: &Ctx, group: &[String]) -> End {
@@ -394,6 +438,7 @@ async fn pull(ctx: &Ctx, group: &[String]) -> End {
         if started.elapsed() >= ctx.options.retry_refused {
             for (mailbox, (id, _)) in &subs {
                 let _ = ctx.client.unsubscribe(mailbox, id).await;
+                ctx.release(id);
             }
             return End::Retry;
         }
@@ -412,6 +457,7 @@ async fn pull(ctx: &Ctx, group: &[String]) -> End {
                         }
                     }
                     Err(e) if e.code().is_some_and(lost) => {
+                        ctx.release(id);
                         again.push(mailbox.clone());
                         break;
                     }
@@ -425,6 +471,7 @@ async fn pull(ctx: &Ctx, group: &[String]) -> End {
         for mailbox in again {
             match ctx.client.subscribe(&mailbox, kind.clone()).await {
                 Ok(s) => {
+                    ctx.hold(&s.subscription_id, &mailbox);
                     subs.insert(mailbox.clone(), (s.subscription_id, s.watermark));
                 }
                 Err(e) => {
