@@ -9,7 +9,9 @@
 //!    with a change reports its mailbox changed. Streaming connections are budgeted per server
 //!    ([`crate::transport::streaming_budget`]: `WatchOptions::streaming_connections`, at most a
 //!    quarter of the connection limit), so they cannot starve sync requests; groups beyond the
-//!    budget use pull subscriptions.
+//!    budget use pull subscriptions, as do groups the server refuses a connection
+//!    (`ErrorExceededConnectionCount`: Exchange Server allows an account 3 open streaming
+//!    connections by default, `HangingConnectionLimit`; Exchange Online 10).
 //! 2. **pull**, when the server refuses streaming (Exchange 2007 answers `ErrorInvalidRequest`
 //!    or a schema fault) or the budget is spent: a pull subscription per mailbox, read with
 //!    GetEvents every `WatchOptions::pull_interval`. Streaming is tried again after
@@ -328,6 +330,11 @@ async fn streaming(ctx: &Ctx, group: &[String]) -> End {
         {
             Ok(s) => s,
             Err(e) if streaming_refused(&e) => break 'conn End::StreamingRefused,
+            Err(e) if e.code() == Some("ErrorExceededConnectionCount") => {
+                // The account's streaming connections are spent (HangingConnectionLimit).
+                tracing::warn!("EWS: {e}; using pull subscriptions for these mailboxes for now");
+                break 'conn End::Retry;
+            }
             Err(e) => {
                 tracing::warn!(
                     "EWS: the notification stream could not be opened: {e}; trying again in {} s",
