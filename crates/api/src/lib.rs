@@ -45,6 +45,10 @@
 //!   at-least-once, the message id is the receiver's deduplication key.
 //! - **Sync** (`sync.rs`): triggers and the periodic loop run the same per-calendar path,
 //!   one run per calendar at a time, and record a `SyncStatus` with an actionable hint.
+//! - **Change notifications** (`notifications.rs`): Graph's arrive at `/notifications/graph`
+//!   (with a public URL); EWS connections are watched over connections calbridge opens
+//!   (streaming, else pull, else polling). Both queue a calendar's sync; calendars notified
+//!   either way are only reconciled every `reconcile_interval`.
 //! - **Connection kinds**: the API serves the kinds it is given connectors for
 //!   ([`ApiState::new`]). A new kind (EWS) is its connector in the binary's list, a variant of
 //!   `dto::Settings` with its arms in `Settings::from_core`, `routes/connections.rs`'s

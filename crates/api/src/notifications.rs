@@ -404,6 +404,11 @@ async fn read_watch(
             }
         }
     }
+    // The watch ended: its calendars are polled until a new one starts.
+    let mut modes = state.watch_modes();
+    for id in calendars.values().flatten() {
+        modes.remove(id);
+    }
 }
 
 /// Whether a calendar learns of changes from an EWS watch (streaming or pull).
