@@ -125,6 +125,7 @@ impl Api {
         let worker = tokio::spawn(calbridge_api::webhooks::run_worker(state.clone()));
         let notified = tokio::spawn(calbridge_api::notifications::run_sync_queue(state.clone()));
         let keeper = tokio::spawn(calbridge_api::notifications::run_subscriptions(state.clone()));
+        let watcher = tokio::spawn(calbridge_api::notifications::run_ews_notifications(state.clone()));
         let key = |scope| {
             let store = store.clone();
             async move { calbridge_api::auth::create_key(store.as_ref(), "e2e", scope).await.unwrap().0 }
@@ -140,7 +141,7 @@ impl Api {
             read,
             store,
             dir,
-            _tasks: vec![server, worker, notified, keeper],
+            _tasks: vec![server, worker, notified, keeper, watcher],
         }
     }
 
@@ -1616,6 +1617,12 @@ fn metric(text: &str, line_start: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// How many events of a calendar's day two (in the store) have this subject.
+async fn events_named(api: &Api, calendar: i64, subject: &str) -> usize {
+    let events = api.ok("GET", &format!("/calendars/{calendar}/events?{}", day(2)), None).await;
+    events.as_array().unwrap().iter().filter(|e| e["subject"] == subject).count()
+}
+
 /// Change notifications over Graph: with a public URL, calbridge subscribes each linked
 /// calendar (the simulator validates the URL as Graph does) and a change made in Exchange
 /// reaches the store in seconds, without any scheduled sync (none runs here, and the
@@ -1637,14 +1644,7 @@ async fn notifications_bring_changes_without_waiting_for_the_reconcile() {
     let (sub_id, _, url) = api.sim.subscriptions().into_iter().find(|(_, m, _)| m == ANN).unwrap();
     assert_eq!(url, format!("{}/notifications/graph", api.base));
 
-    let listed = |subject: &'static str| {
-        let path = format!("/calendars/{ann}/events?{}", day(2));
-        let api = &api;
-        async move {
-            let events = api.ok("GET", &path, None).await;
-            events.as_array().unwrap().iter().filter(|e| e["subject"] == subject).count()
-        }
-    };
+    let listed = |subject: &'static str| events_named(&api, ann, subject);
     api.sim.outlook().create_event(ANN, NewEvent::new("Notified", at(2, 9), at(2, 10))).unwrap();
     eventually("the new event is in the store", || async { listed("Notified").await == 1 }).await;
 
@@ -1681,4 +1681,76 @@ async fn notifications_bring_changes_without_waiting_for_the_reconcile() {
     .await;
     api.sim.outlook().create_event(ANN, NewEvent::new("After", at(2, 15), at(2, 16))).unwrap();
     eventually("the change after resubscribing arrives", || async { listed("After").await == 1 }).await;
+}
+
+/// Change notifications over EWS, which calbridge reads itself (no public URL): a streaming
+/// subscription on the linked calendar, and a change made in Outlook reaches the store in
+/// seconds without any scheduled sync (none runs here, and the reconcile is a day away). A
+/// subscription Exchange drops is made again; when the server refuses streaming, pull
+/// subscriptions read with GetEvents take over; when it refuses subscriptions altogether, the
+/// calendar is left to the scheduled sync (polling). The mode shows in the metrics and logs.
+#[tokio::test]
+async fn ews_notifications_stream_then_pull_then_poll() {
+    let api = Api::start_with(ApiConfig {
+        ews_notifications: true,
+        ews_pull_interval: Duration::from_millis(200),
+        subscription_check: Duration::from_millis(200),
+        reconcile_interval: Duration::from_secs(86_400),
+        ..ApiConfig::default()
+    })
+    .await;
+    let conn = api.connection_over(Protocol::Ews).await;
+    let ann = api.link(conn, ANN, "person").await;
+    let subscribed = |streaming: bool| {
+        let sim = api.sim.clone();
+        move || {
+            let sim = sim.clone();
+            async move {
+                sim.ews_subscriptions().iter().filter(|s| s.mailbox == ANN && s.streaming == streaming).count() == 1
+            }
+        }
+    };
+    eventually("Ann's calendar is streamed", subscribed(true)).await;
+    let watched = |mode: &'static str| {
+        let api = &api;
+        async move {
+            let (_, _, raw) = api.call(Some(&api.admin), "GET", "/metrics", None).await;
+            metric(&raw, &format!("calbridge_ews_watched_calendars{{mode=\"{mode}\"}}")) == 1.0
+        }
+    };
+    eventually("the metrics show it streamed", || watched("streaming")).await;
+    let listed = |subject: &'static str| events_named(&api, ann, subject);
+    api.sim.outlook().create_event(ANN, NewEvent::new("Streamed", at(2, 9), at(2, 10))).unwrap();
+    eventually("the new event is in the store", || async { listed("Streamed").await == 1 }).await;
+
+    // Exchange drops the subscription (a mailbox move): calbridge makes a new one.
+    let first = api.sim.ews_subscriptions()[0].id.clone();
+    assert_eq!(api.sim.ews_drop_subscriptions(ANN), 1);
+    eventually("a new streaming subscription", || async {
+        api.sim.ews_subscriptions().iter().any(|s| s.mailbox == ANN && s.streaming && s.id != first)
+    })
+    .await;
+    api.sim.outlook().create_event(ANN, NewEvent::new("Resubscribed", at(2, 11), at(2, 12))).unwrap();
+    eventually("the change after resubscribing arrives", || async { listed("Resubscribed").await == 1 }).await;
+
+    // The server refuses streaming (as Exchange 2007 does): pull subscriptions take over.
+    api.sim.ews_refuse_streaming(true);
+    api.sim.ews_drop_subscriptions(ANN);
+    eventually("Ann's calendar is pulled", subscribed(false)).await;
+    eventually("the metrics show it pulled", || watched("pull")).await;
+    api.sim.outlook().create_event(ANN, NewEvent::new("Pulled", at(2, 13), at(2, 14))).unwrap();
+    eventually("the change arrives by GetEvents", || async { listed("Pulled").await == 1 }).await;
+
+    // No subscriptions at all: the calendar is left to the scheduled sync.
+    api.sim.ews_refuse_subscriptions(true);
+    api.sim.ews_drop_subscriptions(ANN);
+    eventually("the metrics show it polled", || watched("polling")).await;
+    assert!(api.sim.ews_subscriptions().is_empty());
+    let logged = String::from_utf8_lossy(&logs().lock().unwrap()).to_string();
+    for mode in ["streaming (1 mailboxes)", "pull (1 mailboxes)", "polling (1 mailboxes)"] {
+        assert!(logged.contains(&format!("EWS change notifications: {mode}")), "{mode} is logged");
+    }
+    for subject in ["Streamed", "Resubscribed", "Pulled"] {
+        assert_eq!(listed(subject).await, 1, "{subject} once");
+    }
 }

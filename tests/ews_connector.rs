@@ -1,6 +1,8 @@
 //! The EWS connection test (`EwsConnector::diagnose`) against the simulator: a passing
 //! diagnosis, and failing ones whose hints name the fix — a wrong password, an account
-//! without the ApplicationImpersonation role, a mailbox that does not exist.
+//! without the ApplicationImpersonation role, a mailbox that does not exist; and its change
+//! notifications (`Remote::watch`): streaming within the budget, pull beyond it, lost and
+//! dropped subscriptions.
 
 use calbridge_core::connector::{CheckResult, Connector, Probe};
 use calbridge_core::model::*;
@@ -132,4 +134,105 @@ async fn the_test_mailbox_is_checked_first_before_anything_is_linked() {
     let test = checks.iter().find(|c| c.name == "mailbox.test").unwrap();
     assert_eq!(test.result, CheckResult::Fail, "{checks:#?}");
     assert!(test.hint.as_deref().unwrap().contains("Full Access"), "{test:?}");
+}
+
+/// Waits (up to 15 s) for the watch's events until `done` holds for what was seen so far.
+async fn watch_until(
+    watch: &mut Box<dyn calbridge_core::remote::Watch>,
+    seen: &mut Vec<calbridge_core::remote::WatchEvent>,
+    what: &str,
+    done: impl Fn(&[calbridge_core::remote::WatchEvent]) -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !done(seen) {
+        match tokio::time::timeout_at(deadline, watch.next()).await {
+            Ok(Some(e)) => seen.push(e),
+            Ok(None) => panic!("the watch ended before {what}"),
+            Err(_) => panic!("timed out waiting until {what}: {seen:?}"),
+        }
+    }
+}
+
+fn in_mode(seen: &[calbridge_core::remote::WatchEvent], mode: calbridge_core::remote::WatchMode) -> usize {
+    use calbridge_core::remote::WatchEvent;
+    seen.iter()
+        .filter_map(|e| match e {
+            WatchEvent::Mode { mode: m, mailboxes } if *m == mode => Some(mailboxes.len()),
+            _ => None,
+        })
+        .sum()
+}
+
+fn changed(seen: &[calbridge_core::remote::WatchEvent], mailbox: &str) -> bool {
+    use calbridge_core::remote::WatchEvent;
+    seen.iter().any(|e| matches!(e, WatchEvent::Changed(m) if m.iter().any(|x| x == mailbox)))
+}
+
+/// One streaming connection carries many mailboxes; the per-server streaming budget holds, and
+/// what it cannot carry is watched with pull subscriptions; lost events and dropped
+/// subscriptions are reported as changes and subscribed again.
+#[tokio::test]
+async fn a_watch_streams_many_mailboxes_over_one_connection_within_the_budget() {
+    use calbridge_core::remote::{WatchMode, WatchOptions};
+    let w = World::on(Protocol::Ews).await;
+    let mailboxes: Vec<String> =
+        ["ann", "bob", "room1", "room2", "projector1"].iter().map(|m| format!("{m}@fabrikam.example")).collect();
+    let options = WatchOptions {
+        streaming_connections: 1,
+        pull_interval: std::time::Duration::from_millis(200),
+        ..WatchOptions::default()
+    };
+    let mut watch = w.remote.watch(mailboxes.clone(), options.clone()).await.unwrap();
+    let mut seen = Vec::new();
+    // Streamed, and reported changed once (whatever happened before the subscriptions).
+    watch_until(&mut watch, &mut seen, "all five are streamed", |s| {
+        in_mode(s, WatchMode::Streaming) == 5 && changed(s, "ann@fabrikam.example")
+    })
+    .await;
+    let subs = w.sim.ews_subscriptions();
+    assert_eq!((subs.len(), subs.iter().all(|s| s.streaming)), (5, true), "{subs:?}");
+    for _ in 0..100 {
+        if w.sim.ews_open_streams() == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(w.sim.ews_open_streams(), 1, "one connection for the five");
+
+    seen.clear();
+    let bob = "bob@fabrikam.example";
+    let start = chrono::Utc::now() + chrono::Duration::days(2);
+    w.sim
+        .outlook()
+        .create_event(bob, calbridge_sim::NewEvent::new("Hello", start, start + chrono::Duration::hours(1)))
+        .unwrap();
+    watch_until(&mut watch, &mut seen, "Bob's change is reported", |s| changed(s, bob)).await;
+    assert!(!changed(&seen, "ann@fabrikam.example"), "only Bob changed: {seen:?}");
+
+    // The budget is spent: a second watch on the same server pulls.
+    let mut second = w.remote.watch(vec!["scheduler@fabrikam.example".into()], options).await.unwrap();
+    let mut seen2 = Vec::new();
+    watch_until(&mut second, &mut seen2, "the second watch pulls", |s| in_mode(s, WatchMode::Pull) == 1).await;
+    assert_eq!(w.sim.ews_open_streams(), 1, "still one streaming connection");
+
+    // Lost events, then a dropped subscription: each reported as a change, subscribed again.
+    seen.clear();
+    assert_eq!(w.sim.ews_miss_events(bob), 1);
+    watch_until(&mut watch, &mut seen, "Bob's lost events are reported", |s| changed(s, bob)).await;
+    seen.clear();
+    assert_eq!(w.sim.ews_drop_subscriptions(bob), 1);
+    watch_until(&mut watch, &mut seen, "Bob's dropped subscription is reported", |s| changed(s, bob)).await;
+    for _ in 0..100 {
+        if w.sim.ews_subscriptions().iter().any(|s| s.mailbox == bob && s.streaming) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(w.sim.ews_subscriptions().iter().any(|s| s.mailbox == bob && s.streaming), "Bob is subscribed again");
+    seen.clear();
+    w.sim
+        .outlook()
+        .create_event(bob, calbridge_sim::NewEvent::new("Again", start, start + chrono::Duration::hours(1)))
+        .unwrap();
+    watch_until(&mut watch, &mut seen, "Bob's next change is reported", |s| changed(s, bob)).await;
 }

@@ -187,7 +187,7 @@ async fn lost_create_response_is_not_duplicated_on_retry(p: Protocol) {
     assert_eq!(w.local(&cal).await.len(), 1, "no duplicate locally either");
 }
 
-/// R20: a sync's changes to many events take a few requests, not one each: JSON batches over
+/// R21: a sync's changes to many events take a few requests, not one each: JSON batches over
 /// Graph, one CreateItem / UpdateItem / DeleteItem (after one GetItem) over EWS.
 async fn changes_to_many_events_travel_together(p: Protocol) {
     let w = World::on(p).await;
@@ -230,7 +230,7 @@ async fn changes_to_many_events_travel_together(p: Protocol) {
     assert_eq!(idle.pushed.total() + idle.pulled.total(), 0, "{idle:?}");
 }
 
-/// R20: over Graph, changes to independent events travel in JSON batches of up to 20; an
+/// R21: over Graph, changes to independent events travel in JSON batches of up to 20; an
 /// inner request that is throttled goes again alone in a later batch; a batch whose answer is
 /// lost after its changes were applied duplicates nothing.
 #[tokio::test]

@@ -8,8 +8,9 @@
 
 use calbridge_ews::wire::envelope::{self, RequestHeader};
 use calbridge_ews::wire::ops::{
-    convert_id, create_item, decline_item, delete_item, find_item, get_folder, get_item, get_room_lists, get_rooms,
-    get_user_availability, resolve_names, sync_folder_items, update_item,
+    convert_id, create_item, decline_item, delete_item, find_item, get_events, get_folder, get_item, get_room_lists,
+    get_rooms, get_streaming_events, get_user_availability, resolve_names, subscribe, sync_folder_items, unsubscribe,
+    update_item,
 };
 use calbridge_ews::wire::xml::{self, Limits};
 use libfuzzer_sys::fuzz_target;
@@ -36,4 +37,8 @@ fuzz_target!(|data: &[u8]| {
     let _ = resolve_names::Request::parse(body);
     let _ = sync_folder_items::Request::parse(body);
     let _ = update_item::Request::parse(body);
+    let _ = subscribe::Request::parse(body);
+    let _ = get_streaming_events::Request::parse(body);
+    let _ = get_events::Request::parse(body);
+    let _ = unsubscribe::Request::parse(body);
 });

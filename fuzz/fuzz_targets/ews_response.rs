@@ -8,8 +8,9 @@
 use calbridge_ews::convert;
 use calbridge_ews::wire::envelope::{self, Fault, ServerVersionInfo};
 use calbridge_ews::wire::ops::{
-    convert_id, create_item, decline_item, delete_item, find_item, get_folder, get_item, get_room_lists, get_rooms,
-    get_user_availability, resolve_names, sync_folder_items, update_item,
+    convert_id, create_item, decline_item, delete_item, find_item, get_events, get_folder, get_item, get_room_lists,
+    get_rooms, get_streaming_events, get_user_availability, resolve_names, subscribe, sync_folder_items, unsubscribe,
+    update_item,
 };
 use calbridge_ews::wire::types::Item;
 use calbridge_ews::wire::xml::{self, Limits, NodeExt, NS_TYPES};
@@ -17,6 +18,10 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let limits = Limits::default();
+    // A streamed answer is cut into envelopes before each is read.
+    if let Ok(s) = std::str::from_utf8(data) {
+        let _ = get_streaming_events::next_envelope(s);
+    }
     let Ok(text) = xml::decode(data, limits) else { return };
     let Ok(doc) = xml::parse(text, limits) else { return };
     let Ok(env) = envelope::split(&doc) else { return };
@@ -42,6 +47,10 @@ fuzz_target!(|data: &[u8]| {
     let _ = resolve_names::parse_response(body);
     let _ = update_item::parse_response(body);
     let _ = sync_folder_items::parse_response(body);
+    let _ = subscribe::parse_response(body);
+    let _ = get_streaming_events::parse_response(body);
+    let _ = get_events::parse_response(body);
+    let _ = unsubscribe::parse_response(body);
     // Every item, wherever it appears, read and converted to calbridge's model as the remote
     // does with what it pulled (the parsers above stop at a message's first error; this
     // reaches the items after it too).

@@ -45,6 +45,10 @@
 //!   at-least-once, the message id is the receiver's deduplication key.
 //! - **Sync** (`sync.rs`): triggers and the periodic loop run the same per-calendar path,
 //!   one run per calendar at a time, and record a `SyncStatus` with an actionable hint.
+//! - **Change notifications** (`notifications.rs`): Graph's arrive at `/notifications/graph`
+//!   (with a public URL); EWS connections are watched over connections calbridge opens
+//!   (streaming, else pull, else polling). Both queue a calendar's sync; calendars notified
+//!   either way are only reconciled every `reconcile_interval`.
 //! - **Connection kinds**: the API serves the kinds it is given connectors for
 //!   ([`ApiState::new`]). A new kind (EWS) is its connector in the binary's list, a variant of
 //!   `dto::Settings` with its arms in `Settings::from_core`, `routes/connections.rs`'s
@@ -109,8 +113,17 @@ pub struct ApiConfig {
     /// How often calendars with live notifications are reconciled all the same (a full check
     /// that catches anything missed); the others sync every `sync_interval`.
     pub reconcile_interval: Duration,
-    /// How often subscriptions are checked: made where missing, renewed before they expire.
+    /// How often subscriptions are checked: made where missing, renewed before they expire
+    /// (and which calendars EWS connections watch).
     pub subscription_check: Duration,
+    /// EWS connections' change notifications (streaming, else pull, else polling), which need
+    /// no public URL. Off unless set (`calbridge serve` turns it on by default).
+    pub ews_notifications: bool,
+    /// How often EWS pull subscriptions are read when the server refuses streaming.
+    pub ews_pull_interval: Duration,
+    /// The most long-lived EWS streaming connections per Exchange server and connection (each
+    /// carries up to 200 mailboxes; never more than a quarter of `max_connections`).
+    pub ews_streaming_connections: usize,
     /// This process's name among the workers sharing the store.
     pub worker_id: String,
     /// With several workers on one database: how long a calendar's lease lasts without a
@@ -132,6 +145,9 @@ impl Default for ApiConfig {
             public_url: None,
             reconcile_interval: Duration::from_secs(3600),
             subscription_check: Duration::from_secs(60),
+            ews_notifications: false,
+            ews_pull_interval: Duration::from_secs(15),
+            ews_streaming_connections: 2,
             worker_id: "calbridge".into(),
             lease_ttl: None,
         }
@@ -167,6 +183,8 @@ struct Inner {
     /// Each connection's adapter, with a digest of the settings and secret it was made with:
     /// syncs share its token, its connections and its per-mailbox budgets.
     remotes: Mutex<HashMap<i64, KeptRemote>>,
+    /// How calendars of EWS connections learn of changes (see `notifications`).
+    watch_modes: Mutex<HashMap<CalendarId, calbridge_core::remote::WatchMode>>,
 }
 
 /// A connection's adapter and the digest of the settings and secret it was made with.
@@ -211,6 +229,7 @@ impl ApiState {
                 sync_queue: notifications::SyncQueue::default(),
                 leases: Mutex::new(HashMap::new()),
                 remotes: Mutex::new(HashMap::new()),
+                watch_modes: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -246,6 +265,13 @@ impl ApiState {
     /// Replaces the set of calendars this worker holds.
     pub(crate) fn set_leases(&self, leases: Vec<calbridge_core::store::Lease>) {
         *self.inner.leases.lock().expect("lease lock") = leases.into_iter().map(|l| (l.calendar_id, l)).collect();
+    }
+
+    /// How calendars of EWS connections learn of changes, by calendar.
+    pub(crate) fn watch_modes(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<CalendarId, calbridge_core::remote::WatchMode>> {
+        self.inner.watch_modes.lock().expect("watch modes")
     }
 
     pub(crate) fn sync_queue(&self) -> &notifications::SyncQueue {

@@ -48,6 +48,10 @@ pub struct Metrics {
     retried: AtomicU64,
     failed: AtomicU64,
     notifications: Mutex<BTreeMap<&'static str, u64>>,
+    /// Calendars of EWS connections by how they learn of changes.
+    watched: Mutex<BTreeMap<&'static str, u64>>,
+    /// EWS notifications that reported a calendar changed.
+    ews_changes: AtomicU64,
 }
 
 /// How a webhook attempt ended, for `calbridge_webhook_deliveries_total{result}`.
@@ -78,6 +82,16 @@ impl Metrics {
     /// (no such subscription) or `malformed`.
     pub fn notification(&self, result: &'static str) {
         *self.notifications.lock().expect("metrics lock").entry(result).or_default() += 1;
+    }
+
+    /// The calendars of EWS connections, by notification mode (`streaming`, `pull`, `polling`).
+    pub fn set_watched(&self, counts: BTreeMap<&'static str, u64>) {
+        *self.watched.lock().expect("metrics lock") = counts;
+    }
+
+    /// EWS notifications reported `n` calendars changed.
+    pub fn ews_changes(&self, n: u64) {
+        self.ews_changes.fetch_add(n, Ordering::Relaxed);
     }
 
     pub fn webhook_attempt(&self, a: Attempt) {
@@ -166,6 +180,24 @@ impl Metrics {
             "counter",
             "Change notifications received from Exchange, by result (rejected: a wrong clientState).",
             &refs,
+        );
+        let watched = self.watched.lock().expect("metrics lock").clone();
+        let samples: Vec<(String, String)> = ["streaming", "pull", "polling"]
+            .iter()
+            .map(|m| (format!("{{mode=\"{m}\"}}"), watched.get(m).copied().unwrap_or(0).to_string()))
+            .collect();
+        let refs: Vec<(&str, String)> = samples.iter().map(|(l, v)| (l.as_str(), v.clone())).collect();
+        family(
+            "calbridge_ews_watched_calendars",
+            "gauge",
+            "Calendars of EWS connections by how calbridge learns of their changes (polling: by the scheduled sync).",
+            &refs,
+        );
+        family(
+            "calbridge_ews_notifications_total",
+            "counter",
+            "Calendar changes EWS notifications (streaming or pull) reported.",
+            &[("", get(&self.ews_changes).to_string())],
         );
         out
     }

@@ -18,11 +18,20 @@
 //!   `reauthorizationRequired` renews now, `subscriptionRemoved` subscribes again and syncs,
 //!   `missed` syncs.
 //!
-//! Calendars with a live subscription are still reconciled every
+//! - **EWS** ([`run_ews_notifications`]). EWS notifications are read by calbridge over
+//!   connections it opens (no public URL): per EWS connection, one `Remote::watch` over the
+//!   mailboxes of the calendars this worker may sync, kept in step with the links and leases
+//!   every `subscription_check`. The adapter streams (one long-lived connection per 200
+//!   mailboxes, within a small per-server budget), falls back to pull subscriptions when
+//!   streaming is refused and to the scheduled sync when subscriptions are; each reported
+//!   change queues its calendar. The mode of each connection is logged (info) when it changes
+//!   and counted in `calbridge_ews_watched_calendars{mode}`.
+//!
+//! Calendars with a live subscription (or a streaming or pull EWS watch) are still reconciled every
 //! `ApiConfig::reconcile_interval` (hourly by default) to catch anything a notification
 //! missed; the others sync every `sync_interval` (see [`crate::sync::run_periodic`]).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
 use axum::body::Bytes;
@@ -32,7 +41,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use calbridge_core::connector::NotificationSignal;
 use calbridge_core::model::CalendarId;
-use calbridge_core::remote::RemoteError;
+use calbridge_core::remote::{RemoteError, WatchEvent, WatchMode, WatchOptions};
 use calbridge_core::store::NotificationSubscription;
 use chrono::Utc;
 use tokio::sync::Notify;
@@ -259,4 +268,157 @@ pub async fn keep_subscriptions(state: &ApiState, url: &str) -> Result<(), calbr
 /// Whether a calendar has a subscription that has not expired.
 pub fn is_live(held: &[NotificationSubscription], calendar: CalendarId) -> bool {
     held.iter().any(|s| s.calendar_id == calendar && s.expires_at > Utc::now())
+}
+
+/// A running EWS watch: what it covers and the task that reads it.
+struct Watching {
+    connection: calbridge_core::model::Connection,
+    /// Mailbox (lower case) → its calendars.
+    calendars: BTreeMap<String, Vec<CalendarId>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Keeps one EWS watch per EWS connection over the calendars this worker may sync, for ever
+/// (the caller aborts it on shutdown); returns at once unless `ApiConfig::ews_notifications`.
+pub async fn run_ews_notifications(state: ApiState) {
+    if !state.config().ews_notifications {
+        return;
+    }
+    let mut running: BTreeMap<i64, Watching> = BTreeMap::new();
+    loop {
+        if let Err(e) = keep_ews_watches(&state, &mut running).await {
+            tracing::warn!("EWS change notifications could not be checked: {e}");
+        }
+        tokio::time::sleep(state.config().subscription_check).await;
+    }
+}
+
+async fn keep_ews_watches(
+    state: &ApiState,
+    running: &mut BTreeMap<i64, Watching>,
+) -> Result<(), calbridge_core::store::StoreError> {
+    let connections = state.store().connections().await?;
+    let mut seen = BTreeSet::new();
+    for conn in connections {
+        let Ok(remote) = state.remote(&conn).await else { continue };
+        if !remote.watches_notifications() {
+            continue;
+        }
+        let mut calendars: BTreeMap<String, Vec<CalendarId>> = BTreeMap::new();
+        for cal in state.store().calendars(Some(conn.id)).await? {
+            if state.sync_right(cal.id) != crate::leases::SyncRight::Elsewhere {
+                calendars.entry(cal.email.to_ascii_lowercase()).or_default().push(cal.id);
+            }
+        }
+        if calendars.is_empty() {
+            continue;
+        }
+        seen.insert(conn.id);
+        if running.get(&conn.id).is_some_and(|w| w.calendars == calendars && w.connection == conn) {
+            continue;
+        }
+        if let Some(old) = running.remove(&conn.id) {
+            forget_modes(state, &old);
+        }
+        let options = WatchOptions {
+            pull_interval: state.config().ews_pull_interval,
+            streaming_connections: state.config().ews_streaming_connections,
+            ..WatchOptions::default()
+        };
+        match remote.watch(calendars.keys().cloned().collect(), options).await {
+            Ok(watch) => {
+                let task = tokio::spawn(read_watch(state.clone(), conn.name.clone(), calendars.clone(), watch));
+                running.insert(conn.id, Watching { connection: conn, calendars, task });
+            }
+            Err(e) => tracing::warn!(connection = %conn.name, "EWS change notifications could not start: {e}"),
+        }
+    }
+    let gone: Vec<i64> = running.keys().filter(|id| !seen.contains(id)).copied().collect();
+    for id in gone {
+        if let Some(old) = running.remove(&id) {
+            forget_modes(state, &old);
+        }
+    }
+    publish_modes(state);
+    Ok(())
+}
+
+fn forget_modes(state: &ApiState, w: &Watching) {
+    let mut modes = state.watch_modes();
+    for id in w.calendars.values().flatten() {
+        modes.remove(id);
+    }
+}
+
+fn publish_modes(state: &ApiState) {
+    let mut counts: BTreeMap<&'static str, u64> = BTreeMap::new();
+    for m in state.watch_modes().values() {
+        *counts.entry(m.as_str()).or_default() += 1;
+    }
+    state.metrics().set_watched(counts);
+}
+
+/// Acts on one watch's events: changes queue their calendars; modes are recorded, and
+/// logged when a connection's mix of modes changes.
+async fn read_watch(
+    state: ApiState,
+    connection: String,
+    calendars: BTreeMap<String, Vec<CalendarId>>,
+    mut watch: Box<dyn calbridge_core::remote::Watch>,
+) {
+    let mut by_mailbox: BTreeMap<String, WatchMode> = BTreeMap::new();
+    let mut logged: Option<BTreeMap<WatchMode, usize>> = None;
+    while let Some(event) = watch.next().await {
+        match event {
+            WatchEvent::Changed(mailboxes) => {
+                let mut n = 0;
+                for m in mailboxes {
+                    for id in calendars.get(&m.to_ascii_lowercase()).into_iter().flatten() {
+                        state.sync_queue().push(*id);
+                        n += 1;
+                    }
+                }
+                state.metrics().ews_changes(n);
+            }
+            WatchEvent::Mode { mode, mailboxes } => {
+                {
+                    let mut modes = state.watch_modes();
+                    for m in mailboxes {
+                        let m = m.to_ascii_lowercase();
+                        for id in calendars.get(&m).into_iter().flatten() {
+                            modes.insert(*id, mode);
+                        }
+                        by_mailbox.insert(m, mode);
+                    }
+                }
+                publish_modes(&state);
+                let mut mix: BTreeMap<WatchMode, usize> = BTreeMap::new();
+                for m in by_mailbox.values() {
+                    *mix.entry(*m).or_default() += 1;
+                }
+                if logged.as_ref() != Some(&mix) {
+                    let text: Vec<String> =
+                        mix.iter().map(|(m, n)| format!("{} ({n} mailboxes)", m.as_str())).collect();
+                    tracing::info!(connection = %connection, "EWS change notifications: {}", text.join(", "));
+                    logged = Some(mix);
+                }
+            }
+        }
+    }
+    // The watch ended: its calendars are polled until a new one starts.
+    let mut modes = state.watch_modes();
+    for id in calendars.values().flatten() {
+        modes.remove(id);
+    }
+}
+
+/// Whether a calendar learns of changes from an EWS watch (streaming or pull).
+pub fn is_watched(state: &ApiState, calendar: CalendarId) -> bool {
+    state.watch_modes().get(&calendar).is_some_and(|m| *m != WatchMode::Polling)
 }

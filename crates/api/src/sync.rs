@@ -217,8 +217,9 @@ async fn sync_calendars_of(
 }
 
 /// Syncs every connection, then waits `interval`, for ever (the caller aborts it on shutdown).
-/// A calendar with a live change-notification subscription is only reconciled, when its last
-/// run is older than `reconcile_interval`: notifications bring its changes meanwhile.
+/// A calendar with a live change-notification subscription (Graph) or a streaming or pull EWS
+/// watch is only reconciled, when its last run is older than `reconcile_interval`:
+/// notifications bring its changes meanwhile.
 pub async fn run_periodic(state: ApiState, interval: Duration) {
     loop {
         let held = state.store().subscriptions().await.unwrap_or_default();
@@ -229,7 +230,7 @@ pub async fn run_periodic(state: ApiState, interval: Duration) {
             if state.sync_right(cal.id) == SyncRight::Elsewhere {
                 return false; // another worker's
             }
-            if !crate::notifications::is_live(&held, cal.id) {
+            if !crate::notifications::is_live(&held, cal.id) && !crate::notifications::is_watched(&state, cal.id) {
                 return true;
             }
             statuses.iter().find(|s| s.calendar_id == cal.id).is_none_or(|s| now - s.last_run >= reconcile)

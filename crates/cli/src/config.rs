@@ -71,6 +71,9 @@ struct RawServe {
     public_url: Option<String>,
     reconcile_interval_secs: Option<u64>,
     lease_secs: Option<u64>,
+    ews_notifications: Option<bool>,
+    ews_pull_interval_secs: Option<u64>,
+    ews_streaming_connections: Option<usize>,
 }
 
 /// The `[serve]` table, as given (unset keys take the flags' defaults).
@@ -89,6 +92,12 @@ pub struct ServeConfig {
     pub reconcile_interval_secs: Option<u64>,
     /// Seconds a worker's lease on a calendar lasts (PostgreSQL stores).
     pub lease_secs: Option<u64>,
+    /// EWS change notifications (streaming, pull, polling); on unless false.
+    pub ews_notifications: Option<bool>,
+    /// Seconds between reads of EWS pull subscriptions.
+    pub ews_pull_interval_secs: Option<u64>,
+    /// Long-lived EWS streaming connections per server and connection (0: pull only).
+    pub ews_streaming_connections: Option<usize>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -536,7 +545,13 @@ impl Config {
             public_url: raw.serve.public_url,
             reconcile_interval_secs: raw.serve.reconcile_interval_secs,
             lease_secs: raw.serve.lease_secs,
+            ews_notifications: raw.serve.ews_notifications,
+            ews_pull_interval_secs: raw.serve.ews_pull_interval_secs,
+            ews_streaming_connections: raw.serve.ews_streaming_connections,
         };
+        if serve.ews_pull_interval_secs == Some(0) {
+            bail!("configuration error at serve.ews_pull_interval_secs: 0. Fix: use 1 or more (default 15)");
+        }
         if serve.webhook_max_attempts == Some(0) {
             bail!("configuration error at serve.webhook_max_attempts: 0. Fix: use 1 or more (default 12)");
         }

@@ -65,6 +65,19 @@ pub struct ServeArgs {
     /// [default: 3600, or serve.reconcile_interval_secs].
     #[arg(long, env = "CALBRIDGE_RECONCILE_INTERVAL")]
     reconcile_interval: Option<u64>,
+    /// EWS change notifications: streaming, else pull subscriptions, else the scheduled sync
+    /// (true or false) [default: true, or serve.ews_notifications].
+    #[arg(long, env = "CALBRIDGE_EWS_NOTIFICATIONS")]
+    ews_notifications: Option<bool>,
+    /// Seconds between reads of EWS pull subscriptions, used when the server refuses
+    /// streaming [default: 15, or serve.ews_pull_interval_secs].
+    #[arg(long, env = "CALBRIDGE_EWS_PULL_INTERVAL")]
+    ews_pull_interval: Option<u64>,
+    /// Long-lived EWS streaming connections per Exchange server (each carries up to 200
+    /// mailboxes; at most a quarter of the connection's max_connections; 0: pull only)
+    /// [default: 2, or serve.ews_streaming_connections].
+    #[arg(long, env = "CALBRIDGE_EWS_STREAMING_CONNECTIONS")]
+    ews_streaming_connections: Option<usize>,
     /// This worker's name among the `serve` processes sharing a PostgreSQL store
     /// [default: host name and process id].
     #[arg(long, env = "CALBRIDGE_WORKER_ID")]
@@ -120,6 +133,9 @@ pub async fn serve(config: Option<&Path>, args: ServeArgs) -> Result<()> {
         None => None,
     };
     let lease_secs = args.lease_secs.or(serve_cfg.lease_secs).unwrap_or(30).max(1);
+    let ews_notifications = args.ews_notifications.or(serve_cfg.ews_notifications).unwrap_or(true);
+    let ews_pull_secs = args.ews_pull_interval.or(serve_cfg.ews_pull_interval_secs).unwrap_or(15).max(1);
+    let ews_streams = args.ews_streaming_connections.or(serve_cfg.ews_streaming_connections).unwrap_or(2);
     let worker_id = args.worker_id.filter(|w| !w.trim().is_empty()).unwrap_or_else(default_worker_id);
     let shared = cfg.store.trim_start().starts_with("postgres");
     let app = App::open(cfg).await?;
@@ -142,6 +158,9 @@ pub async fn serve(config: Option<&Path>, args: ServeArgs) -> Result<()> {
         sync_interval: (sync_interval > 0).then(|| Duration::from_secs(sync_interval)),
         public_url: public_url.clone(),
         reconcile_interval: Duration::from_secs(reconcile_secs.max(60)),
+        ews_notifications,
+        ews_pull_interval: Duration::from_secs(ews_pull_secs),
+        ews_streaming_connections: ews_streams,
         worker_id: worker_id.clone(),
         // Several workers share a PostgreSQL store; a SQLite file has one.
         lease_ttl: shared.then(|| Duration::from_secs(lease_secs)),
@@ -160,6 +179,14 @@ pub async fn serve(config: Option<&Path>, args: ServeArgs) -> Result<()> {
         Some(u) => println!("  change notifications: {}", calbridge_api::notifications::notification_url(u)),
         None => println!("  change notifications: off (no --public-url); calendars sync every {sync_interval} s"),
     }
+    if ews_notifications {
+        println!(
+            "  EWS change notifications: on (streaming over at most {ews_streams} connection(s) per server, else pull \
+             every {ews_pull_secs} s, else polling)"
+        );
+    } else {
+        println!("  EWS change notifications: off; EWS calendars sync every {sync_interval} s");
+    }
     if shared {
         println!("  worker {worker_id}: sharing the calendars with the other workers of this database ({lease_secs} s leases)");
     }
@@ -168,6 +195,7 @@ pub async fn serve(config: Option<&Path>, args: ServeArgs) -> Result<()> {
     let worker = tokio::spawn(calbridge_api::webhooks::run_worker(state.clone()));
     let notified = tokio::spawn(calbridge_api::notifications::run_sync_queue(state.clone()));
     let keeper = tokio::spawn(calbridge_api::notifications::run_subscriptions(state.clone()));
+    let watcher = tokio::spawn(calbridge_api::notifications::run_ews_notifications(state.clone()));
     let scheduler = (sync_interval > 0)
         .then(|| tokio::spawn(calbridge_api::sync::run_periodic(state.clone(), Duration::from_secs(sync_interval))));
     let served = calbridge_api::serve(listener, state.clone(), shutdown_signal()).await;
@@ -177,6 +205,7 @@ pub async fn serve(config: Option<&Path>, args: ServeArgs) -> Result<()> {
     worker.abort();
     notified.abort();
     keeper.abort();
+    watcher.abort();
     if let Some(s) = scheduler {
         s.abort();
     }

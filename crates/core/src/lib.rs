@@ -19,7 +19,9 @@
 //!   hints), implemented per connection kind by the protocol adapters.
 //! - [`remote`] and [`store`]: the two seams. `Remote` is implemented by the Graph and EWS
 //!   adapters, `Store` by SQLite and PostgreSQL. Their errors are classified here so the
-//!   engine only ever sees a class, never a protocol detail.
+//!   engine only ever sees a class, never a protocol detail. Change notifications fit the
+//!   `Remote` seam in two styles: push (Graph posts to calbridge: subscribe, renew,
+//!   unsubscribe) and pull (EWS: `Remote::watch` returns a `Watch` yielding `WatchEvent`s).
 //!
 //! Rules of this crate: no tokio, reqwest, sqlx, axum or hyper (CI checks it); no clock and
 //! no randomness — time and ids are parameters, so tests control them.

@@ -2,6 +2,15 @@
 //!
 //! Implemented by `calbridge-graph` (and `calbridge-ews`). Every adapter classifies its
 //! protocol's errors once, into [`RemoteError`]; the engine only ever sees the class.
+//!
+//! Change notifications come in two styles, and an adapter offers at most one:
+//! - **push** ([`Remote::pushes_notifications`], Graph): Exchange POSTs to an endpoint of
+//!   calbridge's, so calbridge needs a public URL; it subscribes, renews and unsubscribes
+//!   per calendar ([`Remote::subscribe`], [`Remote::renew`], [`Remote::unsubscribe`]).
+//! - **pull** ([`Remote::watches_notifications`], EWS): calbridge opens the connections itself
+//!   and reads the notifications ([`Remote::watch`]); no public URL. A [`Watch`] covers many
+//!   mailboxes, keeps its subscriptions itself, and reports which mailboxes changed and in
+//!   which [`WatchMode`] each is watched.
 
 use std::time::Duration;
 
@@ -152,6 +161,24 @@ pub trait Remote: Send + Sync {
         Ok(())
     }
 
+    /// Whether calbridge can read change notifications over connections it opens itself (EWS
+    /// streaming and pull subscriptions); see [`Remote::watch`].
+    fn watches_notifications(&self) -> bool {
+        false
+    }
+
+    /// Starts watching the default calendars of `mailboxes` for changes, for as long as the
+    /// returned [`Watch`] is kept (dropping it ends the watch). Its events say which
+    /// mailboxes changed (or may have: events were lost, a connection broke) and how each is
+    /// watched; a mailbox reported in [`WatchMode::Polling`] is not watched, and calbridge's
+    /// scheduled sync covers it.
+    async fn watch(&self, mailboxes: Vec<String>, options: WatchOptions) -> Result<Box<dyn Watch>, RemoteError> {
+        let _ = (mailboxes, options);
+        Err(RemoteError::Permanent(
+            "this protocol has no notifications calbridge can read itself; calbridge polls".into(),
+        ))
+    }
+
     /// Time this adapter has waited so far because Exchange throttled it, inside its own
     /// retries (which the engine does not see). It only grows: a caller measures a run's waits
     /// as the difference before and after it.
@@ -165,4 +192,65 @@ pub trait Remote: Send + Sync {
 pub struct RemoteSubscription {
     pub id: String,
     pub expires: DateTime<Utc>,
+}
+
+/// How a watched mailbox learns of changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WatchMode {
+    /// Exchange streams notifications over a connection calbridge holds open.
+    Streaming,
+    /// calbridge asks Exchange for notifications at an interval.
+    Pull,
+    /// Not watched (Exchange refused the subscriptions): the scheduled sync polls it.
+    Polling,
+}
+
+impl WatchMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WatchMode::Streaming => "streaming",
+            WatchMode::Pull => "pull",
+            WatchMode::Polling => "polling",
+        }
+    }
+}
+
+/// What a [`Watch`] reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WatchEvent {
+    /// These mailboxes' calendars changed, or may have (lost events, a subscription made
+    /// again, a connection that broke): sync them. Duplicates are harmless.
+    Changed(Vec<String>),
+    /// These mailboxes are now watched in `mode`.
+    Mode { mode: WatchMode, mailboxes: Vec<String> },
+}
+
+/// A running watch over mailboxes' calendars (see [`Remote::watch`]).
+#[async_trait]
+pub trait Watch: Send {
+    /// The next event; `None` once the watch has ended.
+    async fn next(&mut self) -> Option<WatchEvent>;
+}
+
+/// How a watch behaves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WatchOptions {
+    /// How often pull subscriptions are read, when streaming is refused.
+    pub pull_interval: Duration,
+    /// The most long-lived streaming connections one watch may hold to a server; mailboxes
+    /// beyond what they carry use pull subscriptions.
+    pub streaming_connections: usize,
+    /// How long until a watch tries again what Exchange refused (streaming, subscriptions).
+    pub retry_refused: Duration,
+}
+
+impl Default for WatchOptions {
+    fn default() -> Self {
+        WatchOptions {
+            pull_interval: Duration::from_secs(15),
+            streaming_connections: 2,
+            retry_refused: Duration::from_secs(900),
+        }
+    }
 }

@@ -28,8 +28,9 @@ use crate::error::{EwsError, MAX_BACK_OFF};
 use crate::transport::{Answer, Credentials, TokenSource, Transport, TransportOptions};
 use crate::wire::envelope::{self, ConnectingSid, Fault, RequestHeader, Status};
 use crate::wire::ops::{
-    create_item, decline_item, delete_item, get_folder, get_item, get_room_lists, get_rooms, get_user_availability,
-    resolve_names, sync_folder_items, update_item, Message,
+    create_item, decline_item, delete_item, get_events, get_folder, get_item, get_room_lists, get_rooms,
+    get_streaming_events, get_user_availability, resolve_names, subscribe, sync_folder_items, unsubscribe, update_item,
+    Message,
 };
 use crate::wire::types::{Body, EmailAddress, Folder, FolderRef, Item, ItemId, ItemRef, Shape};
 use crate::wire::xml::{self, Limits, Node, WireError, XmlWriter};
@@ -488,6 +489,64 @@ impl EwsClient {
             requested_view: "FreeBusy".into(),
         };
         self.call("GetUserAvailability", None, true, |w| req.write(w), get_user_availability::parse_response).await
+    }
+}
+
+impl EwsClient {
+    /// Subscribes to changes of `mailbox`'s calendar (streaming or pull). Not retried when
+    /// the request may have been processed: a lost subscription lapses on its own.
+    pub async fn subscribe(&self, mailbox: &str, kind: subscribe::Kind) -> Result<subscribe::Subscribed, EwsError> {
+        let req = subscribe::Request::calendar(kind, self.calendar_folder(mailbox));
+        let msgs = self.call("Subscribe", Some(mailbox), false, |w| req.write(w), subscribe::parse_response).await?;
+        single("Subscribe", msgs)
+    }
+
+    /// A pull subscription's events since `watermark`.
+    pub async fn get_events(
+        &self,
+        mailbox: &str,
+        subscription_id: &str,
+        watermark: &str,
+    ) -> Result<get_events::Notification, EwsError> {
+        let req = get_events::Request { subscription_id: subscription_id.into(), watermark: watermark.into() };
+        let msgs = self.call("GetEvents", Some(mailbox), true, |w| req.write(w), get_events::parse_response).await?;
+        single("GetEvents", msgs)
+    }
+
+    /// Ends a subscription; one Exchange no longer has is fine.
+    pub async fn unsubscribe(&self, mailbox: &str, subscription_id: &str) -> Result<(), EwsError> {
+        let req = unsubscribe::Request { subscription_id: subscription_id.into() };
+        let msgs = self.call("Unsubscribe", Some(mailbox), true, |w| req.write(w), unsubscribe::parse_response).await?;
+        match single("Unsubscribe", msgs) {
+            Err(e) if e.code() == Some("ErrorSubscriptionNotFound") => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Opens a GetStreamingEvents connection for `subscription_ids` (made as `anchor`'s, or
+    /// on its server), for `minutes` (1–30). The envelopes arrive through the returned
+    /// stream; an answer that is not a stream (a fault) is its error.
+    pub async fn open_stream(
+        &self,
+        anchor: &str,
+        subscription_ids: Vec<String>,
+        minutes: u32,
+    ) -> Result<crate::streaming::EnvelopeStream, EwsError> {
+        let req = get_streaming_events::Request { subscription_ids, connection_timeout: minutes.clamp(1, 30) };
+        let xml = envelope::request(&self.header(Some(anchor)), |w| req.write(w));
+        match self.inner.transport.open_stream(xml, Some(anchor)).await? {
+            crate::transport::StreamAnswer::Streaming(s) => Ok(crate::streaming::EnvelopeStream::new(s)),
+            crate::transport::StreamAnswer::Complete(answer) => {
+                // A fault or an error answer: read it as the operation's response.
+                let msgs = read_answer("GetStreamingEvents", &answer, &get_streaming_events::parse_response)?;
+                Ok(crate::streaming::EnvelopeStream::finished(msgs))
+            }
+        }
+    }
+
+    /// The origin requests go to and its connection limit (for the streaming budget).
+    pub fn server(&self) -> (String, u32) {
+        (self.inner.transport.origin(), self.inner.transport.max_connections())
     }
 }
 

@@ -11,14 +11,15 @@
 //! | `wire/xml.rs` | safe parsing (roxmltree: no DTD, size, node and nesting-depth limits, namespaces resolved) and a small writer |
 //! | `wire/envelope.rs` | the SOAP envelope: `RequestServerVersion`, `ExchangeImpersonation`, `TimeZoneContext`, `ServerVersionInfo`, faults, response-message status |
 //! | `wire/types.rs` | `ItemId`, folder references, `Mailbox`, `Attendee`, `CalendarItem` (as [`wire::types::Item`]), `Recurrence`, extended properties, property paths and shapes |
-//! | `wire/ops/*.rs` | one file per operation: FindItem, GetItem, SyncFolderItems, CreateItem, UpdateItem, DeleteItem, GetUserAvailability, GetRoomLists, GetRooms, ResolveNames, GetFolder, ConvertId |
+//! | `wire/ops/*.rs` | one file per operation: FindItem, GetItem, SyncFolderItems, CreateItem, UpdateItem, DeleteItem, GetUserAvailability, GetRoomLists, GetRooms, ResolveNames, GetFolder, ConvertId, Subscribe, GetStreamingEvents, GetEvents, Unsubscribe |
 //! | `transport.rs` | HTTP/1.1 on connections calbridge holds itself (NTLM signs in a connection), TLS with rustls, the per-server concurrency limit |
 //! | `ntlm.rs` | the NTLMv2 negotiate and authenticate messages |
 //! | `oauth.rs` | app-only tokens for `https://outlook.office365.com/.default` |
 //! | `client.rs` | [`client::EwsClient`]: the envelope headers (version, impersonation, UTC time zone context, `X-AnchorMailbox`), `ErrorServerBusy` back-off, one method per operation |
 //! | `error.rs` | [`error::EwsError`] and its classification into the engine's `RemoteError`, with hints that name the missing role or right |
 //! | `convert.rs` | calendar items ↔ calbridge's `EventData`; the provenance extended property |
-//! | `remote.rs` | [`remote::EwsRemote`], the `Remote` seam: SyncFolderItems + GetItem, CreateItem, UpdateItem, DeleteItem |
+//! | `remote.rs` | [`remote::EwsRemote`], the `Remote` seam: SyncFolderItems + GetItem, CreateItem, UpdateItem, DeleteItem; `watch` (see `streaming.rs`) |
+//! | `streaming.rs` | [`streaming::EwsWatch`]: change notifications calbridge reads itself — streaming subscriptions over budgeted long-lived GetStreamingEvents connections, pull subscriptions read with GetEvents when streaming is refused, polling when subscriptions are |
 //! | `connector.rs` | [`connector::EwsConnector`]: adapters for stored connections and the connection test |
 //!
 //! The adapter depends on calbridge-core (the model and the `Remote` seam) and, for the
@@ -45,6 +46,7 @@ mod ntlm;
 pub mod oauth;
 pub mod recurrence;
 pub mod remote;
+pub mod streaming;
 #[doc(hidden)]
 pub mod testing;
 pub mod transport;

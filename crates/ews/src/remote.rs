@@ -300,6 +300,18 @@ fn in_window(start: Option<&str>, end: Option<&str>, window: &Window) -> bool {
 
 #[async_trait]
 impl Remote for EwsRemote {
+    fn watches_notifications(&self) -> bool {
+        true
+    }
+
+    async fn watch(
+        &self,
+        mailboxes: Vec<String>,
+        options: calbridge_core::remote::WatchOptions,
+    ) -> Result<Box<dyn calbridge_core::remote::Watch>, RemoteError> {
+        Ok(Box::new(crate::streaming::watch(self.client.clone(), mailboxes, options)))
+    }
+
     fn throttled_wait(&self) -> std::time::Duration {
         self.client.throttled_wait()
     }

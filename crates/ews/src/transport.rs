@@ -9,7 +9,10 @@
 //!
 //! Concurrency: requests in flight to one server (scheme, host and port) are bounded by a
 //! semaphore shared by every connection calbridge has to that server — Exchange's
-//! `EWSMaxConcurrency` (27 by default) counts a caller's concurrent requests per server.
+//! `EWSMaxConcurrency` (27 by default) counts a caller's concurrent requests per server. A
+//! streaming answer ([`Transport::open_stream`], GetStreamingEvents) holds its permit for as
+//! long as it is read, so long-lived streams are budgeted separately (see
+//! [`streaming_budget`]) to leave the other permits to syncs.
 //!
 //! TLS with rustls: the public (webpki) roots plus, optionally, a PEM file of the
 //! organisation's CA certificates. Plain HTTP is accepted for loopback only, where the
@@ -148,6 +151,47 @@ fn server_limit(origin: &str, max: u32) -> Arc<Semaphore> {
     static SERVERS: OnceLock<Mutex<HashMap<String, Arc<Semaphore>>>> = OnceLock::new();
     let mut map = SERVERS.get_or_init(Default::default).lock().expect("server limits");
     map.entry(origin.to_string()).or_insert_with(|| Arc::new(Semaphore::new(max.max(1) as usize))).clone()
+}
+
+/// The streaming connections calbridge may hold to a server, by origin: at most `wanted`, and
+/// never more than a quarter of the server's connection limit (at least one), so that
+/// streams cannot starve sync requests.
+pub fn streaming_budget(origin: &str, wanted: usize, max_connections: u32) -> Arc<Semaphore> {
+    static SERVERS: OnceLock<Mutex<HashMap<String, Arc<Semaphore>>>> = OnceLock::new();
+    let cap = wanted.min((max_connections as usize / 4).max(1));
+    let mut map = SERVERS.get_or_init(Default::default).lock().expect("streaming budgets");
+    map.entry(origin.to_string()).or_insert_with(|| Arc::new(Semaphore::new(cap))).clone()
+}
+
+/// A streamed answer being read: its body arrives in pieces for as long as the server keeps
+/// it open. Holds a permit of the server's connection limit until dropped.
+pub struct Streamed {
+    body: hyper::body::Incoming,
+    _permit: OwnedSemaphorePermit,
+    _conn: Conn,
+}
+
+impl Streamed {
+    /// The next piece of the body; `None` when the server ended the answer.
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>, String> {
+        loop {
+            match self.body.frame().await {
+                None => return Ok(None),
+                Some(Err(e)) => return Err(e.to_string()),
+                Some(Ok(f)) => {
+                    if let Ok(data) = f.into_data() {
+                        return Ok(Some(data));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What [`Transport::open_stream`] got: a stream, or a whole answer (a fault, an error).
+pub enum StreamAnswer {
+    Streaming(Streamed),
+    Complete(Answer),
 }
 
 fn is_loopback(host: &url::Host<&str>) -> bool {
@@ -419,6 +463,101 @@ impl Transport {
                 true,
             )),
         }
+    }
+
+    /// Sends `body` and returns as soon as the answer's headers arrived: a 200 is read as a
+    /// stream (GetStreamingEvents), anything else whole. The connection serves only this
+    /// answer; NTLM signs it in first when needed.
+    pub async fn open_stream(&self, body: String, anchor: Option<&str>) -> Result<StreamAnswer, EwsError> {
+        let permit: OwnedSemaphorePermit = self
+            .limit
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| self.transport_error("the client is shutting down", false))?;
+        let body = Bytes::from(body);
+        let opened = async {
+            let mut conn = self.checkout().await?;
+            let authorization = match &self.credentials {
+                Credentials::Basic { username, password } => {
+                    let raw = format!("{username}:{}", password.expose());
+                    Some(format!("Basic {}", BASE64_STANDARD.encode(raw)))
+                }
+                Credentials::Bearer(source) => Some(format!("Bearer {}", source.token().await?)),
+                Credentials::Ntlm { username, domain, password } if !conn.authenticated => {
+                    self.handshakes.fetch_add(1, Ordering::Relaxed);
+                    let negotiate = crate::ntlm::negotiate();
+                    let (answer, keep) = self
+                        .exchange(&mut conn, self.request(&body, anchor, Some(&format!("NTLM {negotiate}"))))
+                        .await?;
+                    if answer.status != 401 {
+                        return Ok(Err(answer));
+                    }
+                    let challenge = answer
+                        .headers
+                        .get_all(WWW_AUTHENTICATE)
+                        .iter()
+                        .filter_map(|v| v.to_str().ok())
+                        .find_map(|v| v.strip_prefix("NTLM ").map(|c| c.trim().to_string()))
+                        .ok_or_else(|| self.unauthorized(&answer.headers))?;
+                    if !keep {
+                        return Err(
+                            self.transport_error("the server closed the connection during the NTLM handshake", false)
+                        );
+                    }
+                    let authenticate =
+                        crate::ntlm::authenticate(&challenge, username, domain, password).map_err(|m| {
+                            EwsError::Unauthorized {
+                                auth: "ntlm",
+                                offered: vec![format!("NTLM (its challenge was unusable: {m})")],
+                            }
+                        })?;
+                    Some(format!("NTLM {authenticate}"))
+                }
+                Credentials::Ntlm { .. } => None,
+            };
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            let resp = conn
+                .sender
+                .send_request(self.request(&body, anchor, authorization.as_deref()))
+                .await
+                .map_err(|e| self.transport_error(format!("the request failed: {e}"), !e.is_canceled()))?;
+            Ok(Ok((conn, resp)))
+        };
+        let (mut conn, resp) = match tokio::time::timeout(self.options.request_timeout, opened).await {
+            Ok(Ok(Ok(x))) => x,
+            Ok(Ok(Err(answer))) => return Ok(StreamAnswer::Complete(answer)),
+            Ok(Err(e)) => return Err(e),
+            Err(_) => {
+                return Err(self
+                    .transport_error(format!("no answer within {} s", self.options.request_timeout.as_secs()), true))
+            }
+        };
+        let status = resp.status().as_u16();
+        if status == 200 {
+            conn.authenticated = true;
+            return Ok(StreamAnswer::Streaming(Streamed { body: resp.into_body(), _permit: permit, _conn: conn }));
+        }
+        let headers = resp.headers().clone();
+        let body = Limited::new(resp.into_body(), self.options.max_body_bytes)
+            .collect()
+            .await
+            .map_err(|e| self.transport_error(format!("the answer broke off: {e}"), true))?
+            .to_bytes();
+        if status == 401 {
+            return Err(self.unauthorized(&headers));
+        }
+        Ok(StreamAnswer::Complete(Answer { status, headers, body }))
+    }
+
+    /// The origin (scheme, host, port) requests go to.
+    pub fn origin(&self) -> String {
+        self.url.origin().ascii_serialization()
+    }
+
+    /// The connection limit to this server.
+    pub fn max_connections(&self) -> u32 {
+        self.options.max_connections
     }
 
     fn unauthorized(&self, headers: &HeaderMap) -> EwsError {

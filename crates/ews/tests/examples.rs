@@ -10,10 +10,13 @@ use calbridge_ews::wire::xml::{parse, Limits, WireError};
 
 /// Examples that are not what a server or client would send, with the documentation bug
 /// that makes them so; each must fail with a clear error, not parse into something wrong.
-const DOC_BUGS: &[(&str, &str)] = &[(
-    "FindItem/05-request-how-to-delete-appointments-and-cancel-meetings-by-using-ews-in-exchange.xml",
-    "the messages namespace has a trailing space",
-)];
+const DOC_BUGS: &[(&str, &str)] = &[
+    (
+        "FindItem/05-request-how-to-delete-appointments-and-cancel-meetings-by-using-ews-in-exchange.xml",
+        "the messages namespace has a trailing space",
+    ),
+    ("Subscribe/07-request-subscribe-operation.xml", "the Subscribe element has no namespace"),
+];
 
 /// Requests that use features calbridge does not read (other FindItem views); their parse
 /// must say so.
@@ -140,6 +143,14 @@ fn every_example_of_the_operations_calbridge_uses_parses_and_rewrites_valid() {
     response_roundtrip!(ews, "GetRooms", get_rooms, failures, count);
     request_roundtrip!(ews, "ConvertId", convert_id, failures, count);
     response_roundtrip!(ews, "ConvertId", convert_id, failures, count);
+    request_roundtrip!(ews, "Subscribe", subscribe, failures, count);
+    response_roundtrip!(ews, "Subscribe", subscribe, failures, count);
+    request_roundtrip!(ews, "GetStreamingEvents", get_streaming_events, failures, count);
+    response_roundtrip!(ews, "GetStreamingEvents", get_streaming_events, failures, count);
+    request_roundtrip!(ews, "GetEvents", get_events, failures, count);
+    response_roundtrip!(ews, "GetEvents", get_events, failures, count);
+    request_roundtrip!(ews, "Unsubscribe", unsubscribe, failures, count);
+    response_roundtrip!(ews, "Unsubscribe", unsubscribe, failures, count);
     assert!(count > 150, "only {count} examples were found");
     assert!(failures.is_empty(), "{} of {count} examples failed:\n{}", failures.len(), failures.join("\n"));
 }
@@ -252,4 +263,84 @@ fn documented_values_are_read() {
     let r = read("ConvertId", "02-", convert_id::parse_response).unwrap();
     let a = r[0].payload.as_ref().unwrap();
     assert_eq!((a.format.as_str(), a.id.as_str(), a.mailbox.as_str()), ("OwaId", "RgAAAAAS2%2", "user@example.com"));
+}
+
+/// Requests of one operation's examples, parsed.
+fn requests<T>(op: &str, parse: impl Fn(roxmltree::Node<'_, '_>) -> Result<T, WireError>) -> Option<Vec<(String, T)>> {
+    let ews = ews_dir("notification_examples_are_read")?;
+    let out = examples(&ews, op, "request")
+        .into_iter()
+        .filter(|(f, _)| !DOC_BUGS.iter().any(|(b, _)| *b == format!("{op}/{f}")))
+        .map(|(f, raw)| {
+            let t =
+                with_envelope(&f, &raw, |_, body| parse(body)).and_then(|r| r).unwrap_or_else(|e| panic!("{f}: {e}"));
+            (f, t)
+        })
+        .collect();
+    Some(out)
+}
+
+#[test]
+fn notification_examples_are_read() {
+    // Subscribe: a pull request with its timeout, a streaming one, and the answers.
+    let Some(subs) = requests("Subscribe", subscribe::Request::parse) else { return };
+    let pull = &subs.iter().find(|(f, _)| f.starts_with("01-")).unwrap().1;
+    assert_eq!(pull.kind, subscribe::Kind::Pull { timeout_minutes: 5 });
+    assert_eq!(pull.event_types.len(), 6);
+    assert!(
+        matches!(&pull.folder_ids[0], calbridge_ews::wire::types::FolderRef::Distinguished { id, .. } if id == "inbox")
+    );
+    let streaming = &subs.iter().find(|(f, _)| f.starts_with("02-")).unwrap().1;
+    assert_eq!(streaming.kind, subscribe::Kind::Streaming);
+    assert!(streaming.event_types.iter().any(|e| e == "FreeBusyChangedEvent"));
+    let r = read("Subscribe", "03-", subscribe::parse_response).unwrap();
+    let made = r[0].payload.as_ref().unwrap();
+    assert!(made.subscription_id.starts_with("JgBibjFwcjAzbWIy"), "{made:?}");
+    assert_eq!(made.watermark, None, "a streaming subscription has no watermark");
+    let r = read("Subscribe", "05-", subscribe::parse_response).unwrap();
+    let made = r[0].payload.as_ref().unwrap();
+    assert_eq!(
+        (made.subscription_id.as_str(), made.watermark.as_deref()),
+        ("39ea5d0f-f062-455e-a1e9-89c0304390f4", Some("AAAAAHgGAAAAAAAAAQ=="))
+    );
+    let r = read("Subscribe", "06-", subscribe::parse_response).unwrap();
+    assert_eq!(r[0].status.code, "ErrorSubscriptionDelegateAccessNotSupported");
+
+    // GetStreamingEvents: the ids and the connection timeout; the closing envelope.
+    let reqs = requests("GetStreamingEvents", get_streaming_events::Request::parse).unwrap();
+    let first = &reqs.iter().find(|(f, _)| f.starts_with("02-")).unwrap().1;
+    assert_eq!(first.subscription_ids, ["f6bc657d-dde1-4f94-952d-143b95d6483d"]);
+    assert_eq!(first.connection_timeout, 30);
+    let r = read("GetStreamingEvents", "90-", get_streaming_events::parse_response).unwrap();
+    assert!(r[0].status.is_success() && r[0].is_closed(), "{r:?}");
+    assert!(r[0].notifications.is_empty());
+
+    // GetEvents: the subscription and watermark asked for; two events with their watermarks.
+    let reqs = requests("GetEvents", get_events::Request::parse).unwrap();
+    let first = &reqs.iter().find(|(f, _)| f.starts_with("02-")).unwrap().1;
+    assert_eq!(
+        (first.subscription_id.as_str(), first.watermark.as_str()),
+        ("f6bc657d-dde1-4f94-952d-143b95d6483d", "AAAAAMAGAAAAAAAAAQ==")
+    );
+    let r = read("GetEvents", "03-", get_events::parse_response).unwrap();
+    let n = r[0].payload.as_ref().unwrap();
+    assert_eq!(n.subscription_id, "f6bc657d-dde1-4f94-952d-143b95d6483d");
+    assert_eq!((n.previous_watermark.as_deref(), n.more_events), (Some("AAAAAMAGAAAAAAAAAQ=="), Some(false)));
+    assert_eq!(n.events.len(), 2);
+    assert_eq!(n.events[0].kind, "NewMailEvent");
+    assert_eq!(n.events[0].item_id.as_ref().map(|i| i.id.as_str()), Some("AQApAHR"));
+    assert_eq!(n.events[1].time_stamp.as_deref(), Some("2006-08-22T01:00:50Z"));
+    assert_eq!(n.last_watermark(), Some("AAAAAOQGAAAAAAAAAQ=="));
+    assert!(n.has_changes());
+    let r = read("GetEvents", "04-", get_events::parse_response).unwrap();
+    assert_eq!(r[0].status.code, "ErrorSubscriptionAccessDenied");
+
+    // Unsubscribe: the id; done, or not found.
+    let reqs = requests("Unsubscribe", unsubscribe::Request::parse).unwrap();
+    assert_eq!(reqs[0].1.subscription_id, "e6fbf5c1-7e26-4bc6-a5f2-882063d5e34e");
+    assert!(read("Unsubscribe", "02-", unsubscribe::parse_response).unwrap()[0].status.is_success());
+    assert_eq!(
+        read("Unsubscribe", "03-", unsubscribe::parse_response).unwrap()[0].status.code,
+        "ErrorSubscriptionNotFound"
+    );
 }

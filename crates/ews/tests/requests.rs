@@ -218,4 +218,25 @@ fn calbridges_requests_validate_and_read_back() {
         }],
     };
     check("ConvertId", |w| r.write(w), |b| convert_id::Request::parse(b).unwrap(), &r);
+
+    // Change notifications on the calendar: streaming and pull subscriptions, reading
+    // them, and ending one.
+    let folder = FolderRef::calendar(Some("room-2.14@contoso.com"));
+    for kind in [subscribe::Kind::Streaming, subscribe::Kind::Pull { timeout_minutes: 30 }] {
+        let r = subscribe::Request::calendar(kind, folder.clone());
+        check("Subscribe", |w| r.write(w), |b| subscribe::Request::parse(b).unwrap(), &r);
+    }
+    let mut r =
+        subscribe::Request::calendar(subscribe::Kind::Pull { timeout_minutes: 1440 }, FolderRef::calendar(None));
+    r.watermark = Some("AAAAAHgGAAAAAAAAAQ==".into());
+    check("Subscribe with a watermark", |w| r.write(w), |b| subscribe::Request::parse(b).unwrap(), &r);
+    let r = get_streaming_events::Request {
+        subscription_ids: vec!["JgBibjFwcjAz=".into(), "f6bc657d-dde1".into()],
+        connection_timeout: 30,
+    };
+    check("GetStreamingEvents", |w| r.write(w), |b| get_streaming_events::Request::parse(b).unwrap(), &r);
+    let r = get_events::Request { subscription_id: "f6bc657d".into(), watermark: "AAAAAMAGAAAAAAAAAQ==".into() };
+    check("GetEvents", |w| r.write(w), |b| get_events::Request::parse(b).unwrap(), &r);
+    let r = unsubscribe::Request { subscription_id: "f6bc657d".into() };
+    check("Unsubscribe", |w| r.write(w), |b| unsubscribe::Request::parse(b).unwrap(), &r);
 }

@@ -27,8 +27,10 @@
 //!                            and Bearer sign-in, impersonation, GetFolder, FindItem, GetItem,
 //!                            CreateItem, UpdateItem, DeleteItem, SyncFolderItems, ConvertId,
 //!                            ResolveNames, GetRoomLists, GetRooms, GetUserAvailability,
-//!                            GetServerTimeZones, on the same mailboxes and change log
-//! control.rs                 /_sim/*: fault injection and statistics for other processes
+//!                            GetServerTimeZones, Subscribe, GetStreamingEvents (streamed),
+//!                            GetEvents, Unsubscribe, on the same mailboxes and change log
+//! ews/notifications.rs       EWS pull and streaming subscriptions, their lifetimes and controls
+//! control.rs                 /_sim/*: fault injection, EWS notification controls, statistics
 //! outlook.rs                 acting as a person in Outlook (for tests)
 //! ```
 //!
@@ -141,6 +143,16 @@ pub struct SimCredentials {
     pub client_secret: String,
 }
 
+/// An EWS subscription the simulator holds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct EwsSubscriptionInfo {
+    pub id: String,
+    /// The mailbox's address.
+    pub mailbox: String,
+    /// Streaming (else pull).
+    pub streaming: bool,
+}
+
 /// A simulated Exchange Online organisation. Cheap to clone (an `Arc` inside).
 #[derive(Clone)]
 pub struct Simulator {
@@ -154,6 +166,8 @@ pub(crate) struct Inner {
     pub faults: Faults,
     pub stats: StatsCounters,
     pub inflight: Mutex<HashMap<String, usize>>,
+    /// EWS pull and streaming subscriptions, and their controls.
+    pub ews_subscriptions: ews::notifications::Registry,
     pub signing_key: Vec<u8>,
     pub instance_id: String,
 }
@@ -234,6 +248,7 @@ impl Simulator {
                 faults,
                 stats: StatsCounters::default(),
                 inflight: Mutex::new(HashMap::new()),
+                ews_subscriptions: Default::default(),
                 signing_key,
                 instance_id,
             }),
@@ -344,6 +359,56 @@ impl Simulator {
     /// `false` for an unknown subscription.
     pub fn lifecycle_event(&self, subscription: &str, event: &str) -> bool {
         self.inner.state.lock().unwrap().lifecycle_event(subscription, event)
+    }
+
+    /// EWS streaming subscriptions are refused (as by Exchange 2007, which has none):
+    /// Subscribe with `StreamingSubscriptionRequest` and GetStreamingEvents answer the
+    /// `ErrorInvalidRequest` fault. Pull subscriptions still work.
+    pub fn ews_refuse_streaming(&self, on: bool) {
+        self.inner.ews_subscriptions.set_refuse_streaming(on);
+    }
+
+    /// Every EWS Subscribe is refused (`ErrorInvalidSubscriptionRequest`).
+    pub fn ews_refuse_subscriptions(&self, on: bool) {
+        self.inner.ews_subscriptions.set_refuse_all(on);
+    }
+
+    /// The live EWS subscriptions.
+    pub fn ews_subscriptions(&self) -> Vec<EwsSubscriptionInfo> {
+        let state = self.inner.state.lock().unwrap();
+        self.inner
+            .ews_subscriptions
+            .list()
+            .into_iter()
+            .map(|(id, key, streaming)| EwsSubscriptionInfo {
+                id,
+                mailbox: state.mailbox_by_key(&key).map(|m| m.email.clone()).unwrap_or(key),
+                streaming,
+            })
+            .collect()
+    }
+
+    /// Drops every EWS subscription on a mailbox, as Exchange does when it moves the mailbox
+    /// or restarts: their next use is `ErrorSubscriptionNotFound`. The number dropped.
+    pub fn ews_drop_subscriptions(&self, mailbox: &str) -> usize {
+        self.inner.ews_subscriptions.drop_mailbox(&mailbox.trim().to_ascii_lowercase())
+    }
+
+    /// The next read of a mailbox's EWS subscriptions reports lost events
+    /// (`ErrorMissedNotificationEvents`) and ends them. The number marked.
+    pub fn ews_miss_events(&self, mailbox: &str) -> usize {
+        self.inner.ews_subscriptions.miss_mailbox(&mailbox.trim().to_ascii_lowercase())
+    }
+
+    /// GetStreamingEvents connections being streamed now.
+    pub fn ews_open_streams(&self) -> usize {
+        self.inner.ews_subscriptions.open_streams.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// How long the simulator's EWS notification "minute" lasts (60 s; shorter in tests):
+    /// `ConnectionTimeout`, the keep-alive interval, and subscription lifetimes count in it.
+    pub fn ews_notification_minute(&self, minute: std::time::Duration) {
+        self.inner.ews_subscriptions.set_minute(minute);
     }
 
     pub fn faults(&self) -> &Faults {

@@ -19,15 +19,20 @@ mod create_item;
 mod decline_item;
 mod delete_item;
 mod find_item;
+mod get_events;
 mod get_folder;
 mod get_item;
 pub(crate) mod get_room_lists;
 mod get_rooms;
 mod get_server_time_zones;
+mod get_streaming_events;
 mod get_user_availability;
+pub(crate) mod notifications;
 mod resolve_names;
 mod series;
+mod subscribe;
 mod sync_folder_items;
+mod unsubscribe;
 mod update_item;
 
 use axum::body::Bytes;
@@ -246,6 +251,10 @@ pub(crate) async fn handler(State(sim): State<Simulator>, request: Request) -> R
     let mut w = XmlWriter::new();
     let operation = env.body.tag_name().name();
     let mutating = matches!(operation, "CreateItem" | "UpdateItem" | "DeleteItem");
+    if operation == "GetStreamingEvents" {
+        // The one answer that is streamed: held open, an envelope at a time.
+        return get_streaming_events::respond(&ctx, env.body).unwrap_or_else(SoapFault::into_response);
+    }
     let outcome = match operation {
         "GetFolder" => get_folder::handle(&ctx, env.body, &mut w),
         "FindItem" => find_item::handle(&ctx, env.body, &mut w),
@@ -260,6 +269,9 @@ pub(crate) async fn handler(State(sim): State<Simulator>, request: Request) -> R
         "GetRooms" => get_rooms::handle(&ctx, env.body, &mut w),
         "GetUserAvailabilityRequest" => get_user_availability::handle(&ctx, env.body, &mut w),
         "GetServerTimeZones" => get_server_time_zones::handle(&ctx, env.body, &mut w),
+        "Subscribe" => subscribe::handle(&ctx, env.body, &mut w),
+        "GetEvents" => get_events::handle(&ctx, env.body, &mut w),
+        "Unsubscribe" => unsubscribe::handle(&ctx, env.body, &mut w),
         // Not ErrorInvalidRequest: clients read that as a wrong server version and retry.
         other => Err(SoapFault {
             code: "ErrorInvalidOperation",

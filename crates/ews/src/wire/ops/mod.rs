@@ -8,13 +8,17 @@ pub mod create_item;
 pub mod decline_item;
 pub mod delete_item;
 pub mod find_item;
+pub mod get_events;
 pub mod get_folder;
 pub mod get_item;
 pub mod get_room_lists;
 pub mod get_rooms;
+pub mod get_streaming_events;
 pub mod get_user_availability;
 pub mod resolve_names;
+pub mod subscribe;
 pub mod sync_folder_items;
+pub mod unsubscribe;
 pub mod update_item;
 
 use super::envelope::{response_messages, Status};
