@@ -108,7 +108,7 @@ use chrono::{DateTime, NaiveTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use error::SimError;
-pub use faults::{FailFault, FaultRequest, Faults, SimStats, ThrottleFault};
+pub use faults::{FailFault, FaultKind, FaultRequest, Faults, RandomFault, SimStats, ThrottleFault};
 pub use outlook::{NewEvent, Outlook};
 pub use scenario::{
     AppSpec, AttendeeSpec, EventSpec, EwsAccountSpec, GenerateSpec, MailboxKind, MailboxSpec, RecurrenceSpec,
