@@ -509,7 +509,9 @@ async fn linked(db: &Path, local_id: &str, remote_id: &str) -> bool {
         .await
         .unwrap_or(None);
     let _ = conn.close().await;
-    found.is_some_and(|(r,)| r == remote_id)
+    // EWS ids are Graph's with `+` and `/` for `-` and `_` (the simulator shows Graph's).
+    let graph = |id: &str| id.replace('+', "-").replace('/', "_");
+    found.is_some_and(|(r,)| graph(&r) == graph(remote_id))
 }
 
 fn patch(c: &Content) -> Value {
@@ -762,7 +764,8 @@ async fn run(protocol: Protocol) {
     cb.kill();
     cb.start(0);
     wait_healthy(&api, &mut cb).await;
-    let model = Arc::try_unwrap(model).ok().unwrap().into_inner().unwrap();
+    let mut model = Arc::try_unwrap(model).ok().unwrap().into_inner().unwrap();
+    let staged = stage_conflicts(&mut model, &mut rng, &sim, &api, &calendars, &dir.join("calbridge.db")).await;
     let mut cycles = 0;
     let mut diffs = Vec::new();
     for cycle in 1..=3 {
@@ -777,7 +780,7 @@ async fn run(protocol: Protocol) {
         "convergence ({protocol:?}, {} form, seed {}): {} mailboxes × {} events; {} kills (SIGKILL) and restarts; \
          Outlook edits: {} creates, {} updates, {} deletes; host application edits through the API: {} creates, {} \
          replaces, {} deletes ({} requests retried while calbridge was down); faults injected: {:?} (total {}); \
-         chaos {:.1} s; converged in {cycles} cycle(s); wall time {:.1} s",
+         chaos {:.1} s; conflicts staged before the cycles: {staged}; converged in {cycles} cycle(s); wall time {:.1} s",
         f.name,
         base,
         f.mailboxes,
@@ -824,6 +827,95 @@ async fn run(protocol: Protocol) {
     }
     drop(cb);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Conflicts made on purpose while no sync runs (over EWS nothing syncs until the first
+/// cycle; over Graph a notification may start one, and the policy gives the same outcome):
+/// in each mailbox, one event of the host application is changed in Outlook and then by the
+/// host application (R3: the host application's content wins), one changed in Outlook and
+/// then deleted by the host application, one changed by the host application and then
+/// deleted in Outlook (R3: a deletion wins over a change). And a pulled event is read-only.
+async fn stage_conflicts(
+    model: &mut Model,
+    rng: &mut Rng,
+    sim: &Simulator,
+    api: &Api,
+    calendars: &[i64],
+    db: &Path,
+) -> String {
+    let (mut both_edited, mut edit_vs_host_delete, mut edit_vs_outlook_delete) = (0, 0, 0);
+    let mut retries = 0;
+    for (mb, _) in calendars.iter().enumerate() {
+        let tagged: BTreeMap<String, String> = exchange_side(sim, &mailbox(mb))
+            .into_iter()
+            .filter_map(|(tag, remote, _)| tag.map(|t| (t, remote)))
+            .collect();
+        let mut linked_ids = Vec::new();
+        for (id, h) in &model.host {
+            if h.mailbox == mb && !h.host_deleted && !h.outlook_deleted {
+                if let Some(remote) = tagged.get(id) {
+                    if linked(db, id, remote).await {
+                        linked_ids.push((id.clone(), remote.clone()));
+                    }
+                }
+            }
+        }
+        for (case, (id, remote)) in linked_ids.into_iter().take(3).enumerate() {
+            model.next += 1;
+            let n = model.next;
+            let outlook_content = content(rng, format!("{id} outlook v{n}"));
+            let host_content = content(rng, format!("{id} host v{n}"));
+            let put = |c: &Content| event_body(None, c);
+            match case {
+                0 | 1 => {
+                    sim.outlook().update_event(&mailbox(mb), &remote, patch(&outlook_content)).unwrap();
+                    model.host.get_mut(&id).unwrap().outlook = Some((outlook_content, Instant::now()));
+                    if case == 0 {
+                        let (status, body) = api
+                            .call(
+                                reqwest::Method::PUT,
+                                &format!("/events/{id}"),
+                                Some(&put(&host_content)),
+                                &mut retries,
+                            )
+                            .await;
+                        assert_eq!(status, 200, "{body}");
+                        let h = model.host.get_mut(&id).unwrap();
+                        (h.content, h.written) = (host_content, Instant::now());
+                        both_edited += 1;
+                    } else {
+                        let (status, body) =
+                            api.call(reqwest::Method::DELETE, &format!("/events/{id}"), None, &mut retries).await;
+                        assert_eq!(status, 204, "{body}");
+                        model.host.get_mut(&id).unwrap().host_deleted = true;
+                        edit_vs_host_delete += 1;
+                    }
+                }
+                _ => {
+                    let (status, body) = api
+                        .call(reqwest::Method::PUT, &format!("/events/{id}"), Some(&put(&host_content)), &mut retries)
+                        .await;
+                    assert_eq!(status, 200, "{body}");
+                    let h = model.host.get_mut(&id).unwrap();
+                    (h.content, h.written) = (host_content, Instant::now());
+                    sim.outlook().delete_event(&mailbox(mb), &remote).unwrap();
+                    model.host.get_mut(&id).unwrap().outlook_deleted = true;
+                    edit_vs_outlook_delete += 1;
+                }
+            }
+        }
+    }
+    // Events from Exchange are read-only in calbridge (R3).
+    let pulled = calbridge_side(api, calendars[0], &mut retries).await.into_iter().find(|e| e.1 == "exchange");
+    if let Some((id, _, c)) = pulled {
+        let (status, body) =
+            api.call(reqwest::Method::PUT, &format!("/events/{id}"), Some(&event_body(None, &c)), &mut retries).await;
+        assert_eq!(status, 409, "a pulled event must be read-only: {body}");
+    }
+    format!(
+        "{both_edited} changed on both sides, {edit_vs_host_delete} changed in Outlook and deleted by the host \
+         application, {edit_vs_outlook_delete} changed by the host application and deleted in Outlook"
+    )
 }
 
 /// One sync of every calendar; answers each calendar's status. Every run must succeed.
