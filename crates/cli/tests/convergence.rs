@@ -744,7 +744,18 @@ async fn run(protocol: Protocol) {
             }
         })
     };
-    for _ in 0..f.kills {
+    let mut expected_kinds =
+        vec!["throttle", "unavailable", "reset", "lost_response", "expired_sync_state", "conflict"];
+    if protocol == Protocol::Graph {
+        expected_kinds.push("duplicate_notifications");
+    }
+    // At least `kills` kills, and on until every kind of fault has happened (at most twice as
+    // long: the kinds are drawn at random).
+    let mut kills = 0;
+    while kills < f.kills
+        || (kills < 2 * f.kills && expected_kinds.iter().any(|k| !sim.stats().faults.contains_key(*k)))
+    {
+        kills += 1;
         tokio::time::sleep(Duration::from_millis(rng.between(f.alive_ms))).await;
         if let Some(status) = cb.exited() {
             panic!("calbridge exited by itself ({status}); see {}", dir.join("serve.log").display());
@@ -808,11 +819,6 @@ async fn run(protocol: Protocol) {
         diffs.iter().take(40).cloned().collect::<Vec<_>>().join("\n")
     );
     assert!(cb.starts - 2 >= 20, "at least 20 kills");
-    let mut expected_kinds =
-        vec!["throttle", "unavailable", "reset", "lost_response", "expired_sync_state", "conflict"];
-    if protocol == Protocol::Graph {
-        expected_kinds.push("duplicate_notifications");
-    }
     for k in expected_kinds {
         assert!(faults.get(k).copied().unwrap_or(0) > 0, "no {k} fault was injected: {faults:?}");
     }

@@ -89,7 +89,7 @@ impl FaultKind {
             FaultKind::Reset => 3,
             FaultKind::LostResponse => 3,
             FaultKind::ExpiredSyncState => 1,
-            FaultKind::Conflict => 3,
+            FaultKind::Conflict => 4,
             FaultKind::DuplicateNotifications => 1,
         }
     }
