@@ -187,6 +187,82 @@ async fn lost_create_response_is_not_duplicated_on_retry(p: Protocol) {
     assert_eq!(w.local(&cal).await.len(), 1, "no duplicate locally either");
 }
 
+/// R20: over Graph, changes to independent events travel in JSON batches of up to 20; an
+/// inner request that is throttled goes again alone in a later batch; a batch whose answer is
+/// lost after its changes were applied duplicates nothing.
+#[tokio::test]
+async fn graph_pushes_travel_in_json_batches() {
+    let w = World::on(Protocol::Graph).await;
+    let cal = w.link(ORGANIZER, CalendarKind::Person).await;
+    w.sync_ok(&cal).await;
+    let subjects = |prefix: &str| -> Vec<String> {
+        let mut s: Vec<String> = w
+            .sim
+            .outlook()
+            .list_events(ORGANIZER)
+            .unwrap()
+            .into_iter()
+            .filter_map(|e| e.subject)
+            .filter(|s| s.starts_with(prefix))
+            .collect();
+        s.sort();
+        s
+    };
+    for i in 0..25 {
+        let id = EventId::new(format!("batched-{i:02}"));
+        w.store
+            .create_local_event(cal.id, &id, &local_data(&format!("Batched {i:02}"), 1 + i / 8, 8 + i as u32 % 8))
+            .await
+            .unwrap();
+    }
+    // Three of the first batch's creates are throttled (the faults are set once the pull is
+    // done) and go again.
+    let sim = w.sim.clone();
+    let throttling = Hooked::new(w.remote.clone())
+        .after_first_changes(Box::new(move || Box::pin(async move { sim.faults().throttle_next(3, 1) })));
+    let before = w.sim.stats();
+    let report = w.engine.sync_calendar(&throttling, &cal, Utc::now()).await;
+    assert!(report.error.is_none(), "{report:?}");
+    let after = w.sim.stats();
+    assert_eq!(report.pushed.created, 25, "{report:?}");
+    let route = |s: &calbridge_sim::SimStats, k: &str| s.by_route.get(k).copied().unwrap_or(0);
+    assert_eq!(route(&after, "event_create") - route(&before, "event_create"), 28, "25 creates, 3 of them twice");
+    assert_eq!(after.throttled_429 - before.throttled_429, 3);
+    // 20 + 5 in two batches, then the 3 throttled ones in a third; nothing alone.
+    assert_eq!(route(&after, "batch") - route(&before, "batch"), 3, "{after:?}");
+    assert_eq!(after.batched_requests - before.batched_requests, 28);
+    assert_eq!(subjects("Batched").len(), 25, "each event once in Exchange");
+    for e in w.local(&cal).await {
+        assert!(w.store.remote_id(&e.id).await.unwrap().is_some(), "every create confirmed and recorded: {e:?}");
+    }
+    let idle = w.sync_ok(&cal).await;
+    assert_eq!(idle.pushed.total() + idle.pulled.total(), 0, "{idle:?}");
+
+    // Updates and deletes batch too; a lost batch answer (the changes were applied) is
+    // reconciled by the next pull, with no duplicate and nothing lost.
+    for i in 0..6 {
+        let id = EventId::new(format!("lost-batch-{i}"));
+        w.store.create_local_event(cal.id, &id, &local_data(&format!("Lost batch {i}"), 2, 8 + i)).await.unwrap();
+    }
+    // The batch's answer is lost, and so is the answer to the client's one retry (Exchange
+    // de-duplicates the creates by transactionId): the push fails.
+    let dropped = w.sim.stats().dropped_responses;
+    w.sim.faults().drop_responses_after_apply(100);
+    let first = w.sync(&cal).await;
+    w.sim.faults().drop_responses_after_apply(0);
+    assert!(w.sim.stats().dropped_responses - dropped >= 2, "the batch and its retry were applied, unanswered");
+    assert!(first.error.is_some(), "the batch could not be confirmed: {first:?}");
+    let second = w.sync_ok(&cal).await;
+    w.sync_ok(&cal).await;
+    assert_eq!(subjects("Lost batch").len(), 6, "each once in Exchange; first {first:?} second {second:?}");
+    let mine: Vec<Event> =
+        w.local(&cal).await.into_iter().filter(|e| e.data.subject.starts_with("Lost batch")).collect();
+    assert_eq!(mine.len(), 6, "no duplicate locally");
+    for e in mine {
+        assert!(w.store.remote_id(&e.id).await.unwrap().is_some(), "linked after the pull: {e:?}");
+    }
+}
+
 /// R14: token failures carry Entra's AADSTS code and the fix, never the secret.
 #[tokio::test]
 async fn token_errors_are_reported_clearly() {

@@ -458,6 +458,15 @@ impl Remote for Hooked {
         }
         self.inner.push(email, change).await
     }
+    async fn push_many(&self, email: &str, changes: &[PushChange]) -> Vec<Result<Option<Confirmed>, RemoteError>> {
+        if changes.iter().any(|c| matches!(c, PushChange::Update { .. })) {
+            let hook = self.before_first_update.lock().unwrap().take();
+            if let Some(hook) = hook {
+                hook().await;
+            }
+        }
+        self.inner.push_many(email, changes).await
+    }
     async fn decline(&self, email: &str, remote_id: &str, comment: &str) -> Result<(), RemoteError> {
         self.inner.decline(email, remote_id, comment).await
     }

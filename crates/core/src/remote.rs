@@ -89,6 +89,28 @@ pub trait Remote: Send + Sync {
     /// Applies one change. `Ok(None)` for a delete; `NotFound` for a delete means it is gone.
     async fn push(&self, email: &str, change: &PushChange) -> Result<Option<Confirmed>, RemoteError>;
 
+    /// Applies several changes to independent events of one mailbox, answering each as
+    /// [`Remote::push`] would, in order. Adapters that can carry several changes in one round
+    /// trip (Graph's JSON batching) override it. The default pushes them one by one and stops
+    /// after the first failure that is not about that change alone (throttling given up on,
+    /// a transport or permission failure): the answers are then fewer than the changes, and
+    /// the rest were not sent.
+    async fn push_many(&self, email: &str, changes: &[PushChange]) -> Vec<Result<Option<Confirmed>, RemoteError>> {
+        let mut answers = Vec::with_capacity(changes.len());
+        for change in changes {
+            let answer = self.push(email, change).await;
+            let stop = matches!(
+                &answer,
+                Err(e) if !matches!(e, RemoteError::VersionConflict | RemoteError::NotFound(_) | RemoteError::Permanent(_))
+            );
+            answers.push(answer);
+            if stop {
+                break;
+            }
+        }
+        answers
+    }
+
     /// The mailbox declines a meeting it was invited to (a room releasing a booking): the
     /// organizer is told and the meeting leaves this mailbox's calendar; the organizer's meeting
     /// stays. `NotFound` when the item is gone; `Permanent` when the mailbox organises it.

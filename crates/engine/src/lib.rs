@@ -444,6 +444,10 @@ impl Engine {
         if !plan.is_empty() {
             tracing::debug!(mailbox = %calendar.email, "push plan:\n{plan}");
         }
+        // Changes to independent events travel together (an adapter that batches sends up to
+        // `PUSH_CHUNK` in one round trip). A series' master or instance goes alone: the order of
+        // a series' changes matters, and a master's version conflict is retried on its own.
+        let mut chunk: Vec<(&Action, PushChange)> = Vec::new();
         for action in &plan.actions {
             let change = match action {
                 Action::CreateRemote { local_id, data } => PushChange::Create {
@@ -464,23 +468,64 @@ impl Engine {
                 }
                 _ => continue,
             };
-            report.requests += 1;
-            let mut result = remote.push(&calendar.email, &change).await;
-            if let (Err(RemoteError::VersionConflict), Action::UpdateRemote { local_id, remote_id, .. }) =
-                (&result, action)
-            {
-                // A series' master changes in Exchange whenever one of its occurrences does,
-                // and Graph's delta never lists masters: read it, take its version (the
-                // three-way rules decide what its content means), and try once more.
-                if snapshot.events.get(local_id).is_some_and(|e| e.data.series.kind == SeriesKind::Master) {
-                    if let Some(retry) =
-                        self.refresh_master(remote, calendar, window, snapshot, remote_id, report).await?
-                    {
-                        report.requests += 1;
-                        result = remote.push(&calendar.email, &retry).await;
+            if touches_series(action, snapshot) {
+                self.push_chunk(remote, calendar, window, snapshot, std::mem::take(&mut chunk), report).await?;
+                self.push_chunk(remote, calendar, window, snapshot, vec![(action, change)], report).await?;
+                continue;
+            }
+            chunk.push((action, change));
+            if chunk.len() == PUSH_CHUNK {
+                self.push_chunk(remote, calendar, window, snapshot, std::mem::take(&mut chunk), report).await?;
+            }
+        }
+        self.push_chunk(remote, calendar, window, snapshot, chunk, report).await
+    }
+
+    /// Pushes changes to independent events (one alone goes with `push`), then commits what
+    /// Exchange confirmed in one transaction. A failure that concerns more than one change
+    /// (throttling given up on, a transport or permission failure) is returned after the
+    /// confirmed changes are committed; the changes left unsent go at the next run.
+    async fn push_chunk(
+        &self,
+        remote: &dyn Remote,
+        calendar: &Calendar,
+        window: &Window,
+        snapshot: &mut Snapshot,
+        items: Vec<(&Action, PushChange)>,
+        report: &mut CalendarReport,
+    ) -> Result<(), SyncError> {
+        let answers = match &items[..] {
+            [] => return Ok(()),
+            [(action, change)] => {
+                report.requests += 1;
+                let mut result = remote.push(&calendar.email, change).await;
+                if let (Err(RemoteError::VersionConflict), Action::UpdateRemote { local_id, remote_id, .. }) =
+                    (&result, action)
+                {
+                    // A series' master changes in Exchange whenever one of its occurrences does,
+                    // and Graph's delta never lists masters: read it, take its version (the
+                    // three-way rules decide what its content means), and try once more.
+                    if snapshot.events.get(local_id).is_some_and(|e| e.data.series.kind == SeriesKind::Master) {
+                        if let Some(retry) =
+                            self.refresh_master(remote, calendar, window, snapshot, remote_id, report).await?
+                        {
+                            report.requests += 1;
+                            result = remote.push(&calendar.email, &retry).await;
+                        }
                     }
                 }
+                vec![result]
             }
+            _ => {
+                report.requests += items.len() as u64;
+                let changes: Vec<PushChange> = items.iter().map(|(_, c)| c.clone()).collect();
+                remote.push_many(&calendar.email, &changes).await
+            }
+        };
+        let mut writes = Vec::new();
+        let mut failure: Option<RemoteError> = None;
+        // Fewer answers than changes: the rest were not sent.
+        for ((action, change), result) in items.iter().zip(answers) {
             let confirmed = match result {
                 Ok(c) => c,
                 Err(RemoteError::NotFound(_)) if matches!(change, PushChange::Delete { .. }) => None,
@@ -496,13 +541,21 @@ impl Engine {
                     report.warnings.push(format!("{action}: {e}"));
                     continue;
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => {
+                    failure.get_or_insert(e);
+                    continue;
+                }
             };
             report.pushed.count(action);
-            let writes = planner::confirm(action, snapshot, calendar.id, confirmed.as_ref());
+            writes.extend(planner::confirm(action, snapshot, calendar.id, confirmed.as_ref()));
+        }
+        if !writes.is_empty() {
             self.commit(calendar, snapshot, writes, CursorUpdate::Keep, report).await?;
         }
-        Ok(())
+        match failure {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
     }
 
     /// Reads a series' master whose update met a newer version, records what the three-way
@@ -606,4 +659,18 @@ impl Engine {
         }
         self.sync_calendar(remote, &calendar, now).await
     }
+}
+
+/// Changes committed together after one `push_many` (Graph's batch limit, so one round trip).
+const PUSH_CHUNK: usize = 20;
+
+/// Whether a push concerns a series (its master or one of its instances).
+fn touches_series(action: &Action, snapshot: &Snapshot) -> bool {
+    let kind_of = |id: &EventId| snapshot.events.get(id).map(|e| e.data.series.kind);
+    let kind = match action {
+        Action::CreateRemote { data, .. } | Action::UpdateRemote { data, .. } => Some(data.series.kind),
+        Action::DeleteRemote { local_id: Some(id), .. } => kind_of(id),
+        _ => None,
+    };
+    kind.is_some_and(|k| k != SeriesKind::Single)
 }

@@ -30,7 +30,7 @@ use url::Url;
 
 use crate::auth::{Clock, SystemClock, TokenProvider};
 use crate::endpoints::{
-    self, calendar_get_schedule, calendar_list, calendar_view, calendar_view_delta, event_create, event_decline,
+    self, batch, calendar_get_schedule, calendar_list, calendar_view, calendar_view_delta, event_create, event_decline,
     event_delete, event_get, event_update, place_list, snippet, subscription_create, subscription_delete,
     subscription_update, user_get, without_query, GraphRequest, TransportRetry,
 };
@@ -305,7 +305,14 @@ impl GraphClient {
     /// Sends `req` on behalf of `mailbox` with retries as described in the module docs; a
     /// non-2xx answer becomes [`GraphError::Api`].
     pub async fn send(&self, mailbox: &str, req: &GraphRequest) -> Result<GraphResponse, GraphError> {
+        self.send_weighted(mailbox, req, 1).await
+    }
+
+    /// [`Self::send`] for a request that counts as `weight` requests against the mailbox's
+    /// concurrency limit and request budget (a `$batch` of several).
+    async fn send_weighted(&self, mailbox: &str, req: &GraphRequest, weight: u32) -> Result<GraphResponse, GraphError> {
         endpoints::check_same_origin(req.operation, &self.inner.base, req.url.as_str())?;
+        let weight = weight.clamp(1, self.inner.options.mailbox_concurrency.max(1) as u32);
         let opts = &self.inner.options;
         let (semaphore, budget) = self.limits(mailbox);
         let mut attempt: u32 = 0;
@@ -317,7 +324,8 @@ impl GraphClient {
             let token = self.inner.auth.token().await?;
             let request_id = uuid::Uuid::new_v4().to_string();
             // Within the mailbox's budget (counted as throttling: it is Exchange's limit).
-            let pace = budget.reserve(std::time::Instant::now());
+            let now = std::time::Instant::now();
+            let pace = (0..weight).map(|_| budget.reserve(now)).max().unwrap_or_default();
             if !pace.is_zero() {
                 tracing::debug!(
                     mailbox,
@@ -328,7 +336,7 @@ impl GraphClient {
                 tokio::time::sleep(pace).await;
             }
             let outcome = {
-                let _permit = semaphore.acquire().await.expect("mailbox semaphores are never closed");
+                let _permit = semaphore.acquire_many(weight).await.expect("mailbox semaphores are never closed");
                 self.inner.requests.fetch_add(1, Ordering::Relaxed);
                 attempt_once(&self.inner.http, req, Some(token.expose()), Some(&request_id)).await
             };
@@ -394,6 +402,88 @@ impl GraphClient {
                 _ => return Err(error),
             }
         }
+    }
+
+    /// Sends `reqs`, all on behalf of `mailbox`, as JSON batches of up to 20 (a single request
+    /// goes alone), and answers each as [`Self::send`] would have: inner requests that were
+    /// throttled (429, 503) go again in a later batch after their `Retry-After`, within the
+    /// same attempt and wait budgets. A batch counts as up to four requests against the
+    /// mailbox's concurrency limit, since Graph runs four of its requests at a time. When a
+    /// batch gets no usable answer, each of its requests fails with that error: some may have
+    /// been applied, as with a request sent alone that got no answer.
+    pub async fn send_batch(&self, mailbox: &str, reqs: &[GraphRequest]) -> Vec<Result<GraphResponse, GraphError>> {
+        let opts = &self.inner.options;
+        let mut out: Vec<Option<Result<GraphResponse, GraphError>>> = vec![None; reqs.len()];
+        let starts: Vec<usize> = (0..reqs.len()).step_by(batch::MAX_REQUESTS).collect();
+        for start in starts {
+            let mut pending: Vec<usize> = (start..reqs.len().min(start + batch::MAX_REQUESTS)).collect();
+            let mut attempt: u32 = 0;
+            let mut waited = Duration::ZERO;
+            while !pending.is_empty() {
+                attempt += 1;
+                if let [only] = pending[..] {
+                    out[only] = Some(self.send(mailbox, &reqs[only]).await);
+                    break;
+                }
+                let items: Vec<GraphRequest> = pending.iter().map(|&i| reqs[i].clone()).collect();
+                let weight = items.len().min(batch::PARALLEL) as u32;
+                let answers = match batch::request(&self.inner.base, &items) {
+                    Ok(b) => match self.send_weighted(mailbox, &b, weight).await {
+                        Ok(r) => batch::parse(&r.body, items.len()),
+                        Err(e) => Err(e),
+                    },
+                    Err(e) => Err(e),
+                };
+                let answers = match answers {
+                    Ok(a) => a,
+                    Err(e) => {
+                        for &i in &pending {
+                            out[i] = Some(Err(e.clone()));
+                        }
+                        break;
+                    }
+                };
+                let now = self.inner.clock.now();
+                let mut again = Vec::new();
+                let mut wait = Duration::ZERO;
+                for (&i, a) in pending.iter().zip(answers) {
+                    if (200..300).contains(&a.status) {
+                        out[i] = Some(Ok(GraphResponse { status: a.status, headers: a.headers, body: a.body }));
+                        continue;
+                    }
+                    let error = self.redact(api_error(reqs[i].operation, a.status, &a.headers, &a.body, now), None);
+                    if matches!(a.status, 429 | 503) && attempt < opts.max_attempts {
+                        let after = match &error {
+                            GraphError::Api { retry_after, .. } => *retry_after,
+                            _ => None,
+                        };
+                        wait = wait.max(after.unwrap_or_else(|| backoff(attempt)));
+                        again.push(i);
+                    }
+                    out[i] = Some(Err(error));
+                }
+                if again.is_empty() || waited.saturating_add(wait) > opts.max_retry_wait {
+                    break; // the throttled ones keep their 429 as their answer
+                }
+                tracing::debug!(
+                    mailbox,
+                    attempt,
+                    throttled = again.len(),
+                    "batch requests throttled; waiting {wait:?}"
+                );
+                self.inner.throttled_ms.fetch_add(wait.as_millis() as u64, Ordering::Relaxed);
+                waited += wait;
+                tokio::time::sleep(wait).await;
+                pending = again;
+            }
+        }
+        out.into_iter()
+            .map(|o| {
+                o.unwrap_or_else(|| {
+                    Err(GraphError::Decode { operation: "JSON batch", message: "no answer was read".into() })
+                })
+            })
+            .collect()
     }
 
     /// `GET /users/{email}`.

@@ -11,7 +11,7 @@
 //! | `types.rs` | Graph v1.0 wire types, names verbatim (`@odata.etag`, `showAs`, `seriesMasterId`); shared with the simulator |
 //! | `endpoints/*.rs` | one file per endpoint: `request()` builds method, URL, headers and body; `parse()` reads the answer. Offline-testable |
 //! | `auth.rs` | client credentials tokens, cached in memory, renewed early, single-flight; the [`Clock`](auth::Clock) |
-//! | `client.rs` | [`GraphClient`](client::GraphClient): bearer token, `client-request-id`, throttling and retries, per-mailbox concurrency, typed calls |
+//! | `client.rs` | [`GraphClient`](client::GraphClient): bearer token, `client-request-id`, throttling and retries, per-mailbox concurrency and request budget, JSON batches (`send_batch`), typed calls |
 //! | `convert.rs` | the only bridge wire ↔ core (events, provenance, time zones, enums) |
 //! | `zones.rs` | time zone names Graph writes (IANA, Windows, `tzone://Microsoft/Utc`) → `chrono_tz` |
 //! | `remote.rs` | [`GraphRemote`](remote::GraphRemote), the `Remote` implementation |

@@ -12,7 +12,8 @@
 //!   limit), with the provenance property; ids Graph no longer has are left out.
 //! - `push`: create (`POST …/calendar/events`, provenance in `transactionId` and the extended
 //!   property), update (`PATCH` with `If-Match`; refused, unsent, without a version), delete
-//!   (`DELETE`; gone already is fine).
+//!   (`DELETE`; gone already is fine). `push_many` sends the same requests as JSON batches of
+//!   up to 20, one round trip each.
 //!
 //! Errors are classified once, by [`GraphError::classify`].
 
@@ -26,6 +27,7 @@ use chrono::{DateTime, Utc};
 use crate::client::GraphClient;
 use crate::convert;
 use crate::endpoints::calendar_view_delta::{DeltaNext, DeltaPage};
+use crate::endpoints::{event_create, event_delete, event_update, GraphRequest};
 use crate::error::GraphError;
 
 /// The Graph adapter of one connection.
@@ -41,6 +43,20 @@ impl GraphRemote {
 
     pub fn client(&self) -> &GraphClient {
         &self.client
+    }
+
+    /// The request that applies `change`: create, conditional update or delete.
+    fn push_request(&self, email: &str, change: &PushChange) -> Result<GraphRequest, GraphError> {
+        let base = self.client.graph_url();
+        match change {
+            PushChange::Create { data, provenance } => {
+                Ok(event_create::request(base, email, &convert::to_wire_create(data, provenance)))
+            }
+            PushChange::Update { remote_id, if_match, data } => {
+                event_update::request(base, email, remote_id, if_match, &convert::to_wire(data))
+            }
+            PushChange::Delete { remote_id } => Ok(event_delete::request(base, email, remote_id)),
+        }
     }
 
     async fn mailbox_from_calendars(&self, email: &str) -> Result<MailboxInfo, GraphError> {
@@ -173,30 +189,36 @@ impl Remote for GraphRemote {
     }
 
     async fn push(&self, email: &str, change: &PushChange) -> Result<Option<Confirmed>, RemoteError> {
-        let confirm = |ev: crate::types::Event, sent| {
-            convert::confirmed(&ev, sent).map_err(|e| {
-                RemoteError::Permanent(format!("Graph confirmed the change but its answer is unusable: {e}"))
-            })
+        let answer = match self.push_request(email, change) {
+            Ok(req) => self.client.send(email, &req).await,
+            Err(e) => Err(e),
         };
-        match change {
-            PushChange::Create { data, provenance } => {
-                let wire = convert::to_wire_create(data, provenance);
-                let ev = self.client.create_event(email, &wire).await?;
-                Ok(Some(confirm(ev, data)?))
+        push_answer(change, answer)
+    }
+
+    /// One `$batch` round trip per 20 changes (see [`GraphClient::send_batch`]).
+    async fn push_many(&self, email: &str, changes: &[PushChange]) -> Vec<Result<Option<Confirmed>, RemoteError>> {
+        let mut answers: Vec<Option<Result<crate::client::GraphResponse, GraphError>>> = vec![None; changes.len()];
+        let mut sendable = Vec::new();
+        let mut requests = Vec::new();
+        for (i, change) in changes.iter().enumerate() {
+            match self.push_request(email, change) {
+                Ok(r) => {
+                    sendable.push(i);
+                    requests.push(r);
+                }
+                // Refused before sending (an update without a version).
+                Err(e) => answers[i] = Some(Err(e)),
             }
-            PushChange::Update { remote_id, if_match, data } => {
-                let wire = convert::to_wire(data);
-                let ev = self.client.update_event(email, remote_id, if_match, &wire).await?;
-                Ok(Some(confirm(ev, data)?))
-            }
-            PushChange::Delete { remote_id } => match self.client.delete_event(email, remote_id).await {
-                Ok(()) => Ok(None),
-                Err(e) => match e.classify() {
-                    RemoteError::NotFound(_) => Ok(None),
-                    other => Err(other),
-                },
-            },
         }
+        for (i, answer) in sendable.into_iter().zip(self.client.send_batch(email, &requests).await) {
+            answers[i] = Some(answer);
+        }
+        changes
+            .iter()
+            .zip(answers)
+            .map(|(change, answer)| push_answer(change, answer.expect("every change is answered or refused")))
+            .collect()
     }
 
     fn pushes_notifications(&self) -> bool {
@@ -271,6 +293,29 @@ impl Remote for GraphRemote {
     }
 }
 
+/// What Graph's answer to a push means: the confirmed version of a created or updated event;
+/// nothing for a delete (gone already is fine).
+fn push_answer(
+    change: &PushChange,
+    answer: Result<crate::client::GraphResponse, GraphError>,
+) -> Result<Option<Confirmed>, RemoteError> {
+    let confirm = |parsed: Result<crate::types::Event, GraphError>, sent| {
+        let ev = parsed.map_err(|e| e.classify())?;
+        convert::confirmed(&ev, sent)
+            .map(Some)
+            .map_err(|e| RemoteError::Permanent(format!("Graph confirmed the change but its answer is unusable: {e}")))
+    };
+    match (change, answer) {
+        (PushChange::Create { data, .. }, Ok(r)) => confirm(event_create::parse(&r.body), data),
+        (PushChange::Update { data, .. }, Ok(r)) => confirm(event_update::parse(&r.body), data),
+        (PushChange::Delete { .. }, Ok(r)) => event_delete::parse(r.status).map(|()| None).map_err(|e| e.classify()),
+        (PushChange::Delete { .. }, Err(e)) => match e.classify() {
+            RemoteError::NotFound(_) => Ok(None),
+            other => Err(other),
+        },
+        (_, Err(e)) => Err(e.classify()),
+    }
+}
 #[cfg(test)]
 mod tests {
     use super::*;

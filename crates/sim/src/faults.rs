@@ -188,8 +188,8 @@ impl Faults {
         self.stop_random();
     }
 
-    /// The seeded random mode: each Graph and EWS request (EWS once signed in), and each batch
-    /// of change notifications, independently meets a fault with probability `rate` (0 to
+    /// The seeded random mode: each Graph request (each request inside a `$batch` too) and
+    /// each EWS request (once signed in), and each batch of change notifications, independently meets a fault with probability `rate` (0 to
     /// 1). The kind is drawn, by weight, among those the request can meet (see
     /// [`FaultKind`]): a lost response only for changes, a conflict only for an update or
     /// delete of an item, an expired sync state only for a delta / SyncFolderItems request.
@@ -388,13 +388,17 @@ fn service_unavailable() -> u16 {
 /// Requests served, as returned by [`crate::Simulator::stats`] and `GET /_sim/stats`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SimStats {
-    /// Every HTTP request answered (token, discovery, Graph, `/_sim`).
+    /// Every HTTP request answered (token, discovery, Graph, `/_sim`); a `$batch` counts once.
     pub requests_total: u64,
-    /// Requests per route kind: `token`, `openid_configuration`, `instance_discovery`,
+    /// Operations per route kind: `token`, `openid_configuration`, `instance_discovery`,
     /// `user_get`, `calendar_list`, `calendar_get`, `event_create`, `event_get`,
     /// `event_update`, `event_delete`, `event_list`, `calendar_view`, `calendar_view_delta`,
-    /// `get_schedule`, `sim`, `other`.
+    /// `get_schedule`, `batch`, `sim`, `other`. The requests inside a `$batch` count here
+    /// under their own kind too (Graph throttles each of them), but not in `requests_total`.
     pub by_route: BTreeMap<String, u64>,
+    /// Requests carried inside `$batch` requests.
+    #[serde(default)]
+    pub batched_requests: u64,
     /// Throttled answers: Graph's 429s (concurrency limit and injected throttling) and EWS's
     /// `ErrorServerBusy` faults.
     pub throttled_429: u64,
@@ -419,6 +423,12 @@ impl StatsCounters {
     pub fn request(&self, route: &str) {
         let mut s = self.inner.lock().unwrap();
         s.requests_total += 1;
+        *s.by_route.entry(route.to_string()).or_insert(0) += 1;
+    }
+    /// A request inside a `$batch`: an operation, not an HTTP request of its own.
+    pub fn batched(&self, route: &str) {
+        let mut s = self.inner.lock().unwrap();
+        s.batched_requests += 1;
         *s.by_route.entry(route.to_string()).or_insert(0) += 1;
     }
     pub fn throttled(&self) {

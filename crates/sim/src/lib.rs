@@ -45,6 +45,7 @@
 //! GET|PATCH|DELETE /v1.0/users/{u}[/calendar|/calendars/{cal}]/events/{id}
 //! GET  /v1.0/users/{u}[/calendar|/calendars/{cal}]/calendarView[/delta]
 //! POST /v1.0/users/{u}/calendar/getSchedule
+//! POST /v1.0/$batch                                             JSON batching (≤ 20, 4 at a time)
 //! POST /EWS/Exchange.asmx                                      EWS (scenario `[[ews_accounts]]`)
 //! POST /_sim/faults, GET /_sim/stats, GET /_sim/health         (scenario `sim_control`)
 //! ```

@@ -93,6 +93,7 @@ pub(crate) fn classify(method: &Method, path: &str) -> (&'static str, Option<Str
         ["v1.0", "users"] => ("user_list", None),
         ["v1.0", "places", ..] => ("place_list", None),
         ["v1.0", "subscriptions", ..] => ("subscription", None),
+        ["v1.0", "$batch"] => ("batch", None),
         ["v1.0", "users", u] => ("user_get", Some(percent_decode(u))),
         ["v1.0", "users", u, rest @ ..] => {
             let kind = match rest {
@@ -206,6 +207,22 @@ pub(crate) fn concurrent_edit(sim: &Simulator, mailbox: &str, id: &str) -> bool 
     sim.outlook().update_event(mailbox, id, patch).is_ok()
 }
 
+/// The bearer token's claims, or Graph's `401 InvalidAuthenticationToken`.
+pub(crate) fn authenticate(sim: &Simulator, headers: &axum::http::HeaderMap) -> Result<serde_json::Value, ApiError> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .map(|h| h.trim())
+        .and_then(|h| {
+            let (scheme, rest) = h.split_once(' ').unwrap_or((h, ""));
+            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim().to_string())
+        })
+        .unwrap_or_default();
+    let tenant = &sim.inner.scenario.tenant.id;
+    crate::auth::verify(&sim.inner.signing_key, &bearer, tenant, chrono::Utc::now().timestamp())
+        .map_err(|problem| ApiError::new(401, "InvalidAuthenticationToken", problem.message()))
+}
+
 async fn graph_layer(State(sim): State<Simulator>, mut req: Request, next: Next) -> Response {
     let (kind, user) = classify(req.method(), req.uri().path());
     let faults = &sim.inner.faults;
@@ -252,20 +269,9 @@ async fn graph_layer(State(sim): State<Simulator>, mut req: Request, next: Next)
         sim.inner.stats.throttled();
         return throttled(secs);
     }
-    let bearer = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|h| h.to_str().ok())
-        .map(|h| h.trim())
-        .and_then(|h| {
-            let (scheme, rest) = h.split_once(' ').unwrap_or((h, ""));
-            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim().to_string())
-        })
-        .unwrap_or_default();
-    let tenant = sim.inner.scenario.tenant.id.clone();
-    let claims = match crate::auth::verify(&sim.inner.signing_key, &bearer, &tenant, chrono::Utc::now().timestamp()) {
+    let claims = match authenticate(&sim, req.headers()) {
         Ok(c) => c,
-        Err(problem) => return ApiError::new(401, "InvalidAuthenticationToken", problem.message()).into_response(),
+        Err(e) => return e.into_response(),
     };
     let client_id = claims["appid"].as_str().unwrap_or_default().to_string();
     let app = AppContext {
@@ -405,7 +411,16 @@ pub(crate) fn router(sim: Simulator) -> Router {
         .route("/v1.0/me", any(me_not_supported))
         .route("/v1.0/me/{*rest}", any(me_not_supported))
         .layer(from_fn_with_state(sim.clone(), graph_layer));
+    // A batch's requests run through the same routes and middleware as requests sent alone.
+    let inner = graph_routes.clone().with_state(sim.clone());
+    let batch_sim = sim.clone();
     let mut app = Router::new()
+        .route(
+            "/v1.0/$batch",
+            post(move |headers: axum::http::HeaderMap, body: Bytes| {
+                graph::batch::handler(batch_sim.clone(), inner.clone(), headers, body)
+            }),
+        )
         .route("/{tenant}/oauth2/v2.0/token", post(token::handler))
         .route("/{tenant}/v2.0/.well-known/openid-configuration", get(openid::configuration))
         .route("/common/discovery/instance", get(openid::instance_discovery))

@@ -13,23 +13,6 @@ use calbridge_sim::wire;
 use common::*;
 use serde_json::Value;
 
-fn protocol_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("CALBRIDGE_PROTOCOL_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/protocol"));
-    if dir.join("graph").is_dir() {
-        Some(dir)
-    } else {
-        assert!(
-            std::env::var_os("CI").is_none_or(|v| v.is_empty()),
-            "protocol files not found at {}: in CI the protocol tests must run; set CALBRIDGE_PROTOCOL_DIR",
-            dir.display()
-        );
-        println!("skipped: protocol files not found at {}", dir.display());
-        None
-    }
-}
-
 /// The JSON body of an `NN-response.http` file (status line and headers stripped), if any.
 fn body_of(text: &str) -> Option<Value> {
     let text = text.replace("\r\n", "\n");

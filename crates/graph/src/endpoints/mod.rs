@@ -12,6 +12,7 @@ use url::Url;
 
 use crate::error::GraphError;
 
+pub mod batch;
 pub mod calendar_get_schedule;
 pub mod calendar_list;
 pub mod calendar_view;

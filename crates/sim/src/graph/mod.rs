@@ -1,6 +1,7 @@
 //! One file per endpoint; each opens with the operation and Microsoft's documentation page.
 //! [`Ctx`] gathers what every handler needs from the request.
 
+pub mod batch;
 pub mod calendar_get_schedule;
 pub mod calendar_list;
 pub mod calendar_view;
