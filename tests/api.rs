@@ -405,6 +405,28 @@ async fn exchange_changes_reach_the_webhooks() {
     assert_eq!(got[2]["data"]["id"], got[0]["data"]["id"]);
 }
 
+/// The syncs of a connection share one adapter: one token for all of them, until the
+/// connection is saved with other settings.
+#[tokio::test]
+async fn syncs_share_the_connections_adapter_until_it_changes() {
+    let api = Api::start().await;
+    let conn = api.connection().await;
+    let ann = api.link(conn, ANN, "person").await;
+    let tokens = |api: &Api| api.sim.stats().by_route.get("token").copied().unwrap_or(0);
+    api.ok("POST", &format!("/calendars/{ann}/sync"), None).await;
+    let first = tokens(&api);
+    for _ in 0..3 {
+        api.ok("POST", &format!("/calendars/{ann}/sync"), None).await;
+    }
+    api.ok("POST", &format!("/connections/{conn}/sync"), None).await;
+    assert_eq!(tokens(&api), first, "later syncs reuse the adapter's token");
+    let creds = api.sim.credentials();
+    let body = api.connection_body("contoso", &creds.client_id, &creds.client_secret);
+    api.ok("PUT", &format!("/connections/{conn}"), Some(body)).await;
+    api.ok("POST", &format!("/calendars/{ann}/sync"), None).await;
+    assert_eq!(tokens(&api), first + 1, "a saved connection gets a fresh adapter");
+}
+
 /// A connection whose app may only read calendars, for some mailboxes: the diagnosis names the
 /// permission and the access policy; a wrong secret names the secret's Value.
 #[tokio::test]

@@ -187,6 +187,49 @@ async fn lost_create_response_is_not_duplicated_on_retry(p: Protocol) {
     assert_eq!(w.local(&cal).await.len(), 1, "no duplicate locally either");
 }
 
+/// R20: a sync's changes to many events take a few requests, not one each: JSON batches over
+/// Graph, one CreateItem / UpdateItem / DeleteItem (after one GetItem) over EWS.
+async fn changes_to_many_events_travel_together(p: Protocol) {
+    let w = World::on(p).await;
+    let cal = w.link(ORGANIZER, CalendarKind::Person).await;
+    w.sync_ok(&cal).await;
+    let ids: Vec<EventId> = (0..25).map(|i| EventId::new(format!("many-{i:02}"))).collect();
+    for (i, id) in ids.iter().enumerate() {
+        let data = local_data(&format!("Many {i:02}"), 1 + i as i64 / 8, 8 + i as u32 % 8);
+        w.store.create_local_event(cal.id, id, &data).await.unwrap();
+    }
+    let before = w.requests();
+    let created = w.sync_ok(&cal).await;
+    let sent = w.requests() - before;
+    assert_eq!(created.pushed.created, 25, "{created:?}");
+    assert!(sent <= 4, "25 creates in a few requests, not one each: {sent}");
+    // Exchange lists calbridge's own creates as changes once.
+    w.sync_ok(&cal).await;
+
+    for id in &ids[..10] {
+        let ev = w.store.event(id).await.unwrap().unwrap();
+        let mut data = ev.data.clone();
+        data.subject = format!("{} (moved)", data.subject);
+        w.store.update_local_event(id, &data, Some(ev.version)).await.unwrap();
+    }
+    for id in &ids[20..] {
+        w.store.delete_local_event(id).await.unwrap();
+    }
+    let before = w.requests();
+    let changed = w.sync_ok(&cal).await;
+    let sent = w.requests() - before;
+    assert_eq!((changed.pushed.updated, changed.pushed.deleted), (10, 5), "{changed:?}");
+    assert!(sent <= 5, "15 changes in a few requests, not one each: {sent}");
+    let mut subjects: Vec<String> =
+        w.sim.outlook().list_events(ORGANIZER).unwrap().into_iter().filter_map(|e| e.subject).collect();
+    subjects.retain(|s| s.starts_with("Many"));
+    subjects.sort();
+    assert_eq!(subjects.len(), 20, "{subjects:?}");
+    assert_eq!(subjects.iter().filter(|s| s.ends_with("(moved)")).count(), 10, "{subjects:?}");
+    let idle = w.sync_ok(&cal).await;
+    assert_eq!(idle.pushed.total() + idle.pulled.total(), 0, "{idle:?}");
+}
+
 /// R20: over Graph, changes to independent events travel in JSON batches of up to 20; an
 /// inner request that is throttled goes again alone in a later batch; a batch whose answer is
 /// lost after its changes were applied duplicates nothing.
@@ -544,6 +587,7 @@ async fn a_host_edit_during_the_pull_is_not_lost(p: Protocol) {
 }
 
 both!(first_sync_pulls_the_window_and_the_second_is_idle);
+both!(changes_to_many_events_travel_together);
 both!(delta_paging_and_removed_reach_the_store);
 both!(expired_cursor_relists_without_loss_or_duplicates);
 both!(exchange_events_are_read_only_locally);

@@ -6,9 +6,12 @@
 //! the old holder writes nothing. A worker that stops cleanly releases its leases at once; one
 //! that is killed loses them when they expire, within one lease lifetime.
 //!
-//! With leases on, a sync asked for a calendar another worker holds is refused (409, naming
-//! the holder's role), a notification for one is left to its holder's scheduled run, and only
-//! held calendars get change-notification subscriptions from this worker.
+//! With leases on, a sync asked of a worker for a calendar another worker holds (a "sync now"
+//! through the API, a change notification, a host application's write) is passed to the
+//! holder through the store (`Store::request_sync`); each worker takes the requests for its
+//! calendars every [`FORWARD_POLL`] ([`run_forwarded`]) and syncs them. A "sync now" waits for
+//! the holder's run and answers with it. Only held calendars get change-notification
+//! subscriptions from this worker.
 
 use std::time::Duration;
 
@@ -50,6 +53,29 @@ pub async fn run_leases(state: ApiState) {
             }
         }
         tokio::time::sleep((ttl / 3).max(Duration::from_millis(100))).await;
+    }
+}
+
+/// How often a worker takes the syncs other workers asked of it.
+pub const FORWARD_POLL: Duration = Duration::from_millis(500);
+
+/// Takes the sync requests for this worker's calendars (see the module header) every
+/// [`FORWARD_POLL`] and queues them, for ever. Without `lease_ttl` it returns at once.
+pub async fn run_forwarded(state: ApiState) {
+    if state.config().lease_ttl.is_none() {
+        return;
+    }
+    loop {
+        match state.store().take_sync_requests(&state.config().worker_id, Utc::now()).await {
+            Ok(calendars) => {
+                for calendar in calendars {
+                    tracing::debug!(worker = %state.config().worker_id, calendar, "a sync asked by another worker");
+                    state.sync_queue().push(calendar);
+                }
+            }
+            Err(e) => tracing::warn!("syncs asked by other workers could not be read: {e}"),
+        }
+        tokio::time::sleep(FORWARD_POLL).await;
     }
 }
 

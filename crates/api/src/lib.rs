@@ -164,7 +164,13 @@ struct Inner {
     sync_queue: notifications::SyncQueue,
     /// The calendars this worker holds (with `lease_ttl`), by id.
     leases: Mutex<HashMap<CalendarId, calbridge_core::store::Lease>>,
+    /// Each connection's adapter, with a digest of the settings and secret it was made with:
+    /// syncs share its token, its connections and its per-mailbox budgets.
+    remotes: Mutex<HashMap<i64, KeptRemote>>,
 }
+
+/// A connection's adapter and the digest of the settings and secret it was made with.
+type KeptRemote = (String, Arc<dyn Remote>);
 
 impl ApiState {
     /// `connectors` holds one connector per connection kind (`graph`, `ews`, ...).
@@ -204,6 +210,7 @@ impl ApiState {
                 sessions: console::Sessions::default(),
                 sync_queue: notifications::SyncQueue::default(),
                 leases: Mutex::new(HashMap::new()),
+                remotes: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -331,12 +338,26 @@ impl ApiState {
     }
 
     /// An adapter for the connection.
+    ///
+    /// The adapter is kept and shared by every sync of the connection (one token, one pool of
+    /// connections, one set of per-mailbox budgets) until the connection's settings or secret
+    /// change.
     pub async fn remote(&self, c: &Connection) -> Result<Arc<dyn Remote>, ApiError> {
         let secret = self.require_secret(c).await?;
         self.check_connection_hosts(c)?;
-        self.connector(c.settings.kind())?
+        let settings = serde_json::to_string(&c.settings).unwrap_or_default();
+        let digest = auth::hash_token(&format!("{}\n{}\n{settings}\n{}", c.max_threads, c.name, secret.expose()));
+        if let Some((d, remote)) = self.inner.remotes.lock().expect("remotes lock").get(&c.id) {
+            if *d == digest {
+                return Ok(remote.clone());
+            }
+        }
+        let remote = self
+            .connector(c.settings.kind())?
             .remote(c, secret)
-            .map_err(|e| ApiError::conflict(format!("connection {} cannot be used: {e}", c.name)))
+            .map_err(|e| ApiError::conflict(format!("connection {} cannot be used: {e}", c.name)))?;
+        self.inner.remotes.lock().expect("remotes lock").insert(c.id, (digest, remote.clone()));
+        Ok(remote)
     }
 
     pub(crate) fn check_connection_hosts(&self, c: &Connection) -> Result<(), ApiError> {

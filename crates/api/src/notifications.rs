@@ -155,6 +155,13 @@ pub async fn run_sync_queue(state: ApiState) {
     loop {
         state.sync_queue().work.notified().await;
         for calendar in state.sync_queue().take() {
+            if state.sync_right(calendar) == crate::leases::SyncRight::Elsewhere {
+                // Another worker's calendar: its holder syncs it (without this one waiting).
+                if let Err(e) = state.store().request_sync(calendar, Utc::now()).await {
+                    tracing::debug!(calendar, "a notified sync could not be passed on: {e}");
+                }
+                continue;
+            }
             let permit = limit.clone().acquire_owned().await.expect("semaphore never closes");
             let state = state.clone();
             tokio::spawn(async move {

@@ -99,6 +99,9 @@ async fn record(state: &ApiState, conn: &Connection, report: &CalendarReport) ->
 /// Syncs one calendar now and records the outcome. Waits while another run of the same
 /// calendar is in progress.
 pub async fn sync_calendar(state: &ApiState, calendar_id: i64) -> ApiResult<SyncStatus> {
+    if state.sync_right(calendar_id) == SyncRight::Elsewhere {
+        return forward(state, calendar_id).await;
+    }
     let lock = state.calendar_lock(calendar_id);
     let _guard = lock.lock().await;
     // Read after the lock: a disconnect may have removed it meanwhile.
@@ -116,20 +119,17 @@ pub async fn sync_calendar(state: &ApiState, calendar_id: i64) -> ApiResult<Sync
     let engine = match state.sync_right(calendar_id) {
         SyncRight::Alone => state.engine().clone(),
         SyncRight::Held(lease) => state.engine().with_lease(lease, now),
-        SyncRight::Elsewhere => {
-            return Err(ApiError::conflict(format!(
-                "calendar {calendar_id} is synced by another calbridge worker sharing this database (worker {} does \
-                 not hold it); its holder syncs it at its next run",
-                state.config().worker_id
-            )))
-        }
+        // Passed to another worker while this one waited for the lock.
+        SyncRight::Elsewhere => return forward(state, calendar_id).await,
     };
     let started = std::time::Instant::now();
     let mut report = match state.remote(&conn).await {
         Ok(remote) => {
+            let waited = remote.throttled_wait();
             let mut r = engine.verify_and_sync(remote.as_ref(), cal.clone(), now).await;
-            // Waits inside the adapter's own retries, which the engine does not see.
-            r.throttled_wait += remote.throttled_wait();
+            // Waits inside the adapter's own retries, which the engine does not see (the
+            // adapter is shared by the connection's syncs: its waits during this run).
+            r.throttled_wait += remote.throttled_wait().saturating_sub(waited);
             r
         }
         Err(e) => {
@@ -150,6 +150,34 @@ pub async fn sync_calendar(state: &ApiState, calendar_id: i64) -> ApiResult<Sync
     // The sync may have queued messages with its changes.
     state.outbox_changed();
     record(state, &conn, &report).await
+}
+
+/// A calendar another worker holds: asks its holder to sync it (`Store::request_sync`; the
+/// holder takes such requests every [`crate::leases::FORWARD_POLL`]) and waits, up to a lease's
+/// lifetime, for the run to be recorded, then answers with it. Run times are compared as the
+/// holder recorded them, so the workers' clocks need not agree.
+async fn forward(state: &ApiState, calendar_id: i64) -> ApiResult<SyncStatus> {
+    let before = state.store().sync_status(calendar_id).await?.map(|s| s.last_run);
+    state.store().request_sync(calendar_id, Utc::now()).await?;
+    let wait = state.config().lease_ttl.unwrap_or(Duration::from_secs(30)).max(Duration::from_secs(5));
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        if let Some(status) = state.store().sync_status(calendar_id).await? {
+            if Some(status.last_run) != before {
+                return Ok(status);
+            }
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(ApiError::conflict(format!(
+                "calendar {calendar_id} is synced by another calbridge worker sharing this database (worker {} does \
+                 not hold it); that worker was asked to sync it now but has not recorded a run within {} s. It \
+                 syncs it at its next run; see GET /calendars/{calendar_id}/sync",
+                state.config().worker_id,
+                wait.as_secs()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// Syncs every calendar of a connection, at most its `max_threads` at a time.

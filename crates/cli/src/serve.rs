@@ -164,6 +164,7 @@ pub async fn serve(config: Option<&Path>, args: ServeArgs) -> Result<()> {
         println!("  worker {worker_id}: sharing the calendars with the other workers of this database ({lease_secs} s leases)");
     }
     let leases = tokio::spawn(calbridge_api::leases::run_leases(state.clone()));
+    let forwarded = tokio::spawn(calbridge_api::leases::run_forwarded(state.clone()));
     let worker = tokio::spawn(calbridge_api::webhooks::run_worker(state.clone()));
     let notified = tokio::spawn(calbridge_api::notifications::run_sync_queue(state.clone()));
     let keeper = tokio::spawn(calbridge_api::notifications::run_subscriptions(state.clone()));
@@ -171,6 +172,7 @@ pub async fn serve(config: Option<&Path>, args: ServeArgs) -> Result<()> {
         .then(|| tokio::spawn(calbridge_api::sync::run_periodic(state.clone(), Duration::from_secs(sync_interval))));
     let served = calbridge_api::serve(listener, state.clone(), shutdown_signal()).await;
     leases.abort();
+    forwarded.abort();
     calbridge_api::leases::release(&state).await;
     worker.abort();
     notified.abort();

@@ -153,8 +153,8 @@ pub trait Remote: Send + Sync {
     }
 
     /// Time this adapter has waited so far because Exchange throttled it, inside its own
-    /// retries (which the engine does not see). An adapter made for one sync run reports that
-    /// run's waits.
+    /// retries (which the engine does not see). It only grows: a caller measures a run's waits
+    /// as the difference before and after it.
     fn throttled_wait(&self) -> Duration {
         Duration::ZERO
     }

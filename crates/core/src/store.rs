@@ -489,6 +489,14 @@ pub trait Store: Send + Sync {
         lease: &Lease,
         now: DateTime<Utc>,
     ) -> Result<WriteStats, StoreError>;
+    /// Asks whichever worker holds the calendar's lease to sync it now (a "sync now", or a
+    /// change notification, that reached a worker which does not hold it). A calendar has at
+    /// most one request, however often it is asked; `NotFound` for an unknown calendar.
+    async fn request_sync(&self, calendar_id: CalendarId, at: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Takes the sync requests of the calendars `holder` holds, unexpired at `now`: returns
+    /// them and removes them, so each is served once. Requests for calendars nobody holds
+    /// wait for their next holder.
+    async fn take_sync_requests(&self, holder: &str, now: DateTime<Utc>) -> Result<Vec<CalendarId>, StoreError>;
 }
 
 #[cfg(test)]

@@ -348,14 +348,26 @@ impl EwsClient {
     }
 
     pub async fn create_item(&self, mailbox: &str, item: Item, send: &str) -> Result<Item, EwsError> {
+        one(self.create_items(mailbox, vec![item], send).await?)
+    }
+
+    /// CreateItem of several items in one request: each item's answer (the new id and change
+    /// key), in order. An error for the whole request (no answer, a fault) is the outer one.
+    pub async fn create_items(
+        &self,
+        mailbox: &str,
+        items: Vec<Item>,
+        send: &str,
+    ) -> Result<Vec<Result<Item, EwsError>>, EwsError> {
+        let count = items.len();
         let req = create_item::Request {
             send_meeting_invitations: Some(send.to_string()),
             message_disposition: None,
             saved_item_folder_id: Some(self.calendar_folder(mailbox)),
-            items: vec![item],
+            items,
         };
         let msgs = self.call("CreateItem", Some(mailbox), false, |w| req.write(w), create_item::parse_response).await?;
-        first_item("CreateItem", single("CreateItem", msgs)?)
+        each("CreateItem", msgs, count, |items| first_item("CreateItem", items))
     }
 
     pub async fn update_item(
@@ -364,25 +376,48 @@ impl EwsClient {
         change: update_item::ItemChange,
         send: &str,
     ) -> Result<Item, EwsError> {
+        one(self.update_items(mailbox, vec![change], send).await?)
+    }
+
+    /// UpdateItem of several items in one request (`NeverOverwrite`: each with the change key
+    /// last read): each item's answer (its new change key), in order.
+    pub async fn update_items(
+        &self,
+        mailbox: &str,
+        changes: Vec<update_item::ItemChange>,
+        send: &str,
+    ) -> Result<Vec<Result<Item, EwsError>>, EwsError> {
+        let count = changes.len();
         let req = update_item::Request {
             conflict_resolution: "NeverOverwrite".into(),
             message_disposition: Some("SaveOnly".into()),
             send_meeting_invitations_or_cancellations: Some(send.to_string()),
-            item_changes: vec![change],
+            item_changes: changes,
         };
         let msgs = self.call("UpdateItem", Some(mailbox), false, |w| req.write(w), update_item::parse_response).await?;
-        first_item("UpdateItem", single("UpdateItem", msgs)?)
+        each("UpdateItem", msgs, count, |items| first_item("UpdateItem", items))
     }
 
     pub async fn delete_item(&self, mailbox: &str, id: ItemRef, send: &str) -> Result<(), EwsError> {
+        one(self.delete_items(mailbox, vec![id], send).await?)
+    }
+
+    /// DeleteItem of several items in one request: each item's answer, in order.
+    pub async fn delete_items(
+        &self,
+        mailbox: &str,
+        ids: Vec<ItemRef>,
+        send: &str,
+    ) -> Result<Vec<Result<(), EwsError>>, EwsError> {
+        let count = ids.len();
         let req = delete_item::Request {
             delete_type: "MoveToDeletedItems".into(),
             send_meeting_cancellations: Some(send.to_string()),
             affected_task_occurrences: None,
-            item_ids: vec![id],
+            item_ids: ids,
         };
         let msgs = self.call("DeleteItem", Some(mailbox), false, |w| req.write(w), delete_item::parse_response).await?;
-        single("DeleteItem", msgs)
+        each("DeleteItem", msgs, count, Ok)
     }
 
     /// The mailbox declines the meeting `id` it holds (DeclineItem, sent to the organizer).
@@ -467,6 +502,31 @@ fn status_result(operation: &'static str, s: &Status) -> Result<(), EwsError> {
             back_off: s.back_off_ms().map(Duration::from_millis),
         })
     }
+}
+
+/// One answer per request item: EWS answers each item of a request with a response message of
+/// its own, in order; a different count makes the whole answer unreadable.
+fn each<T, U>(
+    operation: &'static str,
+    messages: Vec<Message<T>>,
+    count: usize,
+    payload: impl Fn(T) -> Result<U, EwsError>,
+) -> Result<Vec<Result<U, EwsError>>, EwsError> {
+    if messages.len() != count {
+        return Err(EwsError::Decode {
+            operation,
+            source: WireError::missing(format!(
+                "{count} {operation}ResponseMessage elements (one per item; there were {})",
+                messages.len()
+            )),
+        });
+    }
+    Ok(messages.into_iter().map(|m| message_result(operation, m).and_then(&payload)).collect())
+}
+
+/// The only answer of a request for one item.
+fn one<U>(mut answers: Vec<Result<U, EwsError>>) -> Result<U, EwsError> {
+    answers.pop().expect("one answer per item, checked by `each`")
 }
 
 fn first_item(operation: &'static str, items: Vec<Item>) -> Result<Item, EwsError> {

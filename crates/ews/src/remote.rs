@@ -18,6 +18,9 @@
 //!   see [`convert::update_invitations`]), DeleteItem
 //!   (`MoveToDeletedItems`, cancellations to attendees; gone already is fine). A create or
 //!   update is confirmed with the id and change key EWS answers (see [`confirmation`]).
+//!   `push_many` carries a sync's changes to independent events in one CreateItem and one
+//!   DeleteItem per kind of notice, and one GetItem then one UpdateItem per kind for the
+//!   updates; EWS answers each item with a message of its own.
 //!
 //! Series: SyncFolderItems reports a series as its master. calbridge keeps the *instances*
 //! of a series over both protocols (see `calbridge_core::series`), so a master is expanded
@@ -32,7 +35,7 @@
 use async_trait::async_trait;
 
 use calbridge_core::remote::{MailboxInfo, Remote, RemoteCalendar, RemoteError, RoomInfo};
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
@@ -44,6 +47,7 @@ use crate::client::{message_result, EwsClient};
 use crate::convert::{self, item_shape, sync_shape};
 use crate::error::EwsError;
 use crate::wire::ops::sync_folder_items::Change;
+use crate::wire::ops::update_item::ItemChange;
 use crate::wire::types::{Item, ItemId, ItemRef};
 
 const FULL: &str = "full:";
@@ -221,6 +225,71 @@ fn confirmation(id: ItemId, sent: &calbridge_core::model::EventData) -> Confirme
     Confirmed { remote_id: id.id, version: id.change_key.unwrap_or_default(), data: sent.clone() }
 }
 
+/// Whether an update may be sent: it needs the change key last read, and content EWS can hold.
+fn updatable(remote_id: &str, if_match: &str, data: &calbridge_core::model::EventData) -> Result<(), RemoteError> {
+    if if_match.is_empty() {
+        return Err(RemoteError::Permanent(format!(
+            "refusing to update {remote_id} without a version: the change key last read is unknown"
+        )));
+    }
+    match convert::unwritable(data) {
+        Some(why) => Err(RemoteError::Permanent(why)),
+        None => Ok(()),
+    }
+}
+
+/// The item change of an update, and whom it notifies given what Exchange holds now. An
+/// occurrence is changed through its series (it becomes an exception).
+fn prepared_update(
+    remote_id: &str,
+    if_match: &str,
+    data: &calbridge_core::model::EventData,
+    current: Option<&calbridge_core::model::EventData>,
+) -> (ItemChange, &'static str) {
+    let send = convert::update_invitations(current, data);
+    let mut change = convert::item_change(remote_id, if_match, data);
+    if let ItemRef::Occurrence { recurring_master_id, instance_index, .. } = item_ref(remote_id) {
+        let change_key = Some(if_match.to_string());
+        change.item_id = ItemRef::Occurrence { recurring_master_id, change_key, instance_index };
+    }
+    (change, send)
+}
+
+/// An update's confirmation: the new change key; an occurrence keeps the id calbridge knows it by.
+fn updated_confirmation(
+    remote_id: &str,
+    updated: Item,
+    data: &calbridge_core::model::EventData,
+) -> Result<Option<Confirmed>, RemoteError> {
+    let id = updated
+        .item_id
+        .ok_or_else(|| RemoteError::Permanent("EWS updated the item but did not say its new change key".into()))?;
+    Ok(Some(Confirmed { remote_id: remote_id.to_string(), ..confirmation(id, data) }))
+}
+
+/// Puts each item's answer of one request in its change's place (`indices`), or the request's
+/// own error in all of them.
+fn fill<T>(
+    out: &mut [Option<Result<Option<Confirmed>, RemoteError>>],
+    indices: &[usize],
+    answers: Result<Vec<Result<T, EwsError>>, EwsError>,
+    confirm: impl Fn(usize, T) -> Result<Option<Confirmed>, RemoteError>,
+) {
+    match answers {
+        Ok(answers) => {
+            for (&i, answer) in indices.iter().zip(answers) {
+                out[i] = Some(answer.map_err(|e| e.classify()).and_then(|t| confirm(i, t)));
+            }
+        }
+        Err(e) => {
+            let e = e.classify();
+            for &i in indices {
+                out[i] = Some(Err(e.clone()));
+            }
+        }
+    }
+}
+
 fn in_window(start: Option<&str>, end: Option<&str>, window: &Window) -> bool {
     match (start.and_then(convert::parse_time), end.and_then(convert::parse_time)) {
         (Some(s), Some(e)) => s < window.end && e > window.start,
@@ -360,14 +429,7 @@ impl Remote for EwsRemote {
                 Ok(Some(confirmation(id, data)))
             }
             PushChange::Update { remote_id, if_match, data } => {
-                if if_match.is_empty() {
-                    return Err(RemoteError::Permanent(format!(
-                        "refusing to update {remote_id} without a version: the change key last read is unknown"
-                    )));
-                }
-                if let Some(why) = convert::unwritable(data) {
-                    return Err(RemoteError::Permanent(why));
-                }
+                updatable(remote_id, if_match, data)?;
                 // What Exchange holds now decides whether attendees hear of the change.
                 let current = match self.read(email, std::slice::from_ref(remote_id)).await?.pop() {
                     Some((_, Ok(Some(item)))) => convert::event_data(&item).ok(),
@@ -376,19 +438,9 @@ impl Remote for EwsRemote {
                     }
                     _ => None,
                 };
-                let send = convert::update_invitations(current.as_ref(), data);
-                let mut change = convert::item_change(remote_id, if_match, data);
-                if let ItemRef::Occurrence { recurring_master_id, instance_index, .. } = item_ref(remote_id) {
-                    // An occurrence is changed through its series (it becomes an exception).
-                    let change_key = Some(if_match.clone());
-                    change.item_id = ItemRef::Occurrence { recurring_master_id, change_key, instance_index };
-                }
+                let (change, send) = prepared_update(remote_id, if_match, data, current.as_ref());
                 let updated = self.client.update_item(email, change, send).await?;
-                let id = updated.item_id.ok_or_else(|| {
-                    RemoteError::Permanent("EWS updated the item but did not say its new change key".into())
-                })?;
-                // An occurrence keeps the id calbridge knows it by.
-                Ok(Some(Confirmed { remote_id: remote_id.clone(), ..confirmation(id, data) }))
+                updated_confirmation(remote_id, updated, data)
             }
             PushChange::Delete { remote_id } => {
                 match self.client.delete_item(email, item_ref(remote_id), "SendToAllAndSaveCopy").await {
@@ -400,6 +452,110 @@ impl Remote for EwsRemote {
                 }
             }
         }
+    }
+
+    /// Creates in one CreateItem and deletes in one DeleteItem per kind of notice sent, and
+    /// updates in one UpdateItem per kind after one GetItem of what Exchange holds: each item
+    /// answered on its own, as EWS does.
+    async fn push_many(&self, email: &str, changes: &[PushChange]) -> Vec<Result<Option<Confirmed>, RemoteError>> {
+        let mut out: Vec<Option<Result<Option<Confirmed>, RemoteError>>> = vec![None; changes.len()];
+        let mut creates: BTreeMap<&'static str, Vec<usize>> = BTreeMap::new();
+        let mut updates: Vec<usize> = Vec::new();
+        let mut deletes: Vec<usize> = Vec::new();
+        for (i, change) in changes.iter().enumerate() {
+            match change {
+                PushChange::Create { data, .. } => match convert::unwritable(data) {
+                    Some(why) => out[i] = Some(Err(RemoteError::Permanent(why))),
+                    None => creates.entry(convert::invitations(data)).or_default().push(i),
+                },
+                PushChange::Update { remote_id, if_match, data } => match updatable(remote_id, if_match, data) {
+                    Ok(()) => updates.push(i),
+                    Err(e) => out[i] = Some(Err(e)),
+                },
+                PushChange::Delete { .. } => deletes.push(i),
+            }
+        }
+        for (send, group) in creates {
+            let items = group
+                .iter()
+                .map(|&i| match &changes[i] {
+                    PushChange::Create { data, provenance } => convert::to_item(data, Some(provenance)),
+                    _ => unreachable!("grouped creates"),
+                })
+                .collect();
+            let answers = self.client.create_items(email, items, send).await;
+            fill(&mut out, &group, answers, |i, item| {
+                let PushChange::Create { data, .. } = &changes[i] else { unreachable!("grouped creates") };
+                let id = item
+                    .item_id
+                    .ok_or_else(|| RemoteError::Permanent("EWS created the item but did not say its id".into()))?;
+                Ok(Some(confirmation(id, data)))
+            });
+        }
+        if !deletes.is_empty() {
+            let ids = deletes
+                .iter()
+                .map(|&i| match &changes[i] {
+                    PushChange::Delete { remote_id } => item_ref(remote_id),
+                    _ => unreachable!("grouped deletes"),
+                })
+                .collect();
+            let answers = self.client.delete_items(email, ids, "SendToAllAndSaveCopy").await;
+            fill(&mut out, &deletes, answers, |_, ()| Ok(None));
+            for &i in &deletes {
+                // Gone already is fine.
+                if matches!(out[i], Some(Err(RemoteError::NotFound(_)))) {
+                    out[i] = Some(Ok(None));
+                }
+            }
+        }
+        if !updates.is_empty() {
+            let ids: Vec<String> = updates
+                .iter()
+                .map(|&i| match &changes[i] {
+                    PushChange::Update { remote_id, .. } => remote_id.clone(),
+                    _ => unreachable!("grouped updates"),
+                })
+                .collect();
+            match self.read(email, &ids).await {
+                Err(e) => {
+                    let e = e.classify();
+                    for &i in &updates {
+                        out[i] = Some(Err(e.clone()));
+                    }
+                }
+                Ok(current) => {
+                    let mut by_send: BTreeMap<&'static str, Vec<(usize, ItemChange)>> = BTreeMap::new();
+                    for (&i, (_, now)) in updates.iter().zip(current) {
+                        let PushChange::Update { remote_id, if_match, data } = &changes[i] else {
+                            unreachable!("grouped updates")
+                        };
+                        let current = match now {
+                            Ok(Some(item)) => convert::event_data(&item).ok(),
+                            Ok(None) => {
+                                let gone = format!("item {remote_id} is no longer in Exchange");
+                                out[i] = Some(Err(RemoteError::NotFound(gone)));
+                                continue;
+                            }
+                            Err(_) => None,
+                        };
+                        let (change, send) = prepared_update(remote_id, if_match, data, current.as_ref());
+                        by_send.entry(send).or_default().push((i, change));
+                    }
+                    for (send, group) in by_send {
+                        let (indices, item_changes): (Vec<usize>, Vec<ItemChange>) = group.into_iter().unzip();
+                        let answers = self.client.update_items(email, item_changes, send).await;
+                        fill(&mut out, &indices, answers, |i, item| {
+                            let PushChange::Update { remote_id, data, .. } = &changes[i] else {
+                                unreachable!("grouped updates")
+                            };
+                            updated_confirmation(remote_id, item, data)
+                        });
+                    }
+                }
+            }
+        }
+        out.into_iter().map(|o| o.expect("every change is answered")).collect()
     }
 
     async fn decline(&self, email: &str, remote_id: &str, comment: &str) -> Result<(), RemoteError> {

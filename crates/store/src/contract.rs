@@ -77,6 +77,7 @@ cases![
     subscriptions_one_per_calendar,
     leases_share_out_calendars_and_fence_stale_workers,
     concurrent_claims_never_share_a_calendar,
+    sync_requests_reach_the_holder_once,
 ];
 
 /// Runs every case, each on a store from `make` (which must return a fresh, empty store), and
@@ -1142,4 +1143,33 @@ pub async fn concurrent_claims_never_share_a_calendar(store: Arc<dyn Store>) {
     seen.dedup();
     assert_eq!(seen.len(), before, "a calendar held twice: {seen:?}");
     assert!(!seen.is_empty() && seen.iter().all(|id| cals.contains(id)), "claims are of these calendars: {seen:?}");
+}
+
+/// A sync asked of a worker that does not hold the calendar reaches its holder, once.
+pub async fn sync_requests_reach_the_holder_once(store: Arc<dyn Store>) {
+    let (c, first) = setup(&store).await;
+    let cals = with_rooms(&store, &c, first.id, 1).await;
+    let ttl = Duration::seconds(30);
+    let sec = |n: i64| at(9, 0) + Duration::seconds(n);
+    let a = store.claim_leases("worker-a", at(9, 0), ttl, 100).await.unwrap();
+    assert_eq!(held(&a), cals);
+    let (mine, other) = (cals[0], cals[1]);
+    store.request_sync(mine, sec(1)).await.unwrap();
+    store.request_sync(mine, sec(2)).await.unwrap();
+    assert!(store.take_sync_requests("worker-b", sec(3)).await.unwrap().is_empty(), "b holds nothing");
+    assert_eq!(store.take_sync_requests("worker-a", sec(3)).await.unwrap(), vec![mine], "asked twice, served once");
+    assert!(store.take_sync_requests("worker-a", sec(4)).await.unwrap().is_empty(), "taken already");
+    // A request for a calendar whose lease expired waits for the next holder.
+    store.request_sync(other, sec(5)).await.unwrap();
+    let late = sec(31);
+    assert!(store.take_sync_requests("worker-a", late).await.unwrap().is_empty(), "a's lease has expired");
+    let b = store.claim_leases("worker-b", late, ttl, 100).await.unwrap();
+    assert_eq!(held(&b), cals);
+    assert_eq!(store.take_sync_requests("worker-b", late).await.unwrap(), vec![other]);
+    let unknown = store.request_sync(9_999, sec(6)).await;
+    assert!(matches!(unknown, Err(StoreError::NotFound { .. })), "{unknown:?}");
+    // Unlinking a calendar drops its request.
+    store.request_sync(mine, sec(7)).await.unwrap();
+    store.delete_calendar(mine).await.unwrap();
+    assert!(store.take_sync_requests("worker-b", late).await.unwrap().is_empty());
 }

@@ -24,6 +24,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "admins", include_str!("../migrations/0003_admins.sql")),
     (4, "subscriptions", include_str!("../migrations/0004_subscriptions.sql")),
     (5, "leases", include_str!("../migrations/0005_leases.sql")),
+    (6, "sync requests", include_str!("../migrations/0006_sync_requests.sql")),
 ];
 
 /// Every PostgreSQL migration, the same versions as [`MIGRATIONS`]. Append only.
@@ -33,10 +34,11 @@ pub(crate) const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "admins", include_str!("../migrations/postgres/0003_admins.sql")),
     (4, "subscriptions", include_str!("../migrations/postgres/0004_subscriptions.sql")),
     (5, "leases", include_str!("../migrations/postgres/0005_leases.sql")),
+    (6, "sync requests", include_str!("../migrations/postgres/0006_sync_requests.sql")),
 ];
 
 /// The schema version this build writes: the highest migration version.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 #[derive(Debug)]
 struct Embedded(&'static [(i64, &'static str, &'static str)]);

@@ -1776,6 +1776,35 @@ impl Store for PostgresStore {
             .context(|| format!("could not release the leases of worker {holder}"))?;
         Ok(())
     }
+
+    async fn request_sync(&self, calendar_id: CalendarId, at: DateTime<Utc>) -> Result<(), StoreError> {
+        let what = format!("ask for a sync of calendar {calendar_id}");
+        let mut tx = self.write_tx(&what).await?;
+        require_calendar(&mut tx, calendar_id, Hold::Writer).await?;
+        sqlx::query(
+            "INSERT INTO sync_requests (calendar_id, requested_us) VALUES ($1, $2) ON CONFLICT (calendar_id) DO UPDATE SET requested_us = GREATEST(sync_requests.requested_us, $2)",
+        )
+        .bind(calendar_id)
+        .bind(micros(at))
+        .execute(&mut *tx)
+        .await
+        .context(|| format!("could not {what}"))?;
+        commit_tx(tx, &what).await
+    }
+
+    async fn take_sync_requests(&self, holder: &str, now: DateTime<Utc>) -> Result<Vec<CalendarId>, StoreError> {
+        let rows = sqlx::query(
+            "DELETE FROM sync_requests WHERE calendar_id IN (SELECT calendar_id FROM leases WHERE holder = $1 AND expires_us > $2) RETURNING calendar_id",
+        )
+        .bind(holder)
+        .bind(micros(now))
+        .fetch_all(&self.pool)
+        .await
+        .context(|| format!("could not take the sync requests of worker {holder}"))?;
+        let mut ids: Vec<CalendarId> = rows.iter().map(|r| r.get::<i64, _>(0)).collect();
+        ids.sort_unstable();
+        Ok(ids)
+    }
 }
 
 #[cfg(test)]

@@ -9,9 +9,11 @@ use crate::extract::Path;
 use crate::routes::{calendars, connections};
 use crate::ApiState;
 
-/// Sync a calendar now (write) and answer its status.
+/// Sync a calendar now (write) and answer its status. With several workers on one database,
+/// the worker that holds the calendar runs the sync and this answer waits for it.
 #[utoipa::path(post, path = "/calendars/{id}/sync", tag = "sync", params(("id" = i64, Path)),
-    responses((status = 200, description = "The run's status (state `failed` with error and hint when it failed)", body = SyncStatusView)))]
+    responses((status = 200, description = "The run's status (state `failed` with error and hint when it failed)", body = SyncStatusView),
+        (status = 409, description = "Another worker holds the calendar and has not recorded a run within a lease's lifetime")))]
 pub async fn sync_calendar(
     State(state): State<ApiState>,
     _auth: Authorized<WriteScope>,
