@@ -13,6 +13,10 @@
 #   CALBRIDGE_TEST_POSTGRES the PostgreSQL server for the store tests (default:
 #                           postgres://postgres@127.0.0.1:5432/postgres; without one they skip)
 #   FUZZ_SECONDS            seconds of fuzzing per target (default 20)
+#   CALBRIDGE_CONVERGENCE   `long`: the convergence suite's long form (200 mailboxes x 200
+#                           events, 60 kills of calbridge; tens of minutes) instead of the short
+#                           one (20 x 20, 20 kills, about half a minute for both protocols)
+#   CALBRIDGE_CONVERGENCE_SEED  replays a convergence run (each run prints its seed)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -1628,6 +1628,44 @@ async fn events_named(api: &Api, calendar: i64, subject: &str) -> usize {
 /// reaches the store in seconds, without any scheduled sync (none runs here, and the
 /// reconcile is a day away). Duplicated and reversed deliveries are harmless; a notification
 /// with a wrong clientState is dropped; a removed subscription is made again.
+/// With change notifications on, a calendar syncs when Exchange notifies it: a change the host
+/// application makes must not wait for the reconcile (a day here) to reach Exchange.
+#[tokio::test]
+async fn a_host_change_to_a_notified_calendar_reaches_exchange_without_waiting_for_the_reconcile() {
+    let api = Api::start_with(ApiConfig {
+        public_url: Some(String::new()),
+        subscription_check: Duration::from_millis(200),
+        reconcile_interval: Duration::from_secs(86_400),
+        ..ApiConfig::default()
+    })
+    .await;
+    let conn = api.connection().await;
+    let ann = api.link(conn, ANN, "person").await;
+    eventually("Ann's calendar is subscribed", || async {
+        api.sim.subscriptions().iter().any(|(_, mailbox, _)| mailbox == ANN)
+    })
+    .await;
+    let in_exchange = |subject: &'static str| {
+        let sim = api.sim.clone();
+        async move {
+            sim.outlook().list_events(ANN).unwrap().iter().filter(|e| e.subject.as_deref() == Some(subject)).count()
+        }
+    };
+    let body = json!({"subject": "Made here", "start": at(2, 9), "end": at(2, 10)});
+    let created = api.ok("POST", &format!("/calendars/{ann}/events"), Some(body)).await;
+    let id = created["id"].as_str().unwrap().to_string();
+    eventually("the new event is in Exchange", || async { in_exchange("Made here").await == 1 }).await;
+    let body = json!({"subject": "Changed here", "start": at(2, 11), "end": at(2, 12)});
+    api.ok("PUT", &format!("/events/{id}"), Some(body)).await;
+    eventually("the change is in Exchange", || async {
+        in_exchange("Changed here").await == 1 && in_exchange("Made here").await == 0
+    })
+    .await;
+    let (status, _, _) = api.call(Some(&api.admin), "DELETE", &format!("/events/{id}"), None).await;
+    assert_eq!(status, 204);
+    eventually("the deletion is in Exchange", || async { in_exchange("Changed here").await == 0 }).await;
+}
+
 #[tokio::test]
 async fn notifications_bring_changes_without_waiting_for_the_reconcile() {
     let api = Api::start_with(ApiConfig {

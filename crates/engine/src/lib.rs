@@ -529,13 +529,15 @@ impl Engine {
             let confirmed = match result {
                 Ok(c) => c,
                 Err(RemoteError::NotFound(_)) if matches!(change, PushChange::Delete { .. }) => None,
-                Err(RemoteError::VersionConflict) | Err(RemoteError::NotFound(_)) => {
+                Err(e @ (RemoteError::VersionConflict | RemoteError::NotFound(_))) => {
                     // Exchange moved on since our last pull; the next pull brings its state
                     // and the planner decides again.
+                    tracing::info!(mailbox = %calendar.email, "push deferred until the next pull ({e}): {action}");
                     report.deferred += 1;
                     continue;
                 }
                 Err(e @ RemoteError::Permanent(_)) => {
+                    tracing::warn!(mailbox = %calendar.email, "push refused ({e}): {action}");
                     report.warnings.push(format!("{action}: {e}"));
                     continue;
                 }

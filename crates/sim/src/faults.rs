@@ -1,5 +1,10 @@
 //! Fault injection (throttling, 5xx, dropped responses, expired sync state, latency) and
 //! request statistics. Both are shared by every clone of a [`crate::Simulator`].
+//!
+//! Two modes: "the next n requests" ([`Faults::throttle_next`], [`Faults::fail_next`], ...),
+//! and a seeded random mode ([`Faults::set_random`]) in which every Graph and EWS request
+//! independently meets one of the [`FaultKind`]s with a given probability. Every fault the
+//! random mode injects is counted by kind in [`SimStats::faults`].
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,6 +25,126 @@ pub struct Faults {
     pub(crate) delta_epoch: AtomicU64,
     /// Change-notification batches still to be delivered twice (the second time reversed).
     duplicate_notifications: Mutex<u32>,
+    /// The seeded random mode, when on.
+    random: Mutex<Option<RandomFaults>>,
+}
+
+/// A fault the random mode can inject ([`Faults::set_random`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultKind {
+    /// Graph: 429 `ApplicationThrottled` with `Retry-After`; EWS: the `ErrorServerBusy` fault
+    /// with `BackOffMilliseconds` (HTTP 500).
+    Throttle,
+    /// HTTP 503 (Graph's `ServiceNotAvailable` body; EWS's front end answer).
+    Unavailable,
+    /// The TCP connection is closed without any answer, before the request is applied.
+    Reset,
+    /// A change (Graph POST/PATCH/DELETE, EWS CreateItem/UpdateItem/DeleteItem) is applied,
+    /// then the connection is closed without an answer.
+    LostResponse,
+    /// Every delta token and EWS `SyncState` issued so far is refused from now on (Graph 410
+    /// `syncStateNotFound`, EWS `ErrorInvalidSyncStateData`); drawn for sync requests only.
+    ExpiredSyncState,
+    /// A person changes the item in Outlook just before an update or delete of it is handled,
+    /// so the request meets a stale `@odata.etag`/`ChangeKey` for real.
+    Conflict,
+    /// A batch of change notifications is delivered twice, the second time in reverse order.
+    DuplicateNotifications,
+}
+
+impl FaultKind {
+    /// Every kind, in the order of their weights in [`FaultKind::weight`].
+    pub const ALL: [FaultKind; 7] = [
+        FaultKind::Throttle,
+        FaultKind::Unavailable,
+        FaultKind::Reset,
+        FaultKind::LostResponse,
+        FaultKind::ExpiredSyncState,
+        FaultKind::Conflict,
+        FaultKind::DuplicateNotifications,
+    ];
+
+    /// The name used in statistics (`throttle`, `unavailable`, `reset`, `lost_response`,
+    /// `expired_sync_state`, `conflict`, `duplicate_notifications`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FaultKind::Throttle => "throttle",
+            FaultKind::Unavailable => "unavailable",
+            FaultKind::Reset => "reset",
+            FaultKind::LostResponse => "lost_response",
+            FaultKind::ExpiredSyncState => "expired_sync_state",
+            FaultKind::Conflict => "conflict",
+            FaultKind::DuplicateNotifications => "duplicate_notifications",
+        }
+    }
+
+    /// Relative weight among the kinds a request can meet. Throttling and outages are the
+    /// common faults; an expired sync state is rare, because each one makes every calendar
+    /// list its window again.
+    fn weight(self) -> u64 {
+        match self {
+            FaultKind::Throttle => 4,
+            FaultKind::Unavailable => 3,
+            FaultKind::Reset => 3,
+            FaultKind::LostResponse => 3,
+            FaultKind::ExpiredSyncState => 1,
+            FaultKind::Conflict => 4,
+            FaultKind::DuplicateNotifications => 1,
+        }
+    }
+}
+
+/// What a request is, for the random mode: which faults it can meet.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct RequestClass {
+    /// It changes an item (Graph POST/PATCH/DELETE of an event, EWS Create/Update/DeleteItem).
+    pub mutating: bool,
+    /// It changes or deletes an existing item (Graph PATCH/DELETE, EWS UpdateItem/DeleteItem).
+    pub edits_item: bool,
+    /// It reads changes since a sync state (Graph `calendarView/delta`, EWS SyncFolderItems).
+    pub sync: bool,
+}
+
+impl RequestClass {
+    fn can_meet(self, kind: FaultKind) -> bool {
+        match kind {
+            FaultKind::Throttle | FaultKind::Unavailable | FaultKind::Reset => true,
+            FaultKind::LostResponse => self.mutating,
+            FaultKind::ExpiredSyncState => self.sync,
+            FaultKind::Conflict => self.edits_item,
+            FaultKind::DuplicateNotifications => false,
+        }
+    }
+}
+
+/// The random mode's settings and generator.
+#[derive(Debug)]
+struct RandomFaults {
+    /// Probability, per request (and per notification batch), of a fault.
+    rate: f64,
+    /// `Retry-After` (EWS: `BackOffMilliseconds` / 1000) of an injected throttle.
+    retry_after_secs: u64,
+    rng: SplitMix64,
+}
+
+/// SplitMix64: small, fast and fixed by its seed (the simulator has no randomness crate).
+#[derive(Debug)]
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
 }
 
 impl Faults {
@@ -53,13 +178,65 @@ impl Faults {
         self.latency_ms.store(latency.as_millis() as u64, Ordering::SeqCst);
     }
 
-    /// Clears every pending fault (not the sync-state epoch).
+    /// Clears every pending fault and turns the random mode off (not the sync-state epoch).
     pub fn clear(&self) {
         self.throttle_next(0, 0);
         self.fail_next(0, 503);
         self.drop_responses_after_apply(0);
         self.set_latency(Duration::ZERO);
         self.duplicate_notifications(0);
+        self.stop_random();
+    }
+
+    /// The seeded random mode: each Graph request (each request inside a `$batch` too) and
+    /// each EWS request (once signed in), and each batch of change notifications, independently meets a fault with probability `rate` (0 to
+    /// 1). The kind is drawn, by weight, among those the request can meet (see
+    /// [`FaultKind`]): a lost response only for changes, a conflict only for an update or
+    /// delete of an item, an expired sync state only for a delta / SyncFolderItems request.
+    /// The same seed gives the same sequence of draws; which request meets which draw
+    /// depends on the order requests arrive in. Throttles ask to wait `retry_after_secs`.
+    pub fn set_random(&self, rate: f64, seed: u64, retry_after_secs: u64) {
+        *self.random.lock().unwrap() =
+            Some(RandomFaults { rate: rate.clamp(0.0, 1.0), retry_after_secs, rng: SplitMix64(seed) });
+    }
+
+    /// Turns the random mode off.
+    pub fn stop_random(&self) {
+        *self.random.lock().unwrap() = None;
+    }
+
+    /// Draws the random mode's fault for one request, if any (counted by the caller once the
+    /// fault is applied, with [`StatsCounters::fault`]).
+    pub(crate) fn draw(&self, class: RequestClass) -> Option<FaultKind> {
+        let mut guard = self.random.lock().unwrap();
+        let r = guard.as_mut()?;
+        if r.rng.next_f64() >= r.rate {
+            return None;
+        }
+        let kinds: Vec<FaultKind> = FaultKind::ALL.into_iter().filter(|k| class.can_meet(*k)).collect();
+        let total: u64 = kinds.iter().map(|k| k.weight()).sum();
+        let mut pick = r.rng.next_u64() % total.max(1);
+        for k in kinds {
+            if pick < k.weight() {
+                return Some(k);
+            }
+            pick -= k.weight();
+        }
+        None
+    }
+
+    /// The `Retry-After` of the random mode's throttles (1 s when it is off).
+    pub(crate) fn random_retry_after(&self) -> u64 {
+        self.random.lock().unwrap().as_ref().map_or(1, |r| r.retry_after_secs)
+    }
+
+    /// Whether the random mode duplicates (and reverses) the next notification batch.
+    pub(crate) fn draw_duplicate_notification(&self) -> bool {
+        let mut guard = self.random.lock().unwrap();
+        match guard.as_mut() {
+            Some(r) => r.rng.next_f64() < r.rate,
+            None => false,
+        }
     }
 
     pub(crate) fn take_throttle(&self) -> Option<u64> {
@@ -139,12 +316,21 @@ impl Faults {
         if req.clear {
             self.clear();
         }
+        if let Some(r) = &req.random {
+            if r.rate > 0.0 {
+                self.set_random(r.rate, r.seed, r.retry_after_secs);
+            } else {
+                self.stop_random();
+            }
+        }
     }
 }
 
 /// Body of `POST /_sim/faults`, e.g.
 /// `{"throttle_next": {"n": 2, "retry_after_secs": 1}, "fail_next": {"n": 1, "status": 503},
-/// "drop_responses_after_apply": 1, "expire_delta_tokens": true, "latency_ms": 200}`.
+/// "drop_responses_after_apply": 1, "expire_delta_tokens": true, "latency_ms": 200}`, or the
+/// random mode: `{"random": {"rate": 0.1, "seed": 42}}` (`"rate": 0` turns it off; `clear`
+/// does too, and is applied first).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FaultRequest {
@@ -162,6 +348,20 @@ pub struct FaultRequest {
     pub duplicate_notifications: Option<u32>,
     #[serde(default)]
     pub clear: bool,
+    #[serde(default)]
+    pub random: Option<RandomFault>,
+}
+
+/// The random mode of `POST /_sim/faults` ([`Faults::set_random`]).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RandomFault {
+    /// Probability of a fault per request, 0 to 1.
+    pub rate: f64,
+    #[serde(default)]
+    pub seed: u64,
+    #[serde(default = "one")]
+    pub retry_after_secs: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -209,6 +409,9 @@ pub struct SimStats {
     /// Change notifications delivered (acknowledged with 2xx).
     #[serde(default)]
     pub notifications_delivered: u64,
+    /// Faults the random mode injected, by kind ([`FaultKind::as_str`]).
+    #[serde(default)]
+    pub faults: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Default)]
@@ -236,6 +439,9 @@ impl StatsCounters {
     }
     pub fn dropped(&self) {
         self.inner.lock().unwrap().dropped_responses += 1;
+    }
+    pub fn fault(&self, kind: FaultKind) {
+        *self.inner.lock().unwrap().faults.entry(kind.as_str().to_string()).or_insert(0) += 1;
     }
     pub fn notified(&self, n: u64) {
         self.inner.lock().unwrap().notifications_delivered += n;

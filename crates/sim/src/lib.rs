@@ -19,7 +19,8 @@
 //! auth.rs                    JWT-shaped access tokens (HS256 with the simulator's key)
 //! ntlm.rs                    NTLM's server side: challenge messages, NTLMv2 verification
 //! delta.rs                   opaque, signed sync-state tokens; delta pages from the change log
-//! faults.rs                  fault injection and request statistics
+//! faults.rs                  fault injection (the next n requests, or a seeded random mode
+//!                            drawing a fault per request) and request statistics
 //! http.rs                    Graph error bodies, request ids, Prefer, query and base URL
 //! server.rs, tls.rs          the router, middleware (faults, auth, throttling), serve loop, TLS
 //! graph/*.rs                 one file per endpoint, each opening with Microsoft's doc link
@@ -51,11 +52,13 @@
 //! POST /_sim/faults, GET /_sim/stats, GET /_sim/health         (scenario `sim_control`)
 //! ```
 //!
-//! Every `/v1.0` request passes, in order: injected 5xx, injected 429, the bearer token
-//! (401 `InvalidAuthenticationToken`), the app's roles (403), the mailbox concurrency limit
+//! Every `/v1.0` request passes, in order: the random mode's fault (when on: 429, 503, a
+//! reset connection, an expired sync state, a concurrent edit by a person), injected 5xx,
+//! injected 429, the bearer token (401 `InvalidAuthenticationToken`), the app's roles (403),
+//! the mailbox concurrency limit
 //! (429 `ApplicationThrottled` with `Retry-After`), injected latency, the handler, and for
 //! event mutations an injected dropped response (the change is applied, the connection is
-//! closed without an answer).
+//! closed without an answer; the random mode's lost response too).
 //!
 //! Design rules: the simulator never depends on calbridge-core (it must not share calbridge's
 //! domain bugs); it uses Graph's wire types only, compiled in from
@@ -111,7 +114,7 @@ use chrono::{DateTime, NaiveTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use error::SimError;
-pub use faults::{FailFault, FaultRequest, Faults, SimStats, ThrottleFault};
+pub use faults::{FailFault, FaultKind, FaultRequest, Faults, RandomFault, SimStats, ThrottleFault};
 pub use outlook::{NewEvent, Outlook};
 pub use scenario::{
     AppSpec, AttendeeSpec, EventSpec, EwsAccountSpec, GenerateSpec, MailboxKind, MailboxSpec, RecurrenceSpec,

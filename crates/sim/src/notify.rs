@@ -4,7 +4,8 @@
 //! does not answer 2xx within 3 seconds is tried again, a few times, with growing pauses;
 //! then the batch is dropped (Graph keeps trying for up to 4 hours). With
 //! [`crate::Faults::duplicate_notifications`], the next batches are delivered twice, the
-//! second time in reverse order, as Graph may.
+//! second time in reverse order, as Graph may; in the random mode
+//! ([`crate::Faults::set_random`]) each batch is, with the mode's probability.
 
 use std::time::Duration;
 
@@ -35,7 +36,11 @@ pub(crate) async fn deliver(sim: Simulator) {
             }
         }
         for (url, list) in by_url {
-            let twice = sim.inner.faults.take_duplicate_notification();
+            let random = sim.inner.faults.draw_duplicate_notification();
+            if random {
+                sim.inner.stats.fault(crate::faults::FaultKind::DuplicateNotifications);
+            }
+            let twice = random || sim.inner.faults.take_duplicate_notification();
             post(&sim, &http, &url, &list).await;
             if twice {
                 let reversed: Vec<Value> = list.into_iter().rev().collect();

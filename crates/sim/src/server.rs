@@ -1,5 +1,6 @@
-//! The HTTP surface: the router, the middleware every Graph request passes (injected faults,
-//! bearer-token check, app roles, per-mailbox concurrency limit, latency, dropped responses),
+//! The HTTP surface: the router, the middleware every Graph request passes (the random mode's
+//! fault, injected faults, bearer-token check, app roles, per-mailbox concurrency limit,
+//! latency, dropped responses),
 //! and a serve loop on hyper that can also speak TLS and can abort a connection mid-request.
 
 use std::future::Future;
@@ -22,6 +23,7 @@ use tokio::sync::{oneshot, watch};
 use tokio_rustls::rustls::ServerConfig;
 use tower::ServiceExt;
 
+use crate::faults::{FaultKind, RequestClass};
 use crate::graph;
 use crate::http::{AppContext, RequestIds, Scheme, REQUEST_IDS};
 use crate::state::ApiError;
@@ -196,6 +198,15 @@ fn acquire(sim: &Simulator, key: String) -> Option<Slot> {
     Some(Slot { sim: sim.clone(), key })
 }
 
+/// A person edits the item a request is about to change, so the request meets a stale
+/// version (the random mode's [`FaultKind::Conflict`]). Whether the edit happened.
+pub(crate) fn concurrent_edit(sim: &Simulator, mailbox: &str, id: &str) -> bool {
+    let patch = serde_json::json!({
+        "body": {"contentType": "text", "content": "Changed in Outlook at the same moment (simulated conflict)."}
+    });
+    sim.outlook().update_event(mailbox, id, patch).is_ok()
+}
+
 /// The bearer token's claims, or Graph's `401 InvalidAuthenticationToken`.
 pub(crate) fn authenticate(sim: &Simulator, headers: &axum::http::HeaderMap) -> Result<serde_json::Value, ApiError> {
     let bearer = headers
@@ -215,6 +226,41 @@ pub(crate) fn authenticate(sim: &Simulator, headers: &axum::http::HeaderMap) -> 
 async fn graph_layer(State(sim): State<Simulator>, mut req: Request, next: Next) -> Response {
     let (kind, user) = classify(req.method(), req.uri().path());
     let faults = &sim.inner.faults;
+    let class = RequestClass {
+        mutating: matches!(kind, "event_create" | "event_update" | "event_delete" | "event_decline"),
+        edits_item: matches!(kind, "event_update" | "event_delete"),
+        sync: kind == "calendar_view_delta",
+    };
+    let random = faults.draw(class);
+    match random {
+        Some(FaultKind::Throttle) => {
+            sim.inner.stats.throttled();
+            sim.inner.stats.fault(FaultKind::Throttle);
+            return throttled(faults.random_retry_after());
+        }
+        Some(FaultKind::Unavailable) => {
+            sim.inner.stats.failed();
+            sim.inner.stats.fault(FaultKind::Unavailable);
+            return server_error(503);
+        }
+        Some(FaultKind::Reset) => {
+            sim.inner.stats.fault(FaultKind::Reset);
+            return abort_response();
+        }
+        Some(FaultKind::ExpiredSyncState) => {
+            faults.expire_delta_tokens();
+            sim.inner.stats.fault(FaultKind::ExpiredSyncState);
+        }
+        Some(FaultKind::Conflict) => {
+            let id = req.uri().path().trim_end_matches('/').rsplit('/').next().map(percent_decode);
+            if let (Some(user), Some(id)) = (&user, id) {
+                if concurrent_edit(&sim, user, &id) {
+                    sim.inner.stats.fault(FaultKind::Conflict);
+                }
+            }
+        }
+        Some(FaultKind::LostResponse | FaultKind::DuplicateNotifications) | None => {}
+    }
     if let Some(status) = faults.take_fail() {
         sim.inner.stats.failed();
         return server_error(status);
@@ -275,11 +321,17 @@ async fn graph_layer(State(sim): State<Simulator>, mut req: Request, next: Next)
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    let mutating = matches!(kind, "event_create" | "event_update" | "event_delete" | "event_decline");
     let resp = next.run(req).await;
-    if mutating && resp.status().is_success() && faults.take_drop() {
-        sim.inner.stats.dropped();
-        return abort_response();
+    if class.mutating && resp.status().is_success() {
+        if random == Some(FaultKind::LostResponse) {
+            sim.inner.stats.dropped();
+            sim.inner.stats.fault(FaultKind::LostResponse);
+            return abort_response();
+        }
+        if faults.take_drop() {
+            sim.inner.stats.dropped();
+            return abort_response();
+        }
     }
     resp
 }

@@ -862,8 +862,10 @@ impl State {
         let Some(want) = if_match.map(str::trim).filter(|s| !s.is_empty() && *s != "*") else {
             return Ok(());
         };
-        let strip = |s: &str| s.trim().trim_start_matches("W/").trim_matches('"').to_string();
-        if current.map(strip) != Some(strip(want)) {
+        // `want` is an etag (`W/"<changeKey>"`, or `"<changeKey>"`), or a bare changeKey;
+        // `current` is the changeKey itself, which may begin with `W/` (it is base64).
+        let want = want.strip_prefix("W/\"").map(|w| w.trim_end_matches('"')).unwrap_or(want).trim_matches('"');
+        if current.map(str::trim) != Some(want) {
             return Err(ApiError::new(
                 412,
                 "ErrorIrresolvableConflict",
@@ -1317,6 +1319,18 @@ mod tests {
         let ids = parse_expand("singleValueExtendedProperties($filter=id eq 'String {00020329-0000-0000-C000-000000000046} Name x' or id eq 'y')").unwrap();
         assert_eq!(ids, vec!["String {00020329-0000-0000-C000-000000000046} Name x".to_string(), "y".to_string()]);
         assert_eq!(parse_expand("attachments"), None);
+    }
+
+    #[test]
+    fn if_match_compares_the_etag_with_a_change_key_that_begins_with_w_slash() {
+        // Change keys are base64, so one may begin with "W/": the etag is then `W/"W/…"`.
+        let ck = "W/Uvbp9tTsGJiRTeyXRbaAAAAAAA7g==";
+        for ok in [format!("W/\"{ck}\""), format!("\"{ck}\""), ck.to_string(), "*".into(), String::new()] {
+            assert!(State::check_if_match(Some(ck), Some(&ok)).is_ok(), "{ok}");
+        }
+        let stale = State::check_if_match(Some(ck), Some("W/\"Uvbp9tTsGJiRTeyXRbaAAAAAAA7g==\"")).unwrap_err();
+        assert_eq!((stale.status, stale.code.as_str()), (412, "ErrorIrresolvableConflict"));
+        assert!(State::check_if_match(Some("abc"), Some("W/\"W/abc\"")).is_err());
     }
 
     #[test]

@@ -237,7 +237,23 @@ pub(crate) async fn create_in(state: &ApiState, cal: &Calendar, id: &EventId, da
     let note = message("event.created", payload(cal, &preview), Utc::now());
     let e = state.store().create_local_event_notify(cal.id, id, data, &state.subscribed(vec![note])).await?;
     state.outbox_changed();
+    push_soon(state, cal).await;
     Ok(e)
+}
+
+/// A calendar with a live change-notification subscription syncs when Exchange notifies it
+/// (and at the reconcile), not at the scheduled interval: queue it now, so the host
+/// application's change reaches Exchange without waiting for the reconcile. A polled calendar
+/// takes the change at its next scheduled sync.
+async fn push_soon(state: &ApiState, cal: &Calendar) {
+    if state.config().public_url.is_none() {
+        return;
+    }
+    if let Ok(held) = state.store().subscriptions().await {
+        if crate::notifications::is_live(&held, cal.id) {
+            state.sync_queue().push(cal.id);
+        }
+    }
 }
 
 /// Replaces a local event's content with its `event.updated` message.
@@ -253,6 +269,7 @@ pub(crate) async fn replace_in(
     let notes = state.subscribed(vec![note]);
     let updated = state.store().update_local_event_notify(&e.id, data, expected_version, &notes).await?;
     state.outbox_changed();
+    push_soon(state, cal).await;
     Ok(updated)
 }
 
@@ -262,6 +279,7 @@ pub(crate) async fn delete_in(state: &ApiState, cal: &Calendar, e: &Event) -> Ap
     let note = message("event.deleted", data, Utc::now());
     state.store().delete_local_event_notify(&e.id, &state.subscribed(vec![note])).await?;
     state.outbox_changed();
+    push_soon(state, cal).await;
     Ok(())
 }
 

@@ -8,7 +8,8 @@
 //! `ErrorServerBusy` fault with `BackOffMilliseconds`, HTTP 500, as Exchange throttles),
 //! injected latency, the XML limits (no DTD, 8 MiB, a million nodes, 128 levels deep), the SOAP envelope,
 //! `ExchangeImpersonation` (the account needs the impersonation role, else the
-//! `ErrorImpersonateUserDenied` fault; an app token needs it always), and the operation.
+//! `ErrorImpersonateUserDenied` fault; an app token needs it always), the random mode's fault
+//! (`Faults::set_random`, drawn once the operation is known), and the operation.
 //! Errors an operation reports per item are response messages with `ResponseClass="Error"`;
 //! errors of the whole request are SOAP faults with HTTP 500, as Exchange writes them.
 
@@ -45,6 +46,7 @@ pub use auth::Connection;
 use crate::ews_wire::envelope::{self, ConnectingSid, Fault, RequestHeader, ServerVersionInfo};
 use crate::ews_wire::types::FolderRef;
 use crate::ews_wire::xml::{self, Limits, XmlWriter};
+use crate::faults::{FaultKind, RequestClass};
 use crate::scenario::EwsAccountSpec;
 use crate::state::Mailbox;
 use crate::Simulator;
@@ -251,6 +253,43 @@ pub(crate) async fn handler(State(sim): State<Simulator>, request: Request) -> R
     let mut w = XmlWriter::new();
     let operation = env.body.tag_name().name();
     let mutating = matches!(operation, "CreateItem" | "UpdateItem" | "DeleteItem");
+    // The random mode's fault, once the operation is known and before it is applied.
+    let class = RequestClass {
+        mutating,
+        edits_item: matches!(operation, "UpdateItem" | "DeleteItem"),
+        sync: operation == "SyncFolderItems",
+    };
+    let random = faults.draw(class);
+    match random {
+        Some(FaultKind::Throttle) => {
+            sim.inner.stats.throttled();
+            sim.inner.stats.fault(FaultKind::Throttle);
+            return server_busy(faults.random_retry_after().saturating_mul(1000));
+        }
+        Some(FaultKind::Unavailable) => {
+            sim.inner.stats.failed();
+            sim.inner.stats.fault(FaultKind::Unavailable);
+            return server_error(503);
+        }
+        Some(FaultKind::Reset) => {
+            sim.inner.stats.fault(FaultKind::Reset);
+            return crate::server::abort_response();
+        }
+        Some(FaultKind::ExpiredSyncState) => {
+            faults.expire_delta_tokens();
+            sim.inner.stats.fault(FaultKind::ExpiredSyncState);
+        }
+        Some(FaultKind::Conflict) => {
+            let mailbox = ctx.acting_as.as_ref().map(|m| m.email.clone()).or_else(|| ctx.account.mailbox.clone());
+            let item = env.body.descendants().find(|n| n.has_tag_name((xml::NS_TYPES, "ItemId")));
+            if let (Some(mailbox), Some(id)) = (mailbox, item.and_then(|n| n.attribute("Id"))) {
+                if crate::server::concurrent_edit(&sim, &mailbox, &convert::graph_id(id)) {
+                    sim.inner.stats.fault(FaultKind::Conflict);
+                }
+            }
+        }
+        Some(FaultKind::LostResponse | FaultKind::DuplicateNotifications) | None => {}
+    }
     if operation == "GetStreamingEvents" {
         // The one answer that is streamed: held open, an envelope at a time.
         return get_streaming_events::respond(&ctx, env.body).unwrap_or_else(SoapFault::into_response);
@@ -280,6 +319,11 @@ pub(crate) async fn handler(State(sim): State<Simulator>, request: Request) -> R
     };
     match outcome {
         // The change is applied, the answer lost (fault injection), as over Graph.
+        Ok(()) if mutating && random == Some(FaultKind::LostResponse) => {
+            sim.inner.stats.dropped();
+            sim.inner.stats.fault(FaultKind::LostResponse);
+            crate::server::abort_response()
+        }
         Ok(()) if mutating && faults.take_drop() => {
             sim.inner.stats.dropped();
             crate::server::abort_response()
