@@ -76,21 +76,24 @@ pub struct ServeArgs {
     lease_secs: Option<u64>,
 }
 
+/// Completes when the process receives SIGTERM (never elsewhere than on Unix).
+pub async fn terminated() {
+    #[cfg(unix)]
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut s) => {
+            s.recv().await;
+        }
+        Err(_) => std::future::pending::<()>().await,
+    }
+    #[cfg(not(unix))]
+    std::future::pending::<()>().await
+}
+
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
+    let term = terminated();
     tokio::select! {
         _ = ctrl_c => {},
         _ = term => {},

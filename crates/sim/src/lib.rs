@@ -28,7 +28,8 @@
 //!                            CreateItem, UpdateItem, DeleteItem, SyncFolderItems, ConvertId,
 //!                            ResolveNames, GetRoomLists, GetRooms, GetUserAvailability,
 //!                            GetServerTimeZones, on the same mailboxes and change log
-//! control.rs                 /_sim/*: fault injection and statistics for other processes
+//! control.rs                 /_sim/*: fault injection, statistics, subscriptions and Outlook-like
+//!                            changes for other processes (`calbridge bench`)
 //! outlook.rs                 acting as a person in Outlook (for tests)
 //! ```
 //!
@@ -46,6 +47,7 @@
 //! POST /v1.0/users/{u}/calendar/getSchedule
 //! POST /EWS/Exchange.asmx                                      EWS (scenario `[[ews_accounts]]`)
 //! POST /_sim/faults, GET /_sim/stats, GET /_sim/health         (scenario `sim_control`)
+//! GET /_sim/subscriptions, POST /_sim/outlook/changes
 //! ```
 //!
 //! Every `/v1.0` request passes, in order: injected 5xx, injected 429, the bearer token
@@ -107,6 +109,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, NaiveTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use control::{ChangeRequest, ChangedEvent, SubscriptionInfo};
 pub use error::SimError;
 pub use faults::{FailFault, FaultRequest, Faults, SimStats, ThrottleFault};
 pub use outlook::{NewEvent, Outlook};
