@@ -14,15 +14,15 @@ use calbridge_api::{ApiConfig, ApiState};
 use calbridge_core::connector::Connector;
 use calbridge_core::store::Scope;
 use calbridge_engine::secrets::{MasterKey, GENERATE_HINT};
-use calbridge_graph::{GraphConnector, GraphOptions};
+use calbridge_graph::GraphConnector;
 
 use crate::app::App;
 use crate::config::Config;
 
 /// The connectors this build serves, one per connection kind. A new kind is one line here.
 pub fn connectors(installation_id: &str) -> Vec<Arc<dyn Connector>> {
-    let graph = GraphOptions { installation_id: installation_id.to_string(), ..GraphOptions::default() };
-    let ews = calbridge_ews::EwsOptions { installation_id: installation_id.to_string(), ..Default::default() };
+    let graph = crate::app::graph_options(installation_id);
+    let ews = crate::app::ews_options(installation_id);
     vec![Arc::new(GraphConnector::new(graph)), Arc::new(calbridge_ews::EwsConnector::new(ews))]
 }
 
