@@ -91,10 +91,22 @@ impl Adapter {
     }
 }
 
+/// Graph's client settings: delta pages of 1,000 events (the largest page Graph serves; the
+/// library's default of 100 costs five times the requests and round trips of a first sync).
+pub fn graph_options(installation_id: &str) -> GraphOptions {
+    GraphOptions { installation_id: installation_id.to_string(), page_size: 1000, ..GraphOptions::default() }
+}
+
+/// EWS's client settings: GetItem reads 100 items a request (as exchangelib does; the
+/// library's default is 50), SyncFolderItems pages stay at their maximum of 512.
+pub fn ews_options(installation_id: &str) -> EwsOptions {
+    EwsOptions { installation_id: installation_id.to_string(), get_item_batch: 100, ..EwsOptions::default() }
+}
+
 pub fn adapter(c: &ConnectionConfig, installation_id: &str) -> Result<Adapter> {
     match &c.settings {
         ConnectionSettings::Graph(g) => {
-            let options = GraphOptions { installation_id: installation_id.to_string(), ..GraphOptions::default() };
+            let options = graph_options(installation_id);
             let secret = c.secret.clone().map_err(anyhow::Error::msg)?;
             let client = GraphClient::new(g, secret, options)
                 .with_context(|| format!("cannot set up the Graph client of connection {:?}", c.name))?;
@@ -104,7 +116,7 @@ pub fn adapter(c: &ConnectionConfig, installation_id: &str) -> Result<Adapter> {
             })
         }
         ConnectionSettings::Ews(e) => {
-            let options = EwsOptions { installation_id: installation_id.to_string(), ..EwsOptions::default() };
+            let options = ews_options(installation_id);
             let secret = c.secret.clone().map_err(anyhow::Error::msg)?;
             let client = EwsConnector::new(options)
                 .client(e, secret)
@@ -428,6 +440,25 @@ pub struct SimArgs {
     /// (e.g. REQUESTS_CA_BUNDLE / SSL_CERT_FILE). Default: calbridge-sim-ca.pem.
     #[arg(long, value_name = "FILE", requires = "tls")]
     ca_out: Option<PathBuf>,
+    /// Instead of a scenario file: a generated organisation of this many person mailboxes
+    /// (the demo's tenant, app and EWS service account), for benchmarks.
+    #[arg(long, value_name = "N", conflicts_with_all = ["scenario", "state"])]
+    generate_mailboxes: Option<usize>,
+    /// With --generate-mailboxes: single events per mailbox, between 28 days before today and
+    /// 120 days after.
+    #[arg(long, value_name = "N", default_value_t = 500, requires = "generate_mailboxes")]
+    generate_events: usize,
+    /// Every Graph and EWS request waits this long before it is handled, like a distant server.
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    latency_ms: u64,
+    /// Print one JSON line (URLs, credentials, the EWS service account, the mailboxes) instead
+    /// of the text, for programs that start the simulator.
+    #[arg(long)]
+    json: bool,
+    /// Also stop when standard input closes (a parent process that dies never leaves the
+    /// simulator behind).
+    #[arg(long)]
+    exit_on_stdin_eof: bool,
 }
 
 pub async fn sim(args: SimArgs) -> Result<()> {
@@ -435,15 +466,17 @@ pub async fn sim(args: SimArgs) -> Result<()> {
         Some(p) if p.exists() => calbridge_sim::Simulator::load_state(p)
             .with_context(|| format!("cannot load simulator state from {}", p.display()))?,
         _ => {
-            let scenario = match &args.scenario {
-                Some(p) => {
+            let scenario = match (&args.scenario, args.generate_mailboxes) {
+                (Some(p), _) => {
                     calbridge_sim::Scenario::load(p).with_context(|| format!("cannot load scenario {}", p.display()))?
                 }
-                None => calbridge_sim::Scenario::demo(),
+                (None, Some(n)) => calbridge_sim::Scenario::bench(n, args.generate_events),
+                (None, None) => calbridge_sim::Scenario::demo(),
             };
             calbridge_sim::Simulator::new(&scenario)?
         }
     };
+    sim.faults().set_latency(Duration::from_millis(args.latency_ms));
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {} (--listen): is the port in use?", args.listen))?;
@@ -458,6 +491,25 @@ pub async fn sim(args: SimArgs) -> Result<()> {
     };
     let base = format!("{}://{}", if tls.is_some() { "https" } else { "http" }, listener.local_addr()?);
     let creds = sim.credentials();
+    if args.json {
+        let account = sim.ews_accounts().into_iter().find(|a| a.impersonation);
+        let line = serde_json::json!({
+            "base_url": base,
+            "authority_url": base,
+            "graph_url": base,
+            "ews_url": format!("{base}/EWS/Exchange.asmx"),
+            "tenant_id": creds.tenant_id,
+            "tenant_domain": creds.tenant_domain,
+            "client_id": creds.client_id,
+            "client_secret": creds.client_secret,
+            "ews_username": account.as_ref().map(|a| a.username.clone()),
+            "ews_password": account.as_ref().map(|a| a.password.clone()),
+            "ca_cert_file": tls.as_ref().map(|(_, p)| p.display().to_string()),
+            "mailboxes": sim.mailbox_addresses(),
+        });
+        println!("{line}");
+        return serve_sim(&sim, listener, tls.as_ref().map(|(t, _)| t), &args).await;
+    }
     println!("calbridge Exchange simulator");
     println!("  Graph:          {base}/v1.0");
     println!("  token endpoint: {base}/{}/oauth2/v2.0/token", creds.tenant_id);
@@ -485,16 +537,47 @@ pub async fn sim(args: SimArgs) -> Result<()> {
         println!();
     }
     println!("Press Ctrl-C to stop{}.", if args.state.is_some() { " (the state is saved on exit)" } else { "" });
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
+    serve_sim(&sim, listener, tls.as_ref().map(|(t, _)| t), &args).await
+}
+
+/// Serves until Ctrl-C, SIGTERM or (with --exit-on-stdin-eof) the end of standard input, then
+/// saves the state when asked to.
+async fn serve_sim(
+    sim: &calbridge_sim::Simulator,
+    listener: tokio::net::TcpListener,
+    tls: Option<&calbridge_sim::SimTls>,
+    args: &SimArgs,
+) -> Result<()> {
+    let stdin_eof = args.exit_on_stdin_eof;
+    let shutdown = async move {
+        let stdin_closed = async move {
+            if !stdin_eof {
+                return std::future::pending::<()>().await;
+            }
+            use tokio::io::AsyncReadExt;
+            let mut stdin = tokio::io::stdin();
+            let mut buf = [0u8; 256];
+            while let Ok(n) = stdin.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        };
+        tokio::select! {
+            _ = stdin_closed => {}
+            _ = tokio::signal::ctrl_c() => {}
+            _ = crate::serve::terminated() => {}
+        }
     };
-    match &tls {
-        Some((t, _)) => sim.serve_tls(listener, t, shutdown).await?,
+    match tls {
+        Some(t) => sim.serve_tls(listener, t, shutdown).await?,
         None => sim.serve(listener, shutdown).await?,
     }
     if let Some(p) = &args.state {
         sim.save_state(p).with_context(|| format!("cannot save simulator state to {}", p.display()))?;
-        println!("state saved to {}", p.display());
+        if !args.json {
+            println!("state saved to {}", p.display());
+        }
     }
     Ok(())
 }

@@ -4,12 +4,14 @@
 //! a protocol adapter per connection, hands both to the engine, and prints what happened.
 //!
 //! Commands: `demo` (the simulator, a sample organisation, a full sync and a booking, in one
-//! go), `sim` (the Exchange simulator on its own), `sync` (apply the configuration's links and
+//! go), `sim` (the Exchange simulator on its own), `bench` (benchmarks against the simulator
+//! in another process, the protocol's lower bound and an exchangelib peer), `sync` (apply the configuration's links and
 //! sync), `events` (read a calendar from the store), `rooms import` (room discovery), `serve` (the REST API with the sync
 //! engine, the webhook worker and the admin console), `apikey` (API keys), `admin`
 //! (administrators of the admin console) and `secrets` (the master key).
 
 mod app;
+mod bench;
 mod config;
 mod demo;
 mod serve;
@@ -42,6 +44,9 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Run the Exchange simulator alone, for building against calbridge offline.
     Sim(app::SimArgs),
+    /// Benchmark calbridge against a simulator with Exchange's latency and budgets, against the
+    /// lower bound the protocol allows and against an exchangelib script (docs/performance.md).
+    Bench(bench::BenchArgs),
     /// Link the configured mailboxes and sync them with Exchange.
     Sync(app::SyncArgs),
     /// List a calendar's events from the store.
@@ -76,6 +81,7 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Demo(a) => demo::run(a).await,
             Command::Sim(a) => app::sim(a).await,
+            Command::Bench(a) => bench::run(a).await,
             Command::Sync(a) => app::sync(cli.config.as_deref(), a).await,
             Command::Events(a) => app::events(cli.config.as_deref(), a).await,
             Command::Rooms(RoomsCommand::Import(a)) => app::rooms_import(cli.config.as_deref(), a).await,

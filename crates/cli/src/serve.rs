@@ -14,15 +14,15 @@ use calbridge_api::{ApiConfig, ApiState};
 use calbridge_core::connector::Connector;
 use calbridge_core::store::Scope;
 use calbridge_engine::secrets::{MasterKey, GENERATE_HINT};
-use calbridge_graph::{GraphConnector, GraphOptions};
+use calbridge_graph::GraphConnector;
 
 use crate::app::App;
 use crate::config::Config;
 
 /// The connectors this build serves, one per connection kind. A new kind is one line here.
 pub fn connectors(installation_id: &str) -> Vec<Arc<dyn Connector>> {
-    let graph = GraphOptions { installation_id: installation_id.to_string(), ..GraphOptions::default() };
-    let ews = calbridge_ews::EwsOptions { installation_id: installation_id.to_string(), ..Default::default() };
+    let graph = crate::app::graph_options(installation_id);
+    let ews = crate::app::ews_options(installation_id);
     vec![Arc::new(GraphConnector::new(graph)), Arc::new(calbridge_ews::EwsConnector::new(ews))]
 }
 
@@ -89,21 +89,24 @@ pub struct ServeArgs {
     lease_secs: Option<u64>,
 }
 
+/// Completes when the process receives SIGTERM (never elsewhere than on Unix).
+pub async fn terminated() {
+    #[cfg(unix)]
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut s) => {
+            s.recv().await;
+        }
+        Err(_) => std::future::pending::<()>().await,
+    }
+    #[cfg(not(unix))]
+    std::future::pending::<()>().await
+}
+
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
+    let term = terminated();
     tokio::select! {
         _ = ctrl_c => {},
         _ = term => {},

@@ -31,7 +31,9 @@
 //!                            GetServerTimeZones, Subscribe, GetStreamingEvents (streamed),
 //!                            GetEvents, Unsubscribe, on the same mailboxes and change log
 //! ews/notifications.rs       EWS pull and streaming subscriptions, their lifetimes and controls
-//! control.rs                 /_sim/*: fault injection, EWS notification controls, statistics
+//! control.rs                 /_sim/*: fault injection, EWS notification controls, statistics,
+//!                            subscriptions and Outlook-like changes for other processes
+//!                            (`calbridge bench`)
 //! outlook.rs                 acting as a person in Outlook (for tests)
 //! ```
 //!
@@ -50,6 +52,7 @@
 //! POST /v1.0/$batch                                             JSON batching (≤ 20, 4 at a time)
 //! POST /EWS/Exchange.asmx                                      EWS (scenario `[[ews_accounts]]`)
 //! POST /_sim/faults, GET /_sim/stats, GET /_sim/health         (scenario `sim_control`)
+//! GET /_sim/subscriptions, POST /_sim/outlook/changes
 //! ```
 //!
 //! Every `/v1.0` request passes, in order: the random mode's fault (when on: 429, 503, a
@@ -113,6 +116,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, NaiveTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use control::{ChangeRequest, ChangedEvent, SubscriptionInfo};
 pub use error::SimError;
 pub use faults::{FailFault, FaultKind, FaultRequest, Faults, RandomFault, SimStats, ThrottleFault};
 pub use outlook::{NewEvent, Outlook};

@@ -226,6 +226,11 @@ impl Outlook {
         };
         let mut state = self.sim.inner.state.lock().unwrap();
         let key = Self::key(&state, mailbox)?;
+        // Meeting copies follow only a meeting: one with attendees before or after the change.
+        let meeting = |state: &State, master: &str| {
+            state.event(&key, master).is_some_and(|e| e.event.attendees.as_ref().is_some_and(|a| !a.is_empty()))
+        };
+        let was_meeting = state.resolve_id(&key, id).is_some_and(|(m, _)| meeting(&state, &m));
         let (master, reprocess) = state.update_event(&key, id, &patch, None, now).map_err(|e| {
             if e.status == 404 {
                 SimError::UnknownEvent { mailbox: mailbox.into(), id: id.into() }
@@ -233,7 +238,7 @@ impl Outlook {
                 rejected(e)
             }
         })?;
-        if state.event(&key, &master).is_some_and(|e| e.origin.is_none()) {
+        if state.event(&key, &master).is_some_and(|e| e.origin.is_none()) && (was_meeting || meeting(&state, &master)) {
             booking::sync_meeting(&mut state, &key, &master, reprocess, now);
         }
         Ok(())

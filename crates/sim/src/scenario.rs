@@ -392,6 +392,32 @@ impl Scenario {
         Scenario::from_toml(DEMO_TOML).expect("the bundled demo scenario is valid")
     }
 
+    /// A generated organisation for benchmarks (`calbridge sim --generate-mailboxes N
+    /// --generate-events M`): the demo's tenant, app and EWS service account, `people` person
+    /// mailboxes with `events_per_mailbox` single events each (no series, no meetings), from 28
+    /// days before today to 120 days after, and nothing else.
+    pub fn bench(people: usize, events_per_mailbox: usize) -> Scenario {
+        let mut s = Scenario::demo();
+        s.name = Some(format!("calbridge bench: {people} mailboxes x {events_per_mailbox} events"));
+        s.mailboxes.clear();
+        s.room_lists.clear();
+        s.events.clear();
+        s.generate = Some(GenerateSpec {
+            seed: 2026,
+            anchor: "today".into(),
+            people,
+            rooms: 0,
+            equipment: 0,
+            events_per_mailbox,
+            meetings: 0,
+            organizer: None,
+            days_back: 28,
+            days_ahead: 120,
+            recurring_fraction: 0.0,
+        });
+        s
+    }
+
     /// The anchor date of `[generate]`, resolving `today` with the real clock.
     pub fn anchor_date(&self) -> Option<NaiveDate> {
         let g = self.generate.as_ref()?;
