@@ -9,10 +9,10 @@
 //! - `initial`: the first sync of every mailbox (always run: the others start from its store).
 //! - `steady`: cycles in which a share of the events change in the simulator, as people edit
 //!   them in Outlook (`POST /_sim/outlook/changes`), then an idle cycle.
-//! - `propagation` (Graph): the REST API's change-notification machinery for real — the API
-//!   on a loopback port with a public URL, the simulator delivering notifications to it; the
-//!   time from a change in the simulator to the change in the store. EWS streaming
-//!   notifications: [`propagation_ews`].
+//! - `propagation`: the REST API's change-notification machinery for real — the API on a
+//!   loopback port; over Graph with a public URL, the simulator delivering notifications to it;
+//!   over EWS with streaming subscriptions read over one long-lived connection; the time from a
+//!   change in the simulator to the change in the store.
 //! - `availability`: `POST /availability` over HTTP on loopback (the REST API's own route,
 //!   reading the store), over a set of calendars for one week.
 //!
@@ -299,6 +299,20 @@ impl SimProcess {
         Ok(r.json().await?)
     }
 
+    /// How many EWS subscriptions the simulator holds (`POST /_sim/ews-notifications` with no
+    /// change answers them).
+    async fn ews_subscriptions(&self) -> Result<usize> {
+        let r = self
+            .http
+            .post(format!("{}/_sim/ews-notifications", self.info.base_url))
+            .json(&serde_json::json!({}))
+            .send()
+            .await?
+            .error_for_status()?;
+        let list: Vec<serde_json::Value> = r.json().await?;
+        Ok(list.len())
+    }
+
     /// People change `count` events in Outlook.
     async fn change(&self, count: usize, seed: u64) -> Result<Vec<ChangedEvent>> {
         let r = self
@@ -524,12 +538,15 @@ impl Drop for RunningApi {
     }
 }
 
-async fn start_api(side: &Side, notifications: bool) -> Result<RunningApi> {
+/// The REST API on a loopback port; with `notifications`, the change-notification machinery
+/// of that protocol too (Graph: subscriptions to this server's URL; EWS: streaming watches).
+async fn start_api(side: &Side, notifications: Option<Protocol>) -> Result<RunningApi> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("cannot bind 127.0.0.1:0")?;
     let base = format!("http://{}", listener.local_addr()?);
     let config = ApiConfig {
         policy: side.app.config.sync.policy,
-        public_url: notifications.then(|| base.clone()),
+        public_url: (notifications == Some(Protocol::Graph)).then(|| base.clone()),
+        ews_notifications: notifications == Some(Protocol::Ews),
         subscription_check: Duration::from_millis(500),
         reconcile_interval: Duration::from_secs(86_400),
         ..ApiConfig::default()
@@ -553,9 +570,10 @@ async fn start_api(side: &Side, notifications: bool) -> Result<RunningApi> {
             }
         }
     })];
-    if notifications {
+    if notifications.is_some() {
         tasks.push(tokio::spawn(calbridge_api::notifications::run_sync_queue(state.clone())));
         tasks.push(tokio::spawn(calbridge_api::notifications::run_subscriptions(state.clone())));
+        tasks.push(tokio::spawn(calbridge_api::notifications::run_ews_notifications(state.clone())));
     }
     Ok(RunningApi { base, state, tasks })
 }
@@ -575,16 +593,20 @@ async fn quiet(sim: &SimProcess, limit: Duration) -> Result<()> {
     bail!("calbridge kept sending requests for {} s after subscribing", limit.as_secs())
 }
 
-async fn propagation_graph(args: &BenchArgs, sim: &SimProcess, side: &Side) -> Result<Vec<Row>> {
+async fn propagation(args: &BenchArgs, sim: &SimProcess, side: &Side, protocol: Protocol) -> Result<Vec<Row>> {
     let mailboxes = sim.info.mailboxes.len();
+    let name = protocol_name(protocol);
     reset_peak_memory();
-    let api = start_api(side, true).await?;
+    let api = start_api(side, Some(protocol)).await?;
     // Subscriptions first (one request each, and an idle sync each afterwards).
-    let bar = progress_bar(mailboxes as u64, "subscribing (graph)");
+    let bar = progress_bar(mailboxes as u64, &format!("subscribing ({name})"));
     let limit = Duration::from_millis(mailboxes as u64 * (args.latency_ms + 100) * 4) + Duration::from_secs(60);
     let started = Instant::now();
     loop {
-        let n = sim.subscriptions().await?.len();
+        let n = match protocol {
+            Protocol::Graph => sim.subscriptions().await?.len(),
+            Protocol::Ews => sim.ews_subscriptions().await?,
+        };
         bar.set_position(n as u64);
         if n >= mailboxes {
             break;
@@ -609,7 +631,7 @@ async fn propagation_graph(args: &BenchArgs, sim: &SimProcess, side: &Side) -> R
     let idle_requests = exchange_requests(&after) - exchange_requests(&before);
     let idle_row = Row {
         scenario: "steady idle, notifications".into(),
-        protocol: "graph".into(),
+        protocol: name.into(),
         wall_s: idle.as_secs_f64(),
         requests: idle_requests,
         tokens: tokens(&after) - tokens(&before),
@@ -629,13 +651,19 @@ async fn propagation_graph(args: &BenchArgs, sim: &SimProcess, side: &Side) -> R
     for c in store.calendars(Some(side.conn.id)).await? {
         calendars.insert(c.email.to_ascii_lowercase(), c.id);
     }
-    let bar = progress_bar(args.samples as u64, "propagation (graph)");
+    let bar = progress_bar(args.samples as u64, &format!("propagation ({name})"));
     let before = sim.stats().await?;
     let mut latencies = Vec::with_capacity(args.samples);
     let mut lost = 0;
     for i in 0..args.samples {
         let t0 = Instant::now();
-        let changed = sim.change(1, 1_000_000 + i as u64).await?;
+        // Each protocol's own seeds: both sides share one simulator, and a change the other
+        // side already made would be no change at all.
+        let seed = match protocol {
+            Protocol::Graph => 1_000_000,
+            Protocol::Ews => 2_000_000,
+        } + i as u64;
+        let changed = sim.change(1, seed).await?;
         let Some(c) = changed.into_iter().next() else { bail!("the simulator made no change") };
         let cal = *calendars.get(&c.mailbox.to_ascii_lowercase()).context("a change in a mailbox not linked")?;
         loop {
@@ -658,10 +686,16 @@ async fn propagation_graph(args: &BenchArgs, sim: &SimProcess, side: &Side) -> R
     latencies.sort_by(|a, b| a.total_cmp(b));
     let requests = exchange_requests(&after) - exchange_requests(&before);
     let p50 = percentile(&latencies, 50.0);
-    let bound_s = args.latency_ms as f64 / 1000.0;
+    // After the notification: Graph reads one delta page; EWS one SyncFolderItems page, then
+    // one GetItem for the changed item.
+    let chain = match protocol {
+        Protocol::Graph => 1,
+        Protocol::Ews => 2,
+    };
+    let bound_s = (chain * args.latency_ms) as f64 / 1000.0;
     let row = Row {
         scenario: "propagation".into(),
-        protocol: "graph".into(),
+        protocol: name.into(),
         wall_s: wall,
         requests,
         tokens: tokens(&after) - tokens(&before),
@@ -669,14 +703,21 @@ async fn propagation_graph(args: &BenchArgs, sim: &SimProcess, side: &Side) -> R
         requests_per_changed_event: (!latencies.is_empty()).then(|| requests as f64 / latencies.len() as f64),
         peak_mem_mib: peak_memory_mib(),
         bound_s: Some(bound_s),
-        bound: Some(format!("one delta request after the notification: {} ms", args.latency_ms)),
+        bound: Some(match protocol {
+            Protocol::Graph => format!("one delta request after the notification: {} ms", args.latency_ms),
+            Protocol::Ews => format!("SyncFolderItems then GetItem after the notification: 2 × {} ms", args.latency_ms),
+        }),
         ratio: p50.filter(|_| bound_s > 0.0).map(|p| p / 1000.0 / bound_s),
         p50_ms: p50,
         p99_ms: percentile(&latencies, 99.0),
         failed: lost,
         note: format!(
-            "{} changes one at a time; ratio = p50 / bound; the simulator delivers notifications every 50 ms{}",
+            "{} changes one at a time; ratio = p50 / bound; {}{}",
             args.samples,
+            match protocol {
+                Protocol::Graph => "the simulator delivers Graph notifications every 50 ms",
+                Protocol::Ews => "EWS events are streamed as they happen",
+            },
             if lost > 0 { format!("; {lost} not in the store within 10 s") } else { String::new() }
         ),
     };
@@ -684,23 +725,12 @@ async fn propagation_graph(args: &BenchArgs, sim: &SimProcess, side: &Side) -> R
     Ok(vec![idle_row, row])
 }
 
-/// EWS streaming notifications: not in calbridge yet, so there is nothing to measure; this is
-/// where their propagation belongs once EWS connections receive notifications.
-async fn propagation_ews(_args: &BenchArgs, _sim: &SimProcess, _side: &Side) -> Result<Vec<Row>> {
-    Ok(vec![Row {
-        scenario: "propagation".into(),
-        protocol: "ews".into(),
-        note: "skipped: calbridge polls EWS connections (EWS streaming notifications are not built yet)".into(),
-        ..Row::default()
-    }])
-}
-
 // ------------------------------------------------------------------------------------------
 // Availability from the store, through the REST API
 
 async fn availability(args: &BenchArgs, side: &Side) -> Result<Row> {
     reset_peak_memory();
-    let api = start_api(side, false).await?;
+    let api = start_api(side, None).await?;
     let (key, _) = calbridge_api::auth::create_key(api.state.store().as_ref(), "bench", Scope::Read).await?;
     let mut ids: Vec<i64> = side.app.store.calendars(Some(side.conn.id)).await?.iter().map(|c| c.id).collect();
     ids.truncate(args.availability_calendars.max(1));
@@ -930,10 +960,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             rows.extend(steady(&args, &sim, &side, 100 * (i as u64 + 1)).await?);
         }
         if wants(BenchScenario::Propagation) {
-            rows.extend(match protocol {
-                Protocol::Graph => propagation_graph(&args, &sim, &side).await?,
-                Protocol::Ews => propagation_ews(&args, &sim, &side).await?,
-            });
+            rows.extend(propagation(&args, &sim, &side, protocol).await?);
         }
         if wants(BenchScenario::Availability) && !availability_done {
             rows.push(availability(&args, &side).await?);
