@@ -29,8 +29,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod common;
+
 use calbridge_sim::{NewEvent, Scenario, SimStats, Simulator};
 use chrono::{DateTime, NaiveDateTime, Utc};
+use common::{drop_database, fresh_database};
 use serde_json::{json, Value};
 
 const MASTER_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
@@ -732,39 +735,6 @@ enum StoreKind {
     Postgres,
 }
 
-fn postgres_server() -> String {
-    std::env::var("CALBRIDGE_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-/// A fresh PostgreSQL database: (its URL, its name), or `None` (after saying why) without a
-/// server, except under CI, where that fails.
-async fn fresh_postgres() -> Option<(String, String)> {
-    use sqlx::Connection;
-    let url = postgres_server();
-    let mut conn = match sqlx::PgConnection::connect(&url).await {
-        Ok(c) => c,
-        Err(e) => {
-            assert!(
-                std::env::var_os("CI").is_none_or(|v| v.is_empty()),
-                "no PostgreSQL at {url} ({e}): in CI this test must run; start PostgreSQL or set CALBRIDGE_TEST_POSTGRES"
-            );
-            println!("skipped: no PostgreSQL at {url}, set CALBRIDGE_TEST_POSTGRES");
-            return None;
-        }
-    };
-    let name = format!("calbridge_convergence_{}_{}", std::process::id(), Utc::now().timestamp_micros());
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create the test database");
-    let (base, _) = url.rsplit_once('/').expect("a database URL");
-    Some((format!("{base}/{name}"), name))
-}
-
-async fn drop_postgres(name: &str) {
-    use sqlx::Connection;
-    if let Ok(mut conn) = sqlx::PgConnection::connect(&postgres_server()).await {
-        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await;
-    }
-}
-
 async fn run(protocol: Protocol, store_kind: StoreKind) {
     let f = form();
     let base = seed();
@@ -799,7 +769,7 @@ async fn run(protocol: Protocol, store_kind: StoreKind) {
 
     let (store, pg_name) = match store_kind {
         StoreKind::Sqlite => (format!("sqlite://{}", dir.join("calbridge.db").display()), None),
-        StoreKind::Postgres => match fresh_postgres().await {
+        StoreKind::Postgres => match fresh_database("convergence").await {
             Some((url, name)) => (url, Some(name)),
             None => return,
         },
@@ -946,7 +916,7 @@ async fn run(protocol: Protocol, store_kind: StoreKind) {
     }
     drop(cb);
     if let Some(name) = pg_name {
-        drop_postgres(&name).await;
+        drop_database(&name).await;
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -15,9 +15,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
 use calbridge_sim::{NewEvent, Scenario, Simulator};
 use chrono::Utc;
-use sqlx::{Connection, PgConnection};
+use common::{drop_database, fresh_database};
 
 const MAILBOXES: usize = 8;
 const LEASE_SECS: u64 = 3;
@@ -39,36 +41,6 @@ roles = ["Calendars.ReadWrite", "User.Read.All"]
         s.push_str(&format!("[[mailboxes]]\nemail = \"mb{i}@fabrikam.example\"\nname = \"Mailbox {i}\"\n"));
     }
     s
-}
-
-fn server_url() -> String {
-    std::env::var("CALBRIDGE_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-/// A fresh database on the test server, or `None` (after saying why) when there is no server.
-async fn fresh_database() -> Option<(String, String)> {
-    let url = server_url();
-    let mut conn = match PgConnection::connect(&url).await {
-        Ok(c) => c,
-        Err(e) => {
-            assert!(
-                std::env::var_os("CI").is_none_or(|v| v.is_empty()),
-                "no PostgreSQL at {url} ({e}): in CI this test must run; start PostgreSQL or set CALBRIDGE_TEST_POSTGRES"
-            );
-            println!("skipped: no PostgreSQL at {url}, set CALBRIDGE_TEST_POSTGRES");
-            return None;
-        }
-    };
-    let name = format!("calbridge_workers_{}_{}", std::process::id(), Utc::now().timestamp_micros());
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create the test database");
-    let (base, _) = url.rsplit_once('/').expect("a database URL");
-    Some((format!("{base}/{name}"), name))
-}
-
-async fn drop_database(name: &str) {
-    if let Ok(mut conn) = PgConnection::connect(&server_url()).await {
-        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await;
-    }
 }
 
 struct Worker {
@@ -147,7 +119,7 @@ fn write_config(dir: &Path, sim: &Simulator, running: &calbridge_sim::RunningSim
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_workers_share_the_mailboxes_and_one_takes_over_when_the_other_is_killed() {
-    let Some((store_url, db)) = fresh_database().await else { return };
+    let Some((store_url, db)) = fresh_database("workers").await else { return };
     let sim = Simulator::new(&Scenario::from_toml(&scenario()).unwrap()).unwrap();
     let running = sim.start().await.unwrap();
     let dir = std::env::temp_dir().join(format!("calbridge-workers-{}", std::process::id()));
@@ -265,7 +237,7 @@ fn post(addr: &str, path: &str, key: &str) -> (u16, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workers_started_together_link_once_and_pass_syncs_to_the_holder() {
-    let Some((store_url, db)) = fresh_database().await else { return };
+    let Some((store_url, db)) = fresh_database("workers").await else { return };
     let sim = Simulator::new(&Scenario::from_toml(&scenario()).unwrap()).unwrap();
     let running = sim.start().await.unwrap();
     let dir = std::env::temp_dir().join(format!("calbridge-workers-together-{}", std::process::id()));

@@ -413,6 +413,19 @@ impl Transport {
         Ok((Answer { status, headers, body }, keep))
     }
 
+    /// The `Authorization` header every request carries with Basic or Bearer credentials; NTLM
+    /// signs a connection in instead (none).
+    async fn header_authorization(&self) -> Result<Option<String>, EwsError> {
+        Ok(match &self.credentials {
+            Credentials::Basic { username, password } => {
+                let raw = format!("{username}:{}", password.expose());
+                Some(format!("Basic {}", BASE64_STANDARD.encode(raw)))
+            }
+            Credentials::Bearer(source) => Some(format!("Bearer {}", source.token().await?)),
+            Credentials::Ntlm { .. } => None,
+        })
+    }
+
     /// Sends `body` (a SOAP envelope) and returns the answer, signed in as the credentials say.
     /// `anchor`: the mailbox the request is about (`X-AnchorMailbox`, so Exchange routes it
     /// to the server that holds the mailbox).
@@ -426,14 +439,7 @@ impl Transport {
         let body = Bytes::from(body);
         let work = async {
             let mut conn = self.checkout().await?;
-            let authorization = match &self.credentials {
-                Credentials::Basic { username, password } => {
-                    let raw = format!("{username}:{}", password.expose());
-                    Some(format!("Basic {}", BASE64_STANDARD.encode(raw)))
-                }
-                Credentials::Bearer(source) => Some(format!("Bearer {}", source.token().await?)),
-                Credentials::Ntlm { .. } => None,
-            };
+            let authorization = self.header_authorization().await?;
             if let Credentials::Ntlm { .. } = &self.credentials {
                 if !conn.authenticated {
                     return self.ntlm_handshake(conn, &body, anchor).await;
@@ -479,11 +485,6 @@ impl Transport {
         let opened = async {
             let mut conn = self.checkout().await?;
             let authorization = match &self.credentials {
-                Credentials::Basic { username, password } => {
-                    let raw = format!("{username}:{}", password.expose());
-                    Some(format!("Basic {}", BASE64_STANDARD.encode(raw)))
-                }
-                Credentials::Bearer(source) => Some(format!("Bearer {}", source.token().await?)),
                 Credentials::Ntlm { username, domain, password } if !conn.authenticated => {
                     self.handshakes.fetch_add(1, Ordering::Relaxed);
                     let negotiate = crate::ntlm::negotiate();
@@ -514,7 +515,7 @@ impl Transport {
                         })?;
                     Some(format!("NTLM {authenticate}"))
                 }
-                Credentials::Ntlm { .. } => None,
+                _ => self.header_authorization().await?,
             };
             self.requests.fetch_add(1, Ordering::Relaxed);
             let resp = conn
