@@ -1630,19 +1630,22 @@ async fn events_named(api: &Api, calendar: i64, subject: &str) -> usize {
 /// with a wrong clientState is dropped; a removed subscription is made again.
 /// With change notifications on, a calendar syncs when Exchange notifies it: a change the host
 /// application makes must not wait for the reconcile (a day here) to reach Exchange.
-#[tokio::test]
-async fn a_host_change_to_a_notified_calendar_reaches_exchange_without_waiting_for_the_reconcile() {
+async fn a_host_change_to_a_notified_calendar_reaches_exchange_without_waiting_for_the_reconcile(p: Protocol) {
     let api = Api::start_with(ApiConfig {
-        public_url: Some(String::new()),
+        public_url: (p == Protocol::Graph).then(String::new),
+        ews_notifications: p == Protocol::Ews,
         subscription_check: Duration::from_millis(200),
         reconcile_interval: Duration::from_secs(86_400),
         ..ApiConfig::default()
     })
     .await;
-    let conn = api.connection().await;
+    let conn = api.connection_over(p).await;
     let ann = api.link(conn, ANN, "person").await;
-    eventually("Ann's calendar is subscribed", || async {
-        api.sim.subscriptions().iter().any(|(_, mailbox, _)| mailbox == ANN)
+    eventually("Ann's calendar is notified", || async {
+        match p {
+            Protocol::Graph => api.sim.subscriptions().iter().any(|(_, mailbox, _)| mailbox == ANN),
+            Protocol::Ews => api.sim.ews_subscriptions().iter().any(|s| s.mailbox == ANN),
+        }
     })
     .await;
     let in_exchange = |subject: &'static str| {
@@ -1665,6 +1668,8 @@ async fn a_host_change_to_a_notified_calendar_reaches_exchange_without_waiting_f
     assert_eq!(status, 204);
     eventually("the deletion is in Exchange", || async { in_exchange("Changed here").await == 0 }).await;
 }
+
+both!(a_host_change_to_a_notified_calendar_reaches_exchange_without_waiting_for_the_reconcile);
 
 #[tokio::test]
 async fn notifications_bring_changes_without_waiting_for_the_reconcile() {

@@ -241,18 +241,16 @@ pub(crate) async fn create_in(state: &ApiState, cal: &Calendar, id: &EventId, da
     Ok(e)
 }
 
-/// A calendar with a live change-notification subscription syncs when Exchange notifies it
-/// (and at the reconcile), not at the scheduled interval: queue it now, so the host
-/// application's change reaches Exchange without waiting for the reconcile. A polled calendar
-/// takes the change at its next scheduled sync.
+/// A calendar Exchange notifies of its changes (a live Graph subscription, or an EWS
+/// streaming or pull subscription) syncs when notified (and at the reconcile), not at the
+/// scheduled interval: queue it now, so the host application's change reaches Exchange without
+/// waiting for the reconcile. A polled calendar takes the change at its next scheduled sync.
 async fn push_soon(state: &ApiState, cal: &Calendar) {
-    if state.config().public_url.is_none() {
-        return;
-    }
-    if let Ok(held) = state.store().subscriptions().await {
-        if crate::notifications::is_live(&held, cal.id) {
-            state.sync_queue().push(cal.id);
-        }
+    let notified = crate::notifications::is_watched(state, cal.id)
+        || (state.config().public_url.is_some()
+            && state.store().subscriptions().await.is_ok_and(|held| crate::notifications::is_live(&held, cal.id)));
+    if notified {
+        state.sync_queue().push(cal.id);
     }
 }
 
