@@ -554,14 +554,7 @@ async fn serve_sim(
             if !stdin_eof {
                 return std::future::pending::<()>().await;
             }
-            use tokio::io::AsyncReadExt;
-            let mut stdin = tokio::io::stdin();
-            let mut buf = [0u8; 256];
-            while let Ok(n) = stdin.read(&mut buf).await {
-                if n == 0 {
-                    break;
-                }
-            }
+            calbridge_sim::stdin_closed().await
         };
         tokio::select! {
             _ = stdin_closed => {}

@@ -426,16 +426,16 @@ impl Transport {
         })
     }
 
+    /// One of the server's request slots (`max_connections`), held until the answer is read.
+    async fn permit(&self) -> Result<OwnedSemaphorePermit, EwsError> {
+        self.limit.clone().acquire_owned().await.map_err(|_| self.transport_error("the client is shutting down", false))
+    }
+
     /// Sends `body` (a SOAP envelope) and returns the answer, signed in as the credentials say.
     /// `anchor`: the mailbox the request is about (`X-AnchorMailbox`, so Exchange routes it
     /// to the server that holds the mailbox).
     pub async fn send(&self, body: String, anchor: Option<&str>) -> Result<Answer, EwsError> {
-        let _permit: OwnedSemaphorePermit = self
-            .limit
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| self.transport_error("the client is shutting down", false))?;
+        let _permit = self.permit().await?;
         let body = Bytes::from(body);
         let work = async {
             let mut conn = self.checkout().await?;
@@ -475,12 +475,7 @@ impl Transport {
     /// stream (GetStreamingEvents), anything else whole. The connection serves only this
     /// answer; NTLM signs it in first when needed.
     pub async fn open_stream(&self, body: String, anchor: Option<&str>) -> Result<StreamAnswer, EwsError> {
-        let permit: OwnedSemaphorePermit = self
-            .limit
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| self.transport_error("the client is shutting down", false))?;
+        let permit = self.permit().await?;
         let body = Bytes::from(body);
         let opened = async {
             let mut conn = self.checkout().await?;

@@ -15,7 +15,6 @@
 use std::path::PathBuf;
 
 use calbridge_sim::{Scenario, SimTls, Simulator};
-use tokio::io::AsyncReadExt;
 
 fn usage(msg: &str) -> ! {
     eprintln!("sim-server: {msg}\nusage: sim-server [--scenario FILE] [--tls] [--ca-out FILE] [--state FILE] [--port N] [--exit-on-stdin-eof]");
@@ -88,13 +87,7 @@ async fn main() {
             if !stdin_eof {
                 return std::future::pending::<()>().await;
             }
-            let mut stdin = tokio::io::stdin();
-            let mut buf = [0u8; 256];
-            while let Ok(n) = stdin.read(&mut buf).await {
-                if n == 0 {
-                    break;
-                }
-            }
+            calbridge_sim::stdin_closed().await
         };
         let mut term =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");

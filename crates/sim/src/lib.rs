@@ -464,3 +464,16 @@ impl Simulator {
         self.inner.state.lock().unwrap().mailboxes.iter().map(|m| m.email.clone()).collect()
     }
 }
+
+/// Completes when this process's standard input reaches its end (the parent that started the
+/// simulator closed it or exited), so a simulator run as a child stops with its parent.
+pub async fn stdin_closed() {
+    use tokio::io::AsyncReadExt;
+    let mut stdin = tokio::io::stdin();
+    let mut buf = [0u8; 256];
+    while let Ok(n) = stdin.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+    }
+}
