@@ -734,6 +734,25 @@ async fn availability_merges_and_finds_slots_with_a_room() {
         .await;
     assert_eq!(busy["merged"], json!([{"start": at(3, 9), "end": at(3, 11)}]), "{busy}");
     assert_eq!(busy["calendars"][0]["busy"], json!([{"start": at(3, 9), "end": at(3, 10)}]));
+    // Calendars come back in the order asked, each once; an unknown one is named; more than
+    // 1,000 are refused with the limit.
+    let busy = api
+        .ok("POST", "/availability", Some(json!({"calendars": [bob, ann, bob], "from": at(3, 8), "to": at(3, 18)})))
+        .await;
+    let order: Vec<i64> =
+        busy["calendars"].as_array().unwrap().iter().map(|c| c["calendar_id"].as_i64().unwrap()).collect();
+    assert_eq!(order, [bob, ann], "{busy}");
+    assert_eq!(busy["calendars"][0]["busy"], json!([{"start": at(3, 10), "end": at(3, 11)}]));
+    let unknown = ann + bob + room1 + room2;
+    let body = json!({"calendars": [ann, unknown], "from": at(3, 8), "to": at(3, 18)});
+    let (status, problem, _) = api.call(Some(&api.read), "POST", "/availability", Some(body)).await;
+    assert_eq!(status, 404, "{problem}");
+    assert!(problem.to_string().contains(&format!("calendar {unknown}")), "{problem}");
+    let many: Vec<i64> = (1..=1001).collect();
+    let body = json!({"calendars": many, "from": at(3, 8), "to": at(3, 18)});
+    let (status, problem, _) = api.call(Some(&api.read), "POST", "/availability", Some(body)).await;
+    assert_eq!(status, 422, "{problem}");
+    assert!(problem.to_string().contains("1 to 1000"), "{problem}");
 
     let slots = api
         .ok(

@@ -378,6 +378,9 @@ impl Remote for FailingAfter {
     async fn mailbox(&self, email: &str) -> Result<MailboxInfo, RemoteError> {
         self.inner.mailbox(email).await
     }
+    async fn verify_mailbox(&self, email: &str) -> Result<(), RemoteError> {
+        self.inner.verify_mailbox(email).await
+    }
     async fn list_calendars(&self, email: &str) -> Result<Vec<RemoteCalendar>, RemoteError> {
         self.inner.list_calendars(email).await
     }
@@ -434,6 +437,9 @@ impl Hooked {
 impl Remote for Hooked {
     async fn mailbox(&self, email: &str) -> Result<MailboxInfo, RemoteError> {
         self.inner.mailbox(email).await
+    }
+    async fn verify_mailbox(&self, email: &str) -> Result<(), RemoteError> {
+        self.inner.verify_mailbox(email).await
     }
     async fn list_calendars(&self, email: &str) -> Result<Vec<RemoteCalendar>, RemoteError> {
         self.inner.list_calendars(email).await

@@ -769,8 +769,8 @@ pub struct Interval {
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AvailabilityInput {
-    /// Calendar ids (1-100).
-    #[schema(min_items = 1, max_items = 100)]
+    /// Calendar ids (1-1000), all read in one query of the store.
+    #[schema(min_items = 1, max_items = 1000)]
     #[serde(deserialize_with = "crate::int::vec")]
     pub calendars: Vec<i64>,
     pub from: DateTime<Utc>,

@@ -84,6 +84,8 @@ mod routes;
 pub mod sync;
 pub mod webhooks;
 
+pub use routes::availability::MAX_CALENDARS as MAX_AVAILABILITY_CALENDARS;
+
 use error::ApiError;
 
 /// How the API behaves.

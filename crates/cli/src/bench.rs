@@ -51,7 +51,7 @@ pub const EWS_MAX_SYNC_PAGE: u64 = 512;
 /// Exchange's default `EWSMaxConcurrency`: requests in flight to one EWS server.
 pub const EWS_MAX_CONCURRENCY: u64 = 27;
 /// Calendars per `POST /availability` (the REST API's limit).
-const AVAILABILITY_CHUNK: usize = 100;
+const AVAILABILITY_CHUNK: usize = calbridge_api::MAX_AVAILABILITY_CALENDARS;
 
 const INSTALLATION: &str = "bench";
 const CONNECTION: &str = "bench";
@@ -779,7 +779,7 @@ async fn availability(args: &BenchArgs, side: &Side) -> Result<Row> {
         p50_ms: percentile(&times, 50.0),
         p99_ms: percentile(&times, 99.0),
         note: format!(
-            "{} queries; each is {} concurrent POST /availability of at most {AVAILABILITY_CHUNK} calendars over HTTP on loopback; {busy} merged busy intervals",
+            "{} queries; each is {} POST /availability (at most {AVAILABILITY_CHUNK} calendars each, concurrent) over HTTP on loopback; {busy} merged busy intervals",
             args.samples,
             ids.len().div_ceil(AVAILABILITY_CHUNK)
         ),

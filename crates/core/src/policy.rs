@@ -42,12 +42,29 @@ impl FreeBusyPolicy {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
-        let mut spans: Vec<(DateTime<Utc>, DateTime<Utc>)> = events
+        let claims = events
             .into_iter()
-            // A series blocks time through its instances, never as its master.
-            .filter(|e| e.series.kind != SeriesKind::Master)
-            .filter(|e| self.visible(e) && self.blocks(e.show_as) && e.overlaps(from, to))
-            .map(|e| (e.start.max(from), e.end.min(to)))
+            // A series blocks time through its instances, never as its master; a cancelled
+            // event blocks nothing.
+            .filter(|e| e.series.kind != SeriesKind::Master && !e.cancelled)
+            .map(|e| (e.start, e.end, e.show_as));
+        self.busy_spans(claims, from, to)
+    }
+
+    /// Merged busy intervals within `[from, to)` of claims on time (start, end, show-as) that
+    /// are neither cancelled nor series masters: what `Store::busy_times` reads.
+    pub fn busy_spans(
+        &self,
+        claims: impl IntoIterator<Item = (DateTime<Utc>, DateTime<Utc>, ShowAs)>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+        let mut spans: Vec<(DateTime<Utc>, DateTime<Utc>)> = claims
+            .into_iter()
+            .filter(|(start, end, show_as)| {
+                *show_as != ShowAs::Free && self.blocks(*show_as) && *start < to && *end > from
+            })
+            .map(|(start, end, _)| (start.max(from), end.min(to)))
             .collect();
         spans.sort();
         let mut merged: Vec<(DateTime<Utc>, DateTime<Utc>)> = Vec::with_capacity(spans.len());

@@ -82,8 +82,15 @@ impl RemoteError {
 /// An Exchange protocol adapter, bound to one connection.
 #[async_trait]
 pub trait Remote: Send + Sync {
-    /// Checks that the mailbox exists and that calbridge may read it.
+    /// Checks that the mailbox exists and that calbridge may read it, with its display name.
     async fn mailbox(&self, email: &str) -> Result<MailboxInfo, RemoteError>;
+
+    /// Checks that the mailbox exists and that calbridge may read its calendar, and nothing
+    /// more: a link's verification, which needs no display name. By default [`Remote::mailbox`];
+    /// an adapter whose `mailbox` takes more than one request overrides it.
+    async fn verify_mailbox(&self, email: &str) -> Result<(), RemoteError> {
+        self.mailbox(email).await.map(|_| ())
+    }
 
     /// The mailbox's calendar folders.
     async fn list_calendars(&self, email: &str) -> Result<Vec<RemoteCalendar>, RemoteError>;

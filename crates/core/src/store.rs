@@ -12,6 +12,15 @@ use serde::{Deserialize, Serialize};
 use crate::model::*;
 use crate::sync::{Cursor, CursorUpdate, Snapshot, Write};
 
+/// One event's claim on a calendar's time, as availability reads it: see [`Store::busy_times`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BusyTime {
+    pub calendar_id: CalendarId,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub show_as: ShowAs,
+}
+
 /// Store failures.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -332,6 +341,8 @@ pub trait Store: Send + Sync {
     async fn calendar_by_email(&self, email: &str) -> Result<Option<Calendar>, StoreError>;
     /// All calendars, or those of one connection; ordered by e-mail address.
     async fn calendars(&self, connection: Option<ConnectionId>) -> Result<Vec<Calendar>, StoreError>;
+    /// The calendars among `ids` (those that exist), ordered by id, in one read.
+    async fn calendars_by_id(&self, ids: &[CalendarId]) -> Result<Vec<Calendar>, StoreError>;
     async fn set_link_state(&self, id: CalendarId, state: &LinkState) -> Result<(), StoreError>;
 
     // --- events, the host application's side --------------------------------------------
@@ -364,6 +375,16 @@ pub trait Store: Send + Sync {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<Event>, StoreError>;
+    /// The time claimed in `calendars` over `[from, to)`, in one read however many calendars:
+    /// every live event overlapping the range that is neither cancelled nor a series master
+    /// (a series claims time through its instances), by calendar, then start. Instants are
+    /// whole microseconds; no content is read.
+    async fn busy_times(
+        &self,
+        calendars: &[CalendarId],
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<BusyTime>, StoreError>;
     /// Remote id of a synced event, if it reached Exchange.
     async fn remote_id(&self, id: &EventId) -> Result<Option<String>, StoreError>;
 

@@ -145,7 +145,7 @@ impl Engine {
 
     /// Checks a calendar's mailbox against Exchange and records the link state.
     pub async fn verify_link(&self, remote: &dyn Remote, calendar: &Calendar) -> Result<LinkState, StoreError> {
-        let state = match remote.mailbox(&calendar.email).await {
+        let state = match remote.verify_mailbox(&calendar.email).await {
             Ok(_) => LinkState::Verified,
             Err(RemoteError::NotFound(_)) => LinkState::Failed {
                 error: format!(

@@ -1,7 +1,8 @@
 //! [`EwsRemote`]: calbridge's [`Remote`] seam over EWS.
 //!
 //! - `mailbox`: GetFolder of the mailbox's calendar (it exists and calbridge may open it),
-//!   then ResolveNames for its display name (best effort).
+//!   then ResolveNames for its display name (best effort); `verify_mailbox` (a link's
+//!   verification) is the GetFolder alone.
 //! - `changes`: SyncFolderItems on the calendar folder, `MaxChangesReturned` up to 512, with
 //!   only `Start`, `End` and `CalendarItemType`; the items it reports that touch the window
 //!   (and every series master, whose occurrences may) are then read with GetItem in batches.
@@ -330,6 +331,12 @@ impl Remote for EwsRemote {
             }
         };
         Ok(MailboxInfo { email: email.to_string(), display_name })
+    }
+
+    /// GetFolder alone: verification needs no display name.
+    async fn verify_mailbox(&self, email: &str) -> Result<(), RemoteError> {
+        self.client.calendar(email).await?;
+        Ok(())
     }
 
     async fn list_calendars(&self, email: &str) -> Result<Vec<RemoteCalendar>, RemoteError> {

@@ -28,7 +28,8 @@ use std::sync::Arc;
 
 use calbridge_core::hash::content_hash;
 use calbridge_core::model::{
-    Calendar, CalendarKind, Connection, ConnectionSettings, Event, EventData, EventId, GraphSettings, LinkState, Origin,
+    Calendar, CalendarKind, Connection, ConnectionSettings, Event, EventData, EventId, GraphSettings, LinkState,
+    Origin, SeriesKind, ShowAs,
 };
 use calbridge_core::store::{
     DeliveryCounts, DeliveryOutcome, Lease, NewAdmin, NewApiKey, NewCalendar, NewConnection, NewWebhook, Notification,
@@ -56,10 +57,12 @@ cases![
     local_event_update_checks_origin_and_version,
     local_event_delete_tombstone_or_removal,
     events_in_range_overlap_and_order,
+    busy_times_of_many_calendars_in_one_read,
     commit_put_event_versions,
     commit_records_and_remote_ids,
     commit_is_all_or_nothing,
     commit_identical_recommit_writes_nothing,
+    commit_large_pages_in_order,
     snapshot_contents,
     cursor_set_keep_clear,
     connection_create_and_update_by_id,
@@ -102,7 +105,33 @@ where
     assert!(failed.is_empty(), "{} of {} store contract cases failed: {failed:?}", failed.len(), CASES.len());
 }
 
-// --- fixtures --------------------------------------------------------------------------------
+// --- fixtures ---------------------------------------------------------------------------
+
+/// Event contents of every kind the `busy_as` back-fill of migration 7 must tell apart, with
+/// the value it must give each.
+pub fn busy_as_backfill_cases() -> Vec<(&'static str, EventData, Option<&'static str>)> {
+    let t = at(9, 0);
+    let with = |f: &dyn Fn(&mut EventData)| {
+        let mut d = EventData::new("x", t, t + Duration::hours(1));
+        f(&mut d);
+        d
+    };
+    vec![
+        ("busy", with(&|_| {}), Some("busy")),
+        ("free", with(&|d| d.show_as = ShowAs::Free), Some("free")),
+        ("elsewhere", with(&|d| d.show_as = ShowAs::WorkingElsewhere), Some("workingElsewhere")),
+        (
+            "oof-occurrence",
+            with(&|d| {
+                d.show_as = ShowAs::Oof;
+                d.series.kind = SeriesKind::Occurrence;
+            }),
+            Some("oof"),
+        ),
+        ("cancelled", with(&|d| d.cancelled = true), None),
+        ("master", with(&|d| d.series.kind = SeriesKind::Master), None),
+    ]
+}
 
 /// 2 March 2026, `h:m` UTC.
 fn at(h: u32, m: u32) -> DateTime<Utc> {
@@ -541,6 +570,82 @@ pub async fn events_in_range_overlap_and_order(store: Arc<dyn Store>) {
     assert_eq!(events[0].data.start, start, "instants round-trip exactly");
 }
 
+/// `busy_times` reads the claims on time of several calendars at once: live events overlapping
+/// the half-open range, free ones included (the policy decides), cancelled events, series
+/// masters and tombstones left out; by calendar, then start. `calendars_by_id` finds the
+/// existing calendars among ids, by id.
+pub async fn busy_times_of_many_calendars_in_one_read(store: Arc<dyn Store>) {
+    let (c, anna) = setup(&store).await;
+    let bob = calendar(&store, "bob@contoso.example", &c).await;
+    let carol = calendar(&store, "carol@contoso.example", &c).await;
+    let with = |subject: &str, start, end, f: &dyn Fn(&mut EventData)| {
+        let mut d = data(subject, start, end);
+        f(&mut d);
+        d
+    };
+    store.create_local_event(anna.id, &id("a-busy"), &data("Busy", at(9, 0), at(10, 0))).await.unwrap();
+    let free = with("Free", at(8, 0), at(8, 30), &|d| d.show_as = ShowAs::Free);
+    store.create_local_event(anna.id, &id("a-free"), &free).await.unwrap();
+    let oof = with("Away", at(7, 0), at(12, 0), &|d| d.show_as = ShowAs::Oof);
+    pulled(&store, &bob, "b-oof", oof, "AAMk-b-oof").await;
+    let cancelled = with("Off", at(9, 0), at(10, 0), &|d| d.cancelled = true);
+    pulled(&store, &bob, "b-cancelled", cancelled.clone(), "AAMk-b-c").await;
+    let master = with("Weekly", at(9, 0), at(10, 0), &|d| d.series.kind = SeriesKind::Master);
+    pulled(&store, &bob, "b-master", master, "AAMk-b-m").await;
+    let gone = store.create_local_event(bob.id, &id("b-gone"), &data("Gone", at(9, 0), at(10, 0))).await.unwrap();
+    pushed(&store, &bob, &gone, "AAMk-b-gone").await;
+    store.delete_local_event(&id("b-gone")).await.unwrap();
+    store.create_local_event(bob.id, &id("b-late"), &data("Late", at(10, 0), at(11, 0))).await.unwrap();
+    store.create_local_event(carol.id, &id("c-busy"), &data("Not asked", at(9, 0), at(10, 0))).await.unwrap();
+    // Long events (over a day) starting well before the range: one covers it, one ended before.
+    let holiday =
+        with("Holiday", at(0, 0) - Duration::days(10), at(0, 0) + Duration::days(3), &|d| d.show_as = ShowAs::Oof);
+    store.create_local_event(anna.id, &id("a-holiday"), &holiday).await.unwrap();
+    let over = data("Conference", at(0, 0) - Duration::days(10), at(0, 0) - Duration::days(2));
+    store.create_local_event(anna.id, &id("a-over"), &over).await.unwrap();
+
+    let busy = store.busy_times(&[bob.id, anna.id], at(8, 0), at(10, 0)).await.unwrap();
+    let got: Vec<(i64, DateTime<Utc>, DateTime<Utc>, ShowAs)> =
+        busy.iter().map(|b| (b.calendar_id, b.start, b.end, b.show_as)).collect();
+    let mut want = vec![
+        (anna.id, at(0, 0) - Duration::days(10), at(0, 0) + Duration::days(3), ShowAs::Oof),
+        (anna.id, at(8, 0), at(8, 30), ShowAs::Free),
+        (anna.id, at(9, 0), at(10, 0), ShowAs::Busy),
+        (bob.id, at(7, 0), at(12, 0), ShowAs::Oof),
+    ];
+    want.sort_by_key(|w| (w.0, w.1, w.2));
+    assert_eq!(got, want, "b-late starts at `to`; a-over ended; cancelled, master, tombstone and carol are left out");
+    assert!(store.busy_times(&[anna.id], at(10, 0), at(8, 0)).await.unwrap().is_empty(), "an inverted range");
+    assert!(store.busy_times(&[], at(8, 0), at(10, 0)).await.unwrap().is_empty(), "no calendars");
+
+    // A change of content moves the claim with it: cancelled no more, then busy elsewhere.
+    let back = Event {
+        version: 2,
+        data: data("On again", at(13, 0), at(14, 0)),
+        ..exchange_event(&bob, "b-cancelled", cancelled, 1)
+    };
+    store.commit(bob.id, &[Write::PutEvent(back)], &CursorUpdate::Keep).await.unwrap();
+    let busy = store.busy_times(&[bob.id], at(12, 0), at(15, 0)).await.unwrap();
+    assert_eq!(busy.iter().map(|b| (b.start, b.show_as)).collect::<Vec<_>>(), [(at(13, 0), ShowAs::Busy)]);
+    store
+        .update_local_event(
+            &id("a-busy"),
+            &with("Tentative", at(9, 0), at(10, 0), &|d| d.show_as = ShowAs::Tentative),
+            Some(1),
+        )
+        .await
+        .unwrap();
+    let busy = store.busy_times(&[anna.id], at(9, 0), at(10, 0)).await.unwrap();
+    assert_eq!(busy.iter().map(|b| b.show_as).collect::<Vec<_>>(), [ShowAs::Oof, ShowAs::Tentative], "holiday, then");
+
+    let found = store.calendars_by_id(&[carol.id, 9_999, anna.id, anna.id]).await.unwrap();
+    let mut want = vec![anna.id, carol.id];
+    want.sort();
+    assert_eq!(found.iter().map(|c| c.id).collect::<Vec<_>>(), want, "existing ones, each once, by id");
+    assert_eq!(found.iter().find(|c| c.id == carol.id).map(|c| c.email.as_str()), Some("carol@contoso.example"));
+    assert!(store.calendars_by_id(&[]).await.unwrap().is_empty());
+}
+
 // --- commit ----------------------------------------------------------------------------------
 
 /// `PutEvent` inserts, replaces only a lower stored version, treats an identical row as a
@@ -681,6 +786,63 @@ pub async fn commit_identical_recommit_writes_nothing(store: Arc<dyn Store>) {
     let changed =
         vec![Write::PutRecord(SyncRecord { remote_version: "ck-2".into(), ..record(&cal, &a, "AAMk-a", "ck-1") })];
     assert_eq!(store.commit(cal.id, &changed, &cursor).await.unwrap(), stats(0, 1, 0));
+}
+
+/// A page of more writes than a backend sends in one statement commits whole, and writes to
+/// the same rows within one commit take effect in order (the last one wins; a row written then
+/// removed is gone; a removed row written again is back).
+pub async fn commit_large_pages_in_order(store: Arc<dyn Store>) {
+    let (_, cal) = setup(&store).await;
+    let keep = CursorUpdate::Keep;
+    let n = 1_234;
+    let events: Vec<Event> = (0..n)
+        .map(|i| exchange_event(&cal, &format!("p{i:04}"), data(&format!("Page {i}"), at(9, 0), at(10, 0)), 1))
+        .collect();
+    let mut writes = Vec::new();
+    for (i, e) in events.iter().enumerate() {
+        writes.push(Write::PutEvent(e.clone()));
+        writes.push(Write::PutRecord(record(&cal, e, &format!("AAMk-p{i:04}"), "ck-1")));
+    }
+    let cursor = CursorUpdate::Set(Cursor("after-the-page".into()));
+    assert_eq!(store.commit(cal.id, &writes, &cursor).await.unwrap(), stats(n, n, 1));
+    let snap = store.snapshot(cal.id).await.unwrap();
+    assert_eq!((snap.events.len(), snap.records.len()), (n as usize, n as usize));
+    assert_eq!(snap.events.get(&id("p1233")), Some(&events[1233]));
+    assert_eq!(snap.records.get(&id("p0777")).map(|r| r.remote_id.as_str()), Some("AAMk-p0777"));
+    assert_eq!(store.commit(cal.id, &writes, &cursor).await.unwrap(), stats(0, 0, 0), "a replay writes nothing");
+
+    // In one commit: p0000 updated twice, p0001 removed, p0002 removed then written again,
+    // a new event written then removed, and p0003's remote item handed to p0004 after p0003
+    // lets go of it.
+    let v2 = Event { version: 2, data: data("Twice", at(11, 0), at(12, 0)), ..events[0].clone() };
+    let v3 = Event { version: 3, data: data("Thrice", at(13, 0), at(14, 0)), ..events[0].clone() };
+    let passing = exchange_event(&cal, "passing", data("Passing", at(9, 0), at(10, 0)), 1);
+    let writes = vec![
+        Write::PutEvent(v2),
+        Write::PutEvent(v3.clone()),
+        Write::RemoveEvent(id("p0001")),
+        Write::RemoveEvent(id("p0002")),
+        Write::PutEvent(events[2].clone()),
+        Write::PutRecord(record(&cal, &events[2], "AAMk-p0002", "ck-2")),
+        Write::PutEvent(passing.clone()),
+        Write::PutRecord(record(&cal, &passing, "AAMk-passing", "ck-1")),
+        Write::RemoveEvent(id("passing")),
+        Write::PutRecord(record(&cal, &events[3], "AAMk-p0003-moved", "ck-2")),
+        Write::PutRecord(record(&cal, &events[4], "AAMk-p0003", "ck-2")),
+    ];
+    // Counted write by write: p0000 twice, p0001, p0002 out and in, passing in and out; the
+    // records of p0001, p0002 (out and in), passing (in and out), p0003 and p0004.
+    assert_eq!(store.commit(cal.id, &writes, &keep).await.unwrap(), stats(7, 7, 0));
+    let snap = store.snapshot(cal.id).await.unwrap();
+    assert_eq!(snap.events.len(), n as usize - 1);
+    assert_eq!(snap.events.get(&id("p0000")), Some(&v3));
+    assert!(!snap.events.contains_key(&id("p0001")) && !snap.records.contains_key(&id("p0001")));
+    assert_eq!(snap.events.get(&id("p0002")), Some(&events[2]));
+    assert_eq!(snap.records.get(&id("p0002")).map(|r| r.remote_version.as_str()), Some("ck-2"));
+    assert!(!snap.events.contains_key(&id("passing")) && !snap.records.contains_key(&id("passing")));
+    assert_eq!(store.remote_id(&id("p0003")).await.unwrap().as_deref(), Some("AAMk-p0003-moved"));
+    assert_eq!(store.remote_id(&id("p0004")).await.unwrap().as_deref(), Some("AAMk-p0003"));
+    assert_eq!(ids_in_range(&store, &cal, at(13, 0), at(14, 0)).await, ["p0000"], "the range columns follow");
 }
 
 /// A snapshot holds every event of the calendar (tombstones too) and its sync records, and

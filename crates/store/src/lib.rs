@@ -33,7 +33,11 @@
 //!
 //! Every child row references its parent with `ON DELETE CASCADE`, and
 //! [`Store::delete_connection`] also deletes child-first explicitly, so a connection leaves
-//! nothing behind. `events` is indexed by (`calendar_id`, `start_us`, `end_us`). The JSON
+//! nothing behind. `events` is indexed by (`calendar_id`, `start_us`, `end_us`), with `deleted`
+//! and `busy_as` (the event's show-as when it claims time; migration 7) carried in the index,
+//! and events longer than a day have a partial index of their own: [`Store::busy_times`] reads
+//! the claims of hundreds of calendars from the indexes alone, the others by start from a day
+//! before the range and the long ones from theirs, without decoding any content. The JSON
 //! columns hold the serde form of the `calbridge-core` types, so the store never re-models the
 //! domain; the microsecond columns only pre-select, and the exact overlap test runs on the
 //! decoded instants. PostgreSQL has the same tables with its own types: `BIGINT` identity
@@ -64,7 +68,11 @@
 //!   update; a write below a parent holds the parent with `FOR KEY SHARE`, and deletes lock
 //!   parent before children, in the same order as commits. Upserts by name or address are
 //!   single `INSERT ... ON CONFLICT` statements.
-//! - [`Store::commit`] applies a page's writes and its cursor in one transaction: the first
+//! - [`Store::commit`] applies a page's writes and its cursor in one transaction. It reads the
+//!   rows the writes touch in a few `IN (...)` queries, applies the writes in order to that
+//!   copy in memory (`commit::plan`, shared by both backends) and sends the difference as
+//!   multi-row statements: a page of 500 new events costs a handful of statements, not five
+//!   per event. The outcome is that of applying the writes one by one: the first
 //!   failing write returns the error and the transaction rolls back — earlier writes and the
 //!   cursor included. A `PutEvent` replaces a stored event only when the stored version is
 //!   lower (a host-application edit that raced the sync is a conflict, never overwritten); a
@@ -95,6 +103,7 @@
 //!
 //! [`Store`]: calbridge_core::store::Store
 //! [`Store::commit`]: calbridge_core::store::Store::commit
+//! [`Store::busy_times`]: calbridge_core::store::Store::busy_times
 //! [`Store::claim_leases`]: calbridge_core::store::Store::claim_leases
 //! [`Store::commit_fenced`]: calbridge_core::store::Store::commit_fenced
 //! [`Store::delete_connection`]: calbridge_core::store::Store::delete_connection
@@ -104,6 +113,7 @@ use std::sync::Arc;
 
 use calbridge_core::store::{Store, StoreError};
 
+mod commit;
 mod common;
 pub mod contract;
 mod error;

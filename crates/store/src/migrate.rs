@@ -18,27 +18,29 @@ use sqlx::error::BoxDynError;
 use sqlx::migrate::{MigrateError, Migration, MigrationSource, MigrationType, Migrator};
 
 /// Every SQLite migration: version, description, SQL. Append only; never edit an applied one.
-pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
+pub const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "initial", include_str!("../migrations/0001_initial.sql")),
     (2, "api", include_str!("../migrations/0002_api.sql")),
     (3, "admins", include_str!("../migrations/0003_admins.sql")),
     (4, "subscriptions", include_str!("../migrations/0004_subscriptions.sql")),
     (5, "leases", include_str!("../migrations/0005_leases.sql")),
     (6, "sync requests", include_str!("../migrations/0006_sync_requests.sql")),
+    (7, "busy times", include_str!("../migrations/0007_busy_times.sql")),
 ];
 
 /// Every PostgreSQL migration, the same versions as [`MIGRATIONS`]. Append only.
-pub(crate) const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
+pub const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "initial", include_str!("../migrations/postgres/0001_initial.sql")),
     (2, "api", include_str!("../migrations/postgres/0002_api.sql")),
     (3, "admins", include_str!("../migrations/postgres/0003_admins.sql")),
     (4, "subscriptions", include_str!("../migrations/postgres/0004_subscriptions.sql")),
     (5, "leases", include_str!("../migrations/postgres/0005_leases.sql")),
     (6, "sync requests", include_str!("../migrations/postgres/0006_sync_requests.sql")),
+    (7, "busy times", include_str!("../migrations/postgres/0007_busy_times.sql")),
 ];
 
 /// The schema version this build writes: the highest migration version.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 #[derive(Debug)]
 struct Embedded(&'static [(i64, &'static str, &'static str)]);

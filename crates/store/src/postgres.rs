@@ -31,16 +31,20 @@ use calbridge_core::model::{
     LinkState, Origin, Site, SiteId,
 };
 use calbridge_core::store::{
-    AdminAccount, ApiKey, Delivery, DeliveryCounts, DeliveryOutcome, Lease, NewAdmin, NewApiKey, NewCalendar,
+    AdminAccount, ApiKey, BusyTime, Delivery, DeliveryCounts, DeliveryOutcome, Lease, NewAdmin, NewApiKey, NewCalendar,
     NewConnection, NewWebhook, Notification, NotificationSubscription, Scope, SealedSecret, SecretOwner, Store,
     StoreError, SyncStatus, Webhook, WriteStats,
 };
 use calbridge_core::sync::{Cursor, CursorUpdate, Snapshot, SyncRecord, Write};
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
-use sqlx::{Connection as _, PgConnection, PgPool, Postgres, Row, Transaction};
+use sqlx::{Connection as _, PgConnection, PgPool, Postgres, QueryBuilder, Row, Transaction};
 
-use crate::common::{micros, normalise_email, read_only, sealed_from_json, to_json, us_to_time};
+use crate::commit;
+use crate::common::{
+    busy_as, busy_time_from_row, micros, normalise_email, read_only, sealed_from_json, to_json, us_to_time, BusyArm,
+    LONG_EVENT_US,
+};
 use crate::error::{classify, corrupt, Context};
 use crate::migrate;
 
@@ -153,21 +157,8 @@ impl PostgresStore {
         if let Some((lease, now)) = fence {
             check_lease(&mut tx, calendar_id, lease, now).await?;
         }
-        let mut stats = WriteStats::default();
         // Any error returns early and drops `tx`, which rolls everything back.
-        for write in writes {
-            match write {
-                Write::PutEvent(e) => stats.events += put_event(&mut tx, calendar_id, e).await?,
-                Write::RemoveEvent(id) => {
-                    let (events, records) = remove_event(&mut tx, calendar_id, id).await?;
-                    stats.events += events;
-                    stats.records += records;
-                }
-                Write::PutRecord(r) => stats.records += put_record(&mut tx, calendar_id, r).await?,
-                Write::RemoveRecord(id) => stats.records += remove_record(&mut tx, calendar_id, id).await?,
-                Write::Notify(n) => insert_notifications(&mut tx, std::slice::from_ref(n)).await?,
-            }
-        }
+        let mut stats = apply_writes(&mut tx, calendar_id, writes).await?;
         stats.cursors += update_cursor(&mut tx, calendar_id, cursor).await?;
         commit_tx(tx, &what).await?;
         Ok(stats)
@@ -441,15 +432,6 @@ async fn lock_event(tx: &mut Tx, id: &EventId) -> Result<Option<Event>, StoreErr
     row.as_ref().map(event_from_row).transpose()
 }
 
-async fn lock_record(tx: &mut Tx, local_id: &EventId) -> Result<Option<SyncRecord>, StoreError> {
-    let row = sqlx::query(&format!("SELECT {RECORD_COLUMNS} FROM sync_records WHERE local_id = $1 FOR UPDATE"))
-        .bind(local_id.as_str())
-        .fetch_optional(&mut **tx)
-        .await
-        .context(|| format!("could not read the sync record of event {local_id}"))?;
-    Ok(row.as_ref().map(record_from_row))
-}
-
 /// How strongly a transaction holds a row it found.
 #[derive(Clone, Copy)]
 enum Hold {
@@ -494,8 +476,8 @@ async fn require_connection(tx: &mut Tx, id: ConnectionId, hold: Hold) -> Result
 
 async fn insert_event(tx: &mut Tx, e: &Event) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO events (id, calendar_id, origin, data, start_us, end_us, version, deleted) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO events (id, calendar_id, origin, data, start_us, end_us, version, deleted, busy_as) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(e.id.as_str())
     .bind(e.calendar_id)
@@ -505,6 +487,7 @@ async fn insert_event(tx: &mut Tx, e: &Event) -> Result<(), StoreError> {
     .bind(micros(e.data.end))
     .bind(e.version)
     .bind(e.deleted)
+    .bind(busy_as(&e.data))
     .execute(&mut **tx)
     .await
     .context(|| format!("could not insert event {}", e.id))?;
@@ -514,8 +497,8 @@ async fn insert_event(tx: &mut Tx, e: &Event) -> Result<(), StoreError> {
 /// Replaces an event's row (its id and calendar stay).
 async fn replace_event(tx: &mut Tx, e: &Event) -> Result<(), StoreError> {
     sqlx::query(
-        "UPDATE events SET origin = $1, data = $2, start_us = $3, end_us = $4, version = $5, deleted = $6 \
-         WHERE id = $7",
+        "UPDATE events SET origin = $1, data = $2, start_us = $3, end_us = $4, version = $5, deleted = $6, \
+         busy_as = $7 WHERE id = $8",
     )
     .bind(e.origin.as_str())
     .bind(to_json(&e.data))
@@ -523,6 +506,7 @@ async fn replace_event(tx: &mut Tx, e: &Event) -> Result<(), StoreError> {
     .bind(micros(e.data.end))
     .bind(e.version)
     .bind(e.deleted)
+    .bind(busy_as(&e.data))
     .bind(e.id.as_str())
     .execute(&mut **tx)
     .await
@@ -532,102 +516,70 @@ async fn replace_event(tx: &mut Tx, e: &Event) -> Result<(), StoreError> {
 
 // --- commit (the calendar's row is held as `Hold::Writer`) -----------------------------------
 
-async fn put_event(tx: &mut Tx, calendar_id: CalendarId, e: &Event) -> Result<u64, StoreError> {
-    if e.calendar_id != calendar_id {
-        return Err(StoreError::Conflict(format!(
-            "a commit for calendar {calendar_id} tried to write event {} of calendar {}",
-            e.id, e.calendar_id
-        )));
-    }
-    match lock_event(tx, &e.id).await? {
-        None => {
-            insert_event(tx, e).await?;
-            Ok(1)
-        }
-        // An identical row: a retried commit. Nothing to do.
-        Some(stored) if stored == *e => Ok(0),
-        Some(stored) if stored.calendar_id != calendar_id => Err(StoreError::Conflict(format!(
-            "event {} belongs to calendar {}, not to calendar {calendar_id}; events do not move between calendars",
-            e.id, stored.calendar_id
-        ))),
-        Some(stored) if stored.version >= e.version => Err(StoreError::Conflict(format!(
-            "event {} changed while it was being synced: the store has version {}, the sync wrote version {}; \
-             the sync will read it again",
-            e.id, stored.version, e.version
-        ))),
-        Some(_) => {
-            replace_event(tx, e).await?;
-            Ok(1)
-        }
-    }
-}
-
-async fn remove_event(tx: &mut Tx, calendar_id: CalendarId, id: &EventId) -> Result<(u64, u64), StoreError> {
-    let events = sqlx::query("DELETE FROM events WHERE id = $1 AND calendar_id = $2")
-        .bind(id.as_str())
-        .bind(calendar_id)
-        .execute(&mut **tx)
-        .await
-        .context(|| format!("could not delete event {id}"))?
-        .rows_affected();
-    let records = remove_record(tx, calendar_id, id).await?;
-    Ok((events, records))
-}
-
-async fn remove_record(tx: &mut Tx, calendar_id: CalendarId, local_id: &EventId) -> Result<u64, StoreError> {
-    Ok(sqlx::query("DELETE FROM sync_records WHERE local_id = $1 AND calendar_id = $2")
-        .bind(local_id.as_str())
-        .bind(calendar_id)
-        .execute(&mut **tx)
-        .await
-        .context(|| format!("could not delete the sync record of event {local_id}"))?
-        .rows_affected())
-}
-
-async fn put_record(tx: &mut Tx, calendar_id: CalendarId, r: &SyncRecord) -> Result<u64, StoreError> {
-    if r.calendar_id != calendar_id {
-        return Err(StoreError::Conflict(format!(
-            "a commit for calendar {calendar_id} tried to write the sync record of event {} of calendar {}",
-            r.local_id, r.calendar_id
-        )));
-    }
-    let stored = lock_record(tx, &r.local_id).await?;
-    match &stored {
-        Some(s) if s == r => return Ok(0),
-        Some(s) if s.calendar_id != calendar_id => {
-            return Err(StoreError::Conflict(format!(
-                "the sync record of event {} belongs to calendar {}, not to calendar {calendar_id}",
-                r.local_id, s.calendar_id
-            )))
-        }
-        _ => {}
-    }
-    let other =
-        sqlx::query("SELECT local_id FROM sync_records WHERE calendar_id = $1 AND remote_id = $2 AND local_id <> $3")
-            .bind(calendar_id)
-            .bind(&r.remote_id)
-            .bind(r.local_id.as_str())
-            .fetch_optional(&mut **tx)
+/// Applies a commit's writes: reads the rows they touch, plans in memory (`commit::plan`, the
+/// checks and counts of applying them one by one), and sends the difference in multi-row
+/// statements. The rows read are locked until the transaction ends.
+async fn apply_writes(tx: &mut Tx, calendar_id: CalendarId, writes: &[Write]) -> Result<WriteStats, StoreError> {
+    let keys = commit::Keys::of(writes);
+    let mut events = Vec::with_capacity(keys.event_ids.len());
+    for ids in keys.event_ids.chunks(commit::CHUNK) {
+        let mut q = QueryBuilder::<Postgres>::new(format!("SELECT {EVENT_COLUMNS} FROM events WHERE id IN ("));
+        push_list(&mut q, ids);
+        // Locked until the commit ends: a host-application write to one of these events waits
+        // for this commit, or this commit reads what it wrote.
+        q.push(" FOR UPDATE");
+        for row in q
+            .build()
+            .fetch_all(&mut **tx)
             .await
-            .context(|| format!("could not look up remote item {} of calendar {calendar_id}", r.remote_id))?;
-    if let Some(other) = other {
-        let other: String = other.get("local_id");
-        return Err(StoreError::Conflict(format!(
-            "remote item {} of calendar {calendar_id} is already linked to event {other}, so it cannot be \
-             linked to event {} too",
-            r.remote_id, r.local_id
-        )));
+            .context(|| format!("could not read the events of calendar {calendar_id}"))?
+        {
+            events.push(event_from_row(&row)?);
+        }
     }
-    let sql = if stored.is_some() {
-        "UPDATE sync_records SET calendar_id = $1, remote_id = $2, remote_version = $3, remote_hash = $4, \
-         local_version = $5, local_hash = $6 WHERE local_id = $7"
-    } else {
-        "INSERT INTO sync_records (calendar_id, remote_id, remote_version, remote_hash, local_version, local_hash, \
-         local_id) VALUES ($1, $2, $3, $4, $5, $6, $7)"
-    };
-    sqlx::query(sql)
-        .bind(calendar_id)
-        .bind(&r.remote_id)
+    let mut records = Vec::with_capacity(keys.record_ids.len());
+    let by_local = keys.record_ids.chunks(commit::CHUNK).map(|ids| (ids, false));
+    let by_remote = keys.remote_ids.chunks(commit::CHUNK).map(|ids| (ids, true));
+    for (ids, remote) in by_local.chain(by_remote) {
+        let mut q = QueryBuilder::<Postgres>::new(format!("SELECT {RECORD_COLUMNS} FROM sync_records WHERE "));
+        if remote {
+            q.push("calendar_id = ").push_bind(calendar_id).push(" AND remote_id IN (");
+        } else {
+            q.push("local_id IN (");
+        }
+        push_list(&mut q, ids);
+        q.push(" FOR UPDATE");
+        let rows = q
+            .build()
+            .fetch_all(&mut **tx)
+            .await
+            .context(|| format!("could not read the sync records of calendar {calendar_id}"))?;
+        records.extend(rows.iter().map(record_from_row));
+    }
+    records.sort_unstable_by(|a, b| a.local_id.cmp(&b.local_id));
+    records.dedup_by(|a, b| a.local_id == b.local_id);
+    let plan = commit::plan(calendar_id, writes, events, records)?;
+
+    for (table, key, ids) in [("events", "id", &plan.delete_events), ("sync_records", "local_id", &plan.delete_records)]
+    {
+        for ids in ids.chunks(commit::CHUNK) {
+            let mut q = QueryBuilder::<Postgres>::new(format!("DELETE FROM {table} WHERE calendar_id = "));
+            q.push_bind(calendar_id).push(format!(" AND {key} IN ("));
+            push_list(&mut q, ids);
+            q.build()
+                .execute(&mut **tx)
+                .await
+                .context(|| format!("could not delete from {table} of calendar {calendar_id}"))?;
+        }
+    }
+    for e in &plan.update_events {
+        replace_event(tx, e).await?;
+    }
+    for r in &plan.update_records {
+        sqlx::query(
+            "UPDATE sync_records SET remote_version = $1, remote_hash = $2, local_version = $3, local_hash = $4 \
+             WHERE local_id = $5",
+        )
         .bind(&r.remote_version)
         .bind(&r.remote_hash.0)
         .bind(r.local_version)
@@ -636,7 +588,58 @@ async fn put_record(tx: &mut Tx, calendar_id: CalendarId, r: &SyncRecord) -> Res
         .execute(&mut **tx)
         .await
         .context(|| format!("could not write the sync record of event {}", r.local_id))?;
-    Ok(1)
+    }
+    for chunk in plan.insert_events.chunks(commit::CHUNK) {
+        let mut q = QueryBuilder::<Postgres>::new(
+            "INSERT INTO events (id, calendar_id, origin, data, start_us, end_us, version, deleted, busy_as) ",
+        );
+        q.push_values(chunk, |mut b, e| {
+            b.push_bind(e.id.as_str())
+                .push_bind(e.calendar_id)
+                .push_bind(e.origin.as_str())
+                .push_bind(to_json(&e.data))
+                .push_bind(micros(e.data.start))
+                .push_bind(micros(e.data.end))
+                .push_bind(e.version)
+                .push_bind(e.deleted)
+                .push_bind(busy_as(&e.data));
+        });
+        q.build()
+            .execute(&mut **tx)
+            .await
+            .context(|| format!("could not insert events into calendar {calendar_id}"))?;
+    }
+    for chunk in plan.insert_records.chunks(commit::CHUNK) {
+        let mut q = QueryBuilder::<Postgres>::new(
+            "INSERT INTO sync_records (local_id, calendar_id, remote_id, remote_version, remote_hash, local_version, \
+             local_hash) ",
+        );
+        q.push_values(chunk, |mut b, r| {
+            b.push_bind(r.local_id.as_str())
+                .push_bind(r.calendar_id)
+                .push_bind(&r.remote_id)
+                .push_bind(&r.remote_version)
+                .push_bind(&r.remote_hash.0)
+                .push_bind(r.local_version)
+                .push_bind(&r.local_hash.0);
+        });
+        q.build()
+            .execute(&mut **tx)
+            .await
+            .context(|| format!("could not write sync records of calendar {calendar_id}"))?;
+    }
+    let notify: Vec<Notification> = plan.notifications.iter().map(|n| (*n).clone()).collect();
+    insert_notifications(tx, &notify).await?;
+    Ok(plan.stats)
+}
+
+/// The rest of an `IN (` list: one bound value per id, then `)`.
+fn push_list<'a>(q: &mut QueryBuilder<'a, Postgres>, ids: &[&'a str]) {
+    let mut list = q.separated(", ");
+    for id in ids {
+        list.push_bind(*id);
+    }
+    q.push(")");
 }
 
 async fn update_cursor(tx: &mut Tx, calendar_id: CalendarId, update: &CursorUpdate) -> Result<u64, StoreError> {
@@ -899,6 +902,15 @@ impl Store for PostgresStore {
         rows.iter().map(calendar_from_row).collect()
     }
 
+    async fn calendars_by_id(&self, ids: &[CalendarId]) -> Result<Vec<Calendar>, StoreError> {
+        let rows = sqlx::query(&format!("SELECT {CALENDAR_COLUMNS} FROM calendars WHERE id = ANY($1) ORDER BY id"))
+            .bind(ids)
+            .fetch_all(&self.pool)
+            .await
+            .context(|| format!("could not read {} calendars", ids.len()))?;
+        rows.iter().map(calendar_from_row).collect()
+    }
+
     async fn set_link_state(&self, id: CalendarId, state: &LinkState) -> Result<(), StoreError> {
         let changed = sqlx::query("UPDATE calendars SET link_state = $1::jsonb WHERE id = $2")
             .bind(to_json(state))
@@ -1075,6 +1087,40 @@ impl Store for PostgresStore {
             .collect::<Result<Vec<_>, _>>()?;
         events.sort_by(|a, b| a.data.start.cmp(&b.data.start).then_with(|| a.id.cmp(&b.id)));
         Ok(events)
+    }
+
+    async fn busy_times(
+        &self,
+        calendars: &[CalendarId],
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<BusyTime>, StoreError> {
+        if from >= to {
+            return Ok(Vec::new());
+        }
+        // Two arms (see `BusyArm`): events starting from a day before `from`, and long events
+        // starting earlier, from their partial index.
+        let arm = |arm: BusyArm| {
+            let start = if arm == BusyArm::Short { ">=" } else { "<" };
+            format!(
+                "SELECT calendar_id, start_us, end_us, busy_as FROM events WHERE calendar_id = ANY($1) AND {} \
+                 AND start_us < $2 AND start_us {start} $3 AND end_us > $4 AND NOT deleted AND busy_as IS NOT NULL",
+                arm.condition()
+            )
+        };
+        let sql =
+            format!("{} UNION ALL {} ORDER BY calendar_id, start_us, end_us", arm(BusyArm::Short), arm(BusyArm::Long));
+        let rows = sqlx::query(&sql)
+            .bind(calendars)
+            .bind(micros(to))
+            .bind(micros(from) - LONG_EVENT_US)
+            .bind(micros(from))
+            .fetch_all(&self.pool)
+            .await
+            .context(|| {
+                format!("could not read the busy times of {} calendars from {from} to {to}", calendars.len())
+            })?;
+        rows.iter().map(|row| busy_time_from_row(row.get(0), row.get(1), row.get(2), row.get(3))).collect()
     }
 
     async fn remote_id(&self, id: &EventId) -> Result<Option<String>, StoreError> {

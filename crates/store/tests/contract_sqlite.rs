@@ -236,3 +236,42 @@ async fn concurrent_writers_on_one_file_all_succeed() {
     assert_eq!(snap.events.len(), 1 + 8 * 10);
     assert!(snap.events.values().filter(|e| e.id.as_str() != "e1").all(|e| e.version == 2));
 }
+
+/// Migration 7 fills `busy_as` for the events stored before it, from their JSON, with what
+/// calbridge writes for new ones.
+#[tokio::test]
+async fn migration_7_fills_busy_times_from_stored_events() {
+    use sqlx::Connection;
+    let mut conn = sqlx::SqliteConnection::connect("sqlite::memory:").await.unwrap();
+    for (version, _, sql) in calbridge_store::migrate::MIGRATIONS.iter().filter(|m| m.0 < 7) {
+        sqlx::raw_sql(sql).execute(&mut conn).await.unwrap_or_else(|e| panic!("migration {version}: {e}"));
+    }
+    sqlx::raw_sql(
+        "INSERT INTO connections (id, name, kind, settings, max_threads) VALUES (1, 'c', 'graph', '{}', 1); \
+         INSERT INTO calendars (id, email, kind, display_name, connection_id) VALUES (1, 'a@b.c', 'person', 'A', 1);",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let cases = contract::busy_as_backfill_cases();
+    for (name, data, _) in &cases {
+        sqlx::query(
+            "INSERT INTO events (id, calendar_id, origin, data, start_us, end_us, version) VALUES (?, 1, 'local', ?, 0, 1, 1)",
+        )
+        .bind(name)
+        .bind(serde_json::to_string(data).unwrap())
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+    let seven = calbridge_store::migrate::MIGRATIONS.iter().find(|m| m.0 == 7).unwrap().2;
+    sqlx::raw_sql(seven).execute(&mut conn).await.expect("migration 7 on stored events");
+    for (name, _, want) in cases {
+        let got: Option<String> = sqlx::query_scalar("SELECT busy_as FROM events WHERE id = ?")
+            .bind(name)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(got.as_deref(), want, "{name}");
+    }
+}

@@ -9,9 +9,8 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::auth::{Authorized, ReadScope};
 use crate::dto::{Availability, AvailabilityInput, CalendarBusy, FreeSlot, FreeSlots, FreeSlotsInput, Interval};
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::extract::{Check, Json};
-use crate::routes::calendars;
 use crate::routes::events::{check_range, MAX_RANGE_DAYS};
 use crate::ApiState;
 
@@ -19,20 +18,46 @@ fn intervals(spans: &[Span]) -> Vec<Interval> {
     spans.iter().map(|(s, e)| Interval { start: *s, end: *e }).collect()
 }
 
-async fn busy_of(state: &ApiState, cal: &Calendar, from: DateTime<Utc>, to: DateTime<Utc>) -> ApiResult<Vec<Span>> {
-    let events = state.store().events_in_range(cal.id, from, to).await?;
-    Ok(state.config().policy.busy_intervals(events.iter().map(|e| &e.data), from, to))
+/// Each calendar's merged busy intervals over `[from, to)`, in the order of `calendars`: one
+/// store read for all of them, of times and show-as only.
+async fn busy_of(
+    state: &ApiState,
+    calendars: &[Calendar],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> ApiResult<Vec<Vec<Span>>> {
+    let ids: Vec<i64> = calendars.iter().map(|c| c.id).collect();
+    let times = state.store().busy_times(&ids, from, to).await?;
+    let policy = state.config().policy;
+    Ok(ids
+        .iter()
+        .map(|id| {
+            // `times` is ordered by calendar.
+            let first = times.partition_point(|t| t.calendar_id < *id);
+            let mine = times[first..].iter().take_while(|t| t.calendar_id == *id);
+            policy.busy_spans(mine.map(|t| (t.start, t.end, t.show_as)), from, to)
+        })
+        .collect())
 }
 
+/// The calendars `ids` name, each once, in the order given; 404 naming the first unknown one.
 async fn calendars_of(state: &ApiState, ids: &[i64]) -> ApiResult<Vec<Calendar>> {
-    let mut out: Vec<Calendar> = Vec::new();
+    let found = state.store().calendars_by_id(ids).await?;
+    let mut out: Vec<Calendar> = Vec::with_capacity(found.len());
     for id in ids {
-        if !out.iter().any(|c| c.id == *id) {
-            out.push(calendars::find(state, *id).await?);
+        if out.iter().any(|c| c.id == *id) {
+            continue;
+        }
+        match found.iter().find(|c| c.id == *id) {
+            Some(c) => out.push(c.clone()),
+            None => return Err(ApiError::not_found(format!("calendar {id}"))),
         }
     }
     Ok(out)
 }
+
+/// The most calendars one availability query may name.
+pub const MAX_CALENDARS: usize = 1000;
 
 /// Busy intervals of each calendar over `[from, to)`, and all of them merged.
 #[utoipa::path(post, path = "/availability", tag = "availability", request_body = AvailabilityInput,
@@ -43,18 +68,22 @@ pub async fn busy(
     Json(input): Json<AvailabilityInput>,
 ) -> ApiResult<axum::Json<Availability>> {
     let mut check = Check::default();
-    check.require((1..=100).contains(&input.calendars.len()), "/calendars", "give 1 to 100 calendar ids");
+    check.require(
+        (1..=MAX_CALENDARS).contains(&input.calendars.len()),
+        "/calendars",
+        format!("give 1 to {MAX_CALENDARS} calendar ids"),
+    );
     check_range(&mut check, input.from, input.to, MAX_RANGE_DAYS);
     check.finish()?;
     let cals = calendars_of(&state, &input.calendars).await?;
-    let mut all = Vec::new();
-    let mut out = Vec::new();
-    for c in &cals {
-        let spans = busy_of(&state, c, input.from, input.to).await?;
-        all.extend(spans.iter().copied());
-        out.push(CalendarBusy { calendar_id: c.id, email: c.email.clone(), busy: intervals(&spans) });
-    }
-    Ok(axum::Json(Availability { from: input.from, to: input.to, calendars: out, merged: intervals(&merge(all)) }))
+    let busy = busy_of(&state, &cals, input.from, input.to).await?;
+    let all = merge(busy.iter().flatten().copied().collect());
+    let out = cals
+        .iter()
+        .zip(&busy)
+        .map(|(c, spans)| CalendarBusy { calendar_id: c.id, email: c.email.clone(), busy: intervals(spans) })
+        .collect();
+    Ok(axum::Json(Availability { from: input.from, to: input.to, calendars: out, merged: intervals(&all) }))
 }
 
 /// Free slots of `duration_minutes` in `[from, to)` when every participant is free and, when
@@ -83,15 +112,9 @@ pub async fn free_slots(
     check.finish()?;
     let people = calendars_of(&state, &input.participants).await?;
     let rooms = calendars_of(&state, &input.rooms).await?;
-    let mut busy = Vec::new();
-    for c in &people {
-        busy.extend(busy_of(&state, c, input.from, input.to).await?);
-    }
-    let busy = merge(busy);
-    let mut room_busy = Vec::new();
-    for r in &rooms {
-        room_busy.push((r.id, busy_of(&state, r, input.from, input.to).await?));
-    }
+    let busy = merge(busy_of(&state, &people, input.from, input.to).await?.into_iter().flatten().collect());
+    let room_busy: Vec<(i64, Vec<Span>)> =
+        rooms.iter().map(|r| r.id).zip(busy_of(&state, &rooms, input.from, input.to).await?).collect();
     let duration = Duration::minutes(input.duration_minutes.into());
     let mut out = Vec::new();
     // Candidates are free for the people; a room requirement may drop some, so look further.
