@@ -73,6 +73,14 @@ pub fn item_id(mailbox_guid: &Uuid, counter: u64) -> String {
     URL_SAFE.encode(b)
 }
 
+/// The GUID of the mailbox an item, folder or occurrence id was made in (ids carry it, as
+/// Exchange's do), if `id` is one of ours.
+pub fn mailbox_guid_of(id: &str) -> Option<Uuid> {
+    let b = URL_SAFE.decode(id).ok()?;
+    let text = std::str::from_utf8(b.get(4..40)?).ok()?;
+    Uuid::parse_str(text).ok()
+}
+
 const OCCURRENCE_MARK: [u8; 2] = [0x10, 0x4F];
 
 /// The id of the occurrence of series `master_id` whose original start is `original_start`
@@ -173,6 +181,18 @@ impl Rng {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_name_the_mailbox_they_were_made_in() {
+        let anna = guid(&["anna"]);
+        let item = item_id(&anna, 7);
+        assert_eq!(mailbox_guid_of(&item), Some(anna));
+        assert_eq!(mailbox_guid_of(&occurrence_id(&item, 1_700_000_000)), Some(anna));
+        assert_eq!(mailbox_guid_of(&calendar_id(&anna)), Some(anna));
+        assert_ne!(mailbox_guid_of(&item_id(&guid(&["bob"]), 7)), Some(anna));
+        assert_eq!(mailbox_guid_of("not-an-id"), None);
+        assert_eq!(mailbox_guid_of(""), None);
+    }
 
     #[test]
     fn ids_are_exchange_shaped_and_stable() {

@@ -805,6 +805,17 @@ impl State {
         Some((master, Some(key)))
     }
 
+    /// The mailbox holding event or occurrence `id`, with [`State::resolve_id`]'s answer: first
+    /// the mailbox the id names (ids carry their mailbox's GUID), then, for an id made
+    /// elsewhere, every mailbox in turn.
+    pub fn locate(&self, id: &str) -> Option<(&Mailbox, (String, Option<i64>))> {
+        let named = ids::mailbox_guid_of(id).and_then(|guid| self.mailboxes.iter().find(|m| m.guid == guid));
+        if let Some(found) = named.and_then(|m| self.resolve_id(&m.key, id).map(|r| (m, r))) {
+            return Some(found);
+        }
+        self.mailboxes.iter().find_map(|m| self.resolve_id(&m.key, id).map(|r| (m, r)))
+    }
+
     /// Stores a new event in `mailbox` as its organizer. Returns the new id (or the existing
     /// one for a repeated transactionId, with `false`).
     pub fn create_event(

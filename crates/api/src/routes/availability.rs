@@ -42,14 +42,16 @@ async fn busy_of(
 
 /// The calendars `ids` name, each once, in the order given; 404 naming the first unknown one.
 async fn calendars_of(state: &ApiState, ids: &[i64]) -> ApiResult<Vec<Calendar>> {
-    let found = state.store().calendars_by_id(ids).await?;
+    let mut found: std::collections::HashMap<i64, Calendar> =
+        state.store().calendars_by_id(ids).await?.into_iter().map(|c| (c.id, c)).collect();
     let mut out: Vec<Calendar> = Vec::with_capacity(found.len());
+    let mut seen = std::collections::HashSet::new();
     for id in ids {
-        if out.iter().any(|c| c.id == *id) {
+        if !seen.insert(*id) {
             continue;
         }
-        match found.iter().find(|c| c.id == *id) {
-            Some(c) => out.push(c.clone()),
+        match found.remove(id) {
+            Some(c) => out.push(c),
             None => return Err(ApiError::not_found(format!("calendar {id}"))),
         }
     }

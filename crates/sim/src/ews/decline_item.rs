@@ -23,10 +23,8 @@ fn decline(ctx: &Ctx, req: &decline_item::Request) -> Result<(), (&'static str, 
     let mut state = ctx.sim.inner.state.lock().unwrap();
     let gid = graph_item_id(&state, &ItemRef::Item(req.reference_item_id.clone()))?;
     let mb = state
-        .mailboxes
-        .iter()
-        .find(|m| state.resolve_id(&m.key, &gid).is_some())
-        .cloned()
+        .locate(&gid)
+        .map(|(m, _)| m.clone())
         .ok_or(("ErrorItemNotFound", "The specified object was not found in the store.".to_string()))?;
     ctx.check_access(&mb)?;
     booking::decline(&mut state, &mb.key, &gid, Utc::now()).map_err(|e| match e.status {

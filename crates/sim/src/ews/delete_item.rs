@@ -26,7 +26,7 @@ pub(crate) fn handle(ctx: &Ctx, body: Node<'_, '_>, w: &mut XmlWriter) -> Result
                 continue;
             }
         };
-        let Some(mb) = state.mailboxes.iter().find(|m| state.resolve_id(&m.key, &gid).is_some()).cloned() else {
+        let Some(mb) = state.locate(&gid).map(|(m, _)| m.clone()) else {
             messages.push(Message::error("ErrorItemNotFound", "The specified object was not found in the store."));
             continue;
         };

@@ -31,10 +31,7 @@ pub(crate) fn handle(ctx: &Ctx, body: Node<'_, '_>, w: &mut XmlWriter) -> Result
                 Ok(g) => g,
                 Err((code, text)) => return Message::error(code, text),
             };
-            let found = state.mailboxes.iter().find_map(|mb| {
-                let (master, occurrence) = state.resolve_id(&mb.key, &gid)?;
-                Some((mb.clone(), master, occurrence))
-            });
+            let found = state.locate(&gid).map(|(mb, (master, occurrence))| (mb.clone(), master, occurrence));
             let Some((mb, master, occurrence)) = found else { return not_found() };
             if let Err((code, text)) = ctx.check_access(&mb) {
                 return Message::error(code, text);

@@ -132,7 +132,8 @@ pub(crate) fn graph_item_id(state: &State, r: &ItemRef) -> Result<String, super:
         }
         ItemRef::Occurrence { recurring_master_id, instance_index, .. } => {
             let master = graph_id(recurring_master_id);
-            let ev = state.mailboxes.iter().find_map(|m| state.event(&m.key, &master)).ok_or_else(not_found)?;
+            let (mb, _) = state.locate(&master).ok_or_else(not_found)?;
+            let ev = state.event(&mb.key, &master).ok_or_else(not_found)?;
             Ok(ids::occurrence_id(&master, nth_occurrence(ev, *instance_index)?))
         }
     }

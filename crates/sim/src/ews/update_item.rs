@@ -87,7 +87,7 @@ pub(crate) fn handle(ctx: &Ctx, body: Node<'_, '_>, w: &mut XmlWriter) -> Result
             ItemRef::Item(id) => id.change_key.clone(),
             ItemRef::Occurrence { change_key, .. } | ItemRef::RecurringMaster { change_key, .. } => change_key.clone(),
         };
-        let found = state.mailboxes.iter().find_map(|m| state.resolve_id(&m.key, &gid).map(|r| (m.clone(), r)));
+        let found = state.locate(&gid).map(|(m, r)| (m.clone(), r));
         let Some((mb, (master_id, occurrence))) = found else {
             messages.push(Message::error("ErrorItemNotFound", "The specified object was not found in the store."));
             continue;
