@@ -493,21 +493,7 @@ pub async fn sim(args: SimArgs) -> Result<()> {
     let base = format!("{}://{}", if tls.is_some() { "https" } else { "http" }, listener.local_addr()?);
     let creds = sim.credentials();
     if args.json {
-        let account = sim.ews_accounts().into_iter().find(|a| a.impersonation);
-        let line = serde_json::json!({
-            "base_url": base,
-            "authority_url": base,
-            "graph_url": base,
-            "ews_url": format!("{base}/EWS/Exchange.asmx"),
-            "tenant_id": creds.tenant_id,
-            "tenant_domain": creds.tenant_domain,
-            "client_id": creds.client_id,
-            "client_secret": creds.client_secret,
-            "ews_username": account.as_ref().map(|a| a.username.clone()),
-            "ews_password": account.as_ref().map(|a| a.password.clone()),
-            "ca_cert_file": tls.as_ref().map(|(_, p)| p.display().to_string()),
-            "mailboxes": sim.mailbox_addresses(),
-        });
+        let line = sim.connection_info(&base, tls.as_ref().map(|(_, p)| p.display().to_string()));
         println!("{line}");
         return serve_sim(&sim, listener, tls.as_ref().map(|(t, _)| t), &args).await;
     }

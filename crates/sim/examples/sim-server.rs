@@ -68,19 +68,7 @@ async fn main() {
     });
     let scheme = if tls { "https" } else { "http" };
     let base = format!("{scheme}://127.0.0.1:{}", addr.port());
-    let creds = sim.credentials();
-    let line = serde_json::json!({
-        "base_url": base,
-        "authority_url": base,
-        "graph_url": base,
-        "ews_url": format!("{base}/EWS/Exchange.asmx"),
-        "tenant_id": creds.tenant_id,
-        "tenant_domain": creds.tenant_domain,
-        "client_id": creds.client_id,
-        "client_secret": creds.client_secret,
-        "ca_cert_file": ca_file,
-        "mailboxes": sim.mailbox_addresses(),
-    });
+    let line = sim.connection_info(&base, ca_file.map(|p| p.display().to_string()));
     println!("{line}");
     let shutdown = async move {
         let stdin_closed = async move {

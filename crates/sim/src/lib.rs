@@ -463,6 +463,29 @@ impl Simulator {
     pub fn mailbox_addresses(&self) -> Vec<String> {
         self.inner.state.lock().unwrap().mailboxes.iter().map(|m| m.email.clone()).collect()
     }
+
+    /// What a client needs to connect to this simulator served at `base` (`http(s)://host:port`),
+    /// as the one JSON line `calbridge sim --json` and the `sim-server` example print: the
+    /// Graph, token and EWS addresses, the app's credentials, the impersonating EWS account and
+    /// the CA certificate file (over TLS), and every mailbox.
+    pub fn connection_info(&self, base: &str, ca_cert_file: Option<String>) -> serde_json::Value {
+        let creds = self.credentials();
+        let account = self.ews_accounts().into_iter().find(|a| a.impersonation);
+        serde_json::json!({
+            "base_url": base,
+            "authority_url": base,
+            "graph_url": base,
+            "ews_url": format!("{base}/EWS/Exchange.asmx"),
+            "tenant_id": creds.tenant_id,
+            "tenant_domain": creds.tenant_domain,
+            "client_id": creds.client_id,
+            "client_secret": creds.client_secret,
+            "ews_username": account.as_ref().map(|a| a.username.clone()),
+            "ews_password": account.as_ref().map(|a| a.password.clone()),
+            "ca_cert_file": ca_cert_file,
+            "mailboxes": self.mailbox_addresses(),
+        })
+    }
 }
 
 /// Completes when this process's standard input reaches its end (the parent that started the

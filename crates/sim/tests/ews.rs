@@ -11,23 +11,7 @@ use calbridge_ews::wire::ops::{find_item, get_folder, get_item};
 use calbridge_ews::wire::types::{FolderRef, ItemRef, PropertyPath, Shape};
 use calbridge_ews::wire::xml::{parse, Limits, XmlWriter};
 use calbridge_sim::NewEvent;
-use common::{at, Env, SCENARIO};
-
-const ACCOUNTS: &str = r#"
-[[ews_accounts]]
-username = "svc-calbridge"
-password = "svc-password"
-impersonation = true
-
-[[ews_accounts]]
-username = "ann"
-password = "ann-password"
-mailbox = "ann@test.example"
-"#;
-
-async fn env() -> Env {
-    Env::with(&format!("{SCENARIO}{ACCOUNTS}")).await
-}
+use common::{at, ews_env as env, Env, EWS_ACCOUNTS as ACCOUNTS, SCENARIO};
 
 /// Posts a request; returns the HTTP status and the answer's text.
 async fn post(

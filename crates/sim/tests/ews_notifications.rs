@@ -15,24 +15,9 @@ use calbridge_ews::wire::ops::{get_events, get_streaming_events, subscribe, unsu
 use calbridge_ews::wire::types::FolderRef;
 use calbridge_ews::wire::xml::{parse, Limits, Node, WireError, XmlWriter};
 use calbridge_sim::NewEvent;
-use common::{at, Env, SCENARIO};
+use common::{at, ews_env as env, Env};
 
 const ANN: &str = "ann@test.example";
-const ACCOUNTS: &str = r#"
-[[ews_accounts]]
-username = "svc-calbridge"
-password = "svc-password"
-impersonation = true
-
-[[ews_accounts]]
-username = "ann"
-password = "ann-password"
-mailbox = "ann@test.example"
-"#;
-
-async fn env() -> Env {
-    Env::with(&format!("{SCENARIO}{ACCOUNTS}")).await
-}
 
 fn as_ann() -> RequestHeader {
     let mut h = RequestHeader::new("Exchange2016");

@@ -80,6 +80,24 @@ pub fn graph_time(t: DateTime<Utc>) -> Value {
     serde_json::json!({"dateTime": t.format("%Y-%m-%dT%H:%M:%S").to_string(), "timeZone": "UTC"})
 }
 
+/// EWS accounts for the EWS tests: a service account with impersonation, and Ann's own.
+pub const EWS_ACCOUNTS: &str = r#"
+[[ews_accounts]]
+username = "svc-calbridge"
+password = "svc-password"
+impersonation = true
+
+[[ews_accounts]]
+username = "ann"
+password = "ann-password"
+mailbox = "ann@test.example"
+"#;
+
+/// The test organisation with [`EWS_ACCOUNTS`].
+pub async fn ews_env() -> Env {
+    Env::with(&format!("{SCENARIO}{EWS_ACCOUNTS}")).await
+}
+
 impl Env {
     pub async fn new() -> Env {
         Env::with(SCENARIO).await
