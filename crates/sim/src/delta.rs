@@ -14,10 +14,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::DateTime;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::ids::{b64url, b64url_decode, hmac_sha256};
-use crate::state::{render_instance, Instance, RenderOpts, State};
+use crate::state::{instance_event, Instance, RenderOpts, Shown, State};
+use crate::wire;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncToken {
@@ -63,8 +63,42 @@ pub fn decode(key: &[u8], text: &str, instance: &str, epoch: u64, now: i64, life
     Some(token)
 }
 
-/// One page of a round: rendered items, and the cursor for the next page if more remain.
-pub fn page(state: &State, token: &SyncToken, page_size: usize, opts: &RenderOpts) -> (Vec<Value>, Option<String>) {
+/// An item of a delta page, taken from the state; [`PageItem::render`] shows it as Graph
+/// does, without the state (so without its lock).
+pub enum PageItem {
+    Upsert(Box<wire::Event>),
+    Removed(String),
+}
+
+impl PageItem {
+    pub fn render(self, opts: &RenderOpts) -> ShownItem {
+        match self {
+            PageItem::Upsert(e) => ShownItem::Upsert(Box::new(Shown::new(*e, opts))),
+            PageItem::Removed(id) => ShownItem::Removed {
+                odata_type: "#microsoft.graph.event",
+                id,
+                removed: wire::Removed { reason: Some("deleted".into()) },
+            },
+        }
+    }
+}
+
+/// A delta page's item as Graph shows it: the event, or its id marked `@removed`.
+#[derive(Serialize)]
+#[serde(untagged)]
+pub enum ShownItem {
+    Upsert(Box<Shown>),
+    Removed {
+        #[serde(rename = "@odata.type")]
+        odata_type: &'static str,
+        id: String,
+        #[serde(rename = "@removed")]
+        removed: wire::Removed,
+    },
+}
+
+/// One page of a round: its items, and the cursor for the next page if more remain.
+pub fn page(state: &State, token: &SyncToken, page_size: usize, opts: &RenderOpts) -> (Vec<PageItem>, Option<String>) {
     let (Some(from), Some(to)) = (DateTime::from_timestamp(token.s, 0), DateTime::from_timestamp(token.e, 0)) else {
         return (vec![], None);
     };
@@ -110,12 +144,8 @@ pub fn page(state: &State, token: &SyncToken, page_size: usize, opts: &RenderOpt
     let mut last = None;
     for (id, item) in remaining.by_ref().take(page_size.max(1)) {
         out.push(match item {
-            Some(inst) => render_instance(&inst, opts),
-            None => serde_json::json!({
-                "@odata.type": "#microsoft.graph.event",
-                "id": id,
-                "@removed": {"reason": "deleted"}
-            }),
+            Some(inst) => PageItem::Upsert(Box::new(instance_event(&inst, opts))),
+            None => PageItem::Removed(id.clone()),
         });
         last = Some(id);
     }

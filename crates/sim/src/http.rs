@@ -73,8 +73,8 @@ impl IntoResponse for ApiError {
 }
 
 /// A JSON response with OData's content type.
-pub fn json_response(status: StatusCode, body: &Value) -> Response {
-    let mut resp = (status, body.to_string()).into_response();
+pub fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Response {
+    let mut resp = (status, serde_json::to_string(body).unwrap_or_default()).into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(

@@ -1217,6 +1217,12 @@ fn render_time(t: DateTime<Utc>, zone: &Option<(String, Tz)>) -> wire::DateTimeT
 
 /// An instance as Graph shows it.
 pub fn render_instance(inst: &Instance<'_>, opts: &RenderOpts) -> Value {
+    finish_render(instance_event(inst, opts), opts)
+}
+
+/// An instance's event before [`finish_render`]: the part that needs the state, so that a
+/// caller can let go of the state's lock before the (costlier) rendering.
+pub fn instance_event(inst: &Instance<'_>, opts: &RenderOpts) -> wire::Event {
     let master = &inst.ev.event;
     let mut e = match (inst.kind, inst.exception) {
         (_, Some(x)) => {
@@ -1248,7 +1254,7 @@ pub fn render_instance(inst: &Instance<'_>, opts: &RenderOpts) -> Value {
     }
     e.start = Some(render_time(inst.start, &opts.zone));
     e.end = Some(render_time(inst.end, &opts.zone));
-    finish_render(e, opts)
+    e
 }
 
 /// A stored event (single or series master) as Graph shows it.
@@ -1259,48 +1265,77 @@ pub fn render_event(ev: &StoredEvent, opts: &RenderOpts) -> Value {
     finish_render(e, opts)
 }
 
-fn finish_render(mut e: wire::Event, opts: &RenderOpts) -> Value {
-    e.single_value_extended_properties = match &opts.expand_props {
-        None => None,
-        Some(wanted) => Some(
-            e.single_value_extended_properties
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|p| wanted.is_empty() || wanted.iter().any(|w| w.eq_ignore_ascii_case(&p.id)))
-                .collect(),
-        ),
-    };
-    if opts.body_text {
-        if let Some(b) = e.body.as_mut() {
-            b.content = Some(html_to_text(b.content.as_deref().unwrap_or_default()));
-            b.content_type = Some("text".into());
-        }
-    }
-    let mut v = serde_json::to_value(&e).unwrap_or(Value::Null);
-    if let Some(obj) = v.as_object_mut() {
-        // Graph shows these as null rather than leaving them out.
-        for k in ["seriesMasterId", "transactionId", "recurrence"] {
-            obj.entry(k.to_string()).or_insert(Value::Null);
-        }
-        obj.insert("onlineMeetingUrl".into(), Value::Null);
-        obj.insert("isDraft".into(), Value::Bool(false));
-        obj.insert("hideAttendees".into(), Value::Bool(false));
-        obj.insert("onlineMeeting".into(), Value::Null);
-        obj.insert("onlineMeetingProvider".into(), Value::String("unknown".into()));
-        if let Some(select) = &opts.select {
-            obj.retain(|k, _| k == "id" || k.starts_with('@') || select.iter().any(|s| s.eq_ignore_ascii_case(k)));
-        }
-        if let (Some(p), Some(_)) = (e.single_value_extended_properties.as_ref(), &opts.expand_props) {
-            obj.insert("singleValueExtendedProperties".into(), serde_json::to_value(p).unwrap_or(Value::Null));
-        }
-        if opts.odata_type {
-            let mut with_type = Map::new();
-            with_type.insert("@odata.type".into(), Value::String("#microsoft.graph.event".into()));
-            with_type.extend(std::mem::take(obj));
-            *obj = with_type;
-        }
+/// An event as Graph shows it: the extended properties and body asked for, the properties
+/// Graph shows as null, `$select`.
+pub fn finish_render(e: wire::Event, opts: &RenderOpts) -> Value {
+    let mut v = serde_json::to_value(Shown::new(e, opts)).unwrap_or(Value::Null);
+    if let (Some(select), Some(obj)) = (&opts.select, v.as_object_mut()) {
+        obj.retain(|k, _| k == "id" || k.starts_with('@') || select.iter().any(|s| s.eq_ignore_ascii_case(k)));
     }
     v
+}
+
+/// An event as Graph shows it, all its properties (no `$select`): serialized straight to
+/// JSON, with the properties Graph shows beside the stored ones.
+#[derive(Serialize)]
+pub struct Shown {
+    /// `"#microsoft.graph.event"` where asked ([`RenderOpts::odata_type`]).
+    #[serde(rename = "@odata.type", skip_serializing_if = "Option::is_none")]
+    odata_type: Option<&'static str>,
+    #[serde(flatten)]
+    event: wire::Event,
+    // Graph shows these as null rather than leaving them out.
+    #[serde(rename = "seriesMasterId", skip_serializing_if = "Option::is_none")]
+    null_series_master_id: Option<()>,
+    #[serde(rename = "transactionId", skip_serializing_if = "Option::is_none")]
+    null_transaction_id: Option<()>,
+    #[serde(rename = "recurrence", skip_serializing_if = "Option::is_none")]
+    null_recurrence: Option<()>,
+    #[serde(rename = "onlineMeetingUrl")]
+    online_meeting_url: (),
+    #[serde(rename = "isDraft")]
+    is_draft: bool,
+    #[serde(rename = "hideAttendees")]
+    hide_attendees: bool,
+    #[serde(rename = "onlineMeeting")]
+    online_meeting: (),
+    #[serde(rename = "onlineMeetingProvider")]
+    online_meeting_provider: &'static str,
+}
+
+impl Shown {
+    /// `e` with the extended properties and the body `opts` ask for.
+    pub fn new(mut e: wire::Event, opts: &RenderOpts) -> Shown {
+        e.single_value_extended_properties = match &opts.expand_props {
+            None => None,
+            Some(wanted) => Some(
+                e.single_value_extended_properties
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|p| wanted.is_empty() || wanted.iter().any(|w| w.eq_ignore_ascii_case(&p.id)))
+                    .collect(),
+            ),
+        };
+        if opts.body_text {
+            if let Some(b) = e.body.as_mut() {
+                b.content = Some(html_to_text(b.content.as_deref().unwrap_or_default()));
+                b.content_type = Some("text".into());
+            }
+        }
+        let null_if_absent = |absent: bool| absent.then_some(());
+        Shown {
+            odata_type: opts.odata_type.then_some("#microsoft.graph.event"),
+            null_series_master_id: null_if_absent(e.series_master_id.is_none()),
+            null_transaction_id: null_if_absent(e.transaction_id.is_none()),
+            null_recurrence: null_if_absent(e.recurrence.is_none()),
+            event: e,
+            online_meeting_url: (),
+            is_draft: false,
+            hide_attendees: false,
+            online_meeting: (),
+            online_meeting_provider: "unknown",
+        }
+    }
 }
 
 /// Parses `$expand=singleValueExtendedProperties($filter=id eq '...')` into the wanted ids.

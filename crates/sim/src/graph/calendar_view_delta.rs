@@ -11,11 +11,11 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use serde_json::{json, Value};
+use serde::Serialize;
 
 use super::calendar_view::range;
 use super::Ctx;
-use crate::delta::{self, SyncToken};
+use crate::delta::{self, ShownItem, SyncToken};
 use crate::http::{encode, json_response, metadata};
 use crate::state::{ApiError, RenderOpts};
 
@@ -25,6 +25,18 @@ fn gone() -> ApiError {
         "syncStateNotFound",
         "The sync state generation is not found or it has expired. Start a full synchronization (a request without a token).",
     )
+}
+
+/// A page of a delta round, serialized straight from its items.
+#[derive(Serialize)]
+struct DeltaPage {
+    #[serde(rename = "@odata.context")]
+    context: String,
+    value: Vec<ShownItem>,
+    #[serde(rename = "@odata.nextLink", skip_serializing_if = "Option::is_none")]
+    next_link: Option<String>,
+    #[serde(rename = "@odata.deltaLink", skip_serializing_if = "Option::is_none")]
+    delta_link: Option<String>,
 }
 
 pub async fn handler(ctx: Ctx) -> Response {
@@ -76,23 +88,24 @@ fn delta_page(ctx: &Ctx) -> Result<Response, ApiError> {
         expand_props: None,
         odata_type: true,
     };
-    let (value, next) = delta::page(&state, &token, size, &opts);
+    let (items, next) = delta::page(&state, &token, size, &opts);
+    // Render outside the lock, so that concurrent requests render in parallel.
     drop(state);
     let link_base = format!("{}{}", ctx.base, ctx.uri.path());
-    let mut body = json!({
-        "@odata.context": format!("{}#Collection(event)", metadata(&ctx.base)),
-        "value": value,
-    });
+    let mut body = DeltaPage {
+        context: format!("{}#Collection(event)", metadata(&ctx.base)),
+        value: items.into_iter().map(|item| item.render(&opts)).collect(),
+        next_link: None,
+        delta_link: None,
+    };
     match next {
         Some(cursor) => {
             let skip = SyncToken { after: Some(cursor), iat: now, ..token };
-            body["@odata.nextLink"] =
-                Value::String(format!("{link_base}?$skiptoken={}", encode(&delta::encode(key, &skip))));
+            body.next_link = Some(format!("{link_base}?$skiptoken={}", encode(&delta::encode(key, &skip))));
         }
         None => {
             let next_round = SyncToken { full: false, from: token.to, after: None, iat: now, ..token };
-            body["@odata.deltaLink"] =
-                Value::String(format!("{link_base}?$deltatoken={}", encode(&delta::encode(key, &next_round))));
+            body.delta_link = Some(format!("{link_base}?$deltatoken={}", encode(&delta::encode(key, &next_round))));
         }
     }
     let mut resp = json_response(StatusCode::OK, &body);
