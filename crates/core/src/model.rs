@@ -44,7 +44,9 @@ pub type SiteId = i64;
 pub type CalendarId = i64;
 
 /// The local id of an event: chosen by calbridge (a UUID) when it creates the event, so it can
-/// be used as an idempotency key before the store or Exchange ever saw the event.
+/// be used as an idempotency key before the store or Exchange ever saw the event. calbridge's
+/// own ids are time-ordered UUIDs (version 7), so that the store's indexes of them grow at one
+/// end instead of at random places (a first sync of 500,000 events writes far fewer pages).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct EventId(pub String);

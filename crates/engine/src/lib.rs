@@ -20,9 +20,10 @@
 //!    the idempotency key, so a retry after a lost confirmation never duplicates; the next pull
 //!    links such an event instead.
 //!
-//! [`Engine::sync_connection`] runs the calendars of one connection concurrently, at most the
-//! connection's `max_threads` at a time (the remote adapter adds Exchange's per-mailbox
-//! budgets), verifies links it has not checked yet, and reports progress through a callback.
+//! [`Engine::sync_connection`] runs the calendars of one connection concurrently, with at most
+//! the connection's `max_threads` requests in flight ([`limit`]; the remote adapter adds
+//! Exchange's per-mailbox budgets), verifies links it has not checked yet, and reports
+//! progress through a callback.
 //!
 //! A [`Notifier`] in the [`EngineConfig`] turns the event changes of each commit into webhook
 //! messages that the same commit queues in the outbox.
@@ -52,6 +53,7 @@ use calbridge_core::sync::{CursorUpdate, PushChange, RemoteChange, Snapshot, Win
 
 pub mod cursor;
 pub mod decline;
+pub mod limit;
 pub mod report;
 pub mod rooms;
 pub mod secrets;
@@ -104,7 +106,7 @@ impl EngineConfig {
             window_future_days: 365,
             delete_guard: DeleteGuard::default(),
             page_retries: 2,
-            new_id: Arc::new(|| EventId::new(uuid::Uuid::new_v4().to_string())),
+            new_id: Arc::new(|| EventId::new(uuid::Uuid::now_v7().to_string())),
             notifier: None,
         }
     }
@@ -590,8 +592,9 @@ impl Engine {
         }))
     }
 
-    /// Syncs every calendar of a connection, at most `max_threads` at a time. Unverified links
-    /// are verified first; calendars whose link failed are skipped and reported.
+    /// Syncs every calendar of a connection, with at most `max_threads` requests in flight
+    /// (see [`limit`]). Unverified links are verified first; calendars whose link failed are
+    /// skipped and reported.
     pub async fn sync_connection(
         &self,
         connection: &Connection,
@@ -600,17 +603,21 @@ impl Engine {
         on_done: Arc<dyn Fn(&CalendarReport) + Send + Sync>,
     ) -> Result<Vec<CalendarReport>, StoreError> {
         let calendars = self.store.calendars(Some(connection.id)).await?;
-        let limit = Arc::new(Semaphore::new(connection.max_threads.max(1) as usize));
+        // At most `max_threads` requests in flight; twice as many calendars at once, so that
+        // one calendar's storing overlaps another's request.
+        let max_threads = connection.max_threads.max(1) as usize;
+        let remote: Arc<dyn Remote> = Arc::new(limit::Limited::new(remote, max_threads));
+        let calendars_at_once = Arc::new(Semaphore::new(max_threads * limit::CALENDARS_PER_SLOT));
         let mut tasks = tokio::task::JoinSet::new();
         let mut by_task = std::collections::HashMap::new();
         for calendar in calendars {
             let engine = self.clone();
             let remote = remote.clone();
-            let limit = limit.clone();
+            let calendars_at_once = calendars_at_once.clone();
             let on_done = on_done.clone();
             let c = calendar.clone();
             let handle = tasks.spawn(async move {
-                let _permit = limit.acquire_owned().await.expect("semaphore never closes");
+                let _permit = calendars_at_once.acquire_owned().await.expect("semaphore never closes");
                 let report = engine.verify_and_sync(remote.as_ref(), c, now).await;
                 on_done(&report);
                 report
@@ -673,4 +680,18 @@ fn touches_series(action: &Action, snapshot: &Snapshot) -> bool {
         _ => None,
     };
     kind.is_some_and(|k| k != SeriesKind::Single)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_event_ids_sort_in_the_order_they_were_made() {
+        // Time-ordered ids keep the store's id indexes growing at one end (docs/performance.md).
+        let config = EngineConfig::new("test");
+        let ids: Vec<EventId> = (0..2_000).map(|_| (config.new_id)()).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids out of order");
+        assert!(ids.iter().all(|id| uuid::Uuid::parse_str(&id.0).is_ok_and(|u| u.get_version_num() == 7)));
+    }
 }

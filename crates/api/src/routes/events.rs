@@ -214,7 +214,7 @@ pub async fn create(
     check.finish()?;
     let cal = calendars::find(&state, id).await?;
     let data = event_data(&state, &input).await?;
-    let event_id = EventId::new(input.id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string()));
+    let event_id = EventId::new(input.id.clone().unwrap_or_else(|| uuid::Uuid::now_v7().to_string()));
     let e = create_in(&state, &cal, &event_id, &data).await?;
     Ok((StatusCode::CREATED, axum::Json(shown(&cal, &e))))
 }

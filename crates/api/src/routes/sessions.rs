@@ -203,7 +203,7 @@ pub async fn create(
     check.require(input.expected_version.is_none(), "/expected_version", "is only for replacing a session; omit it");
     check.finish()?;
     let cal = organizer_calendar(&state, &input).await?;
-    let id = input.id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let id = input.id.clone().unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     let want = desired(&state, &id, &input).await?;
     let meeting = create_in(&state, &cal, &EventId::new(&id), &want.meeting).await?;
     let mut invitations = Vec::new();
