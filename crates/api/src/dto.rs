@@ -513,7 +513,7 @@ pub struct AttendeeInput {
 #[serde(deny_unknown_fields)]
 pub struct EventInput {
     /// On create: your own id for the event (1-128 characters of `A-Za-z0-9._-`), so a retried
-    /// create is recognised; default a new UUID. Not allowed on replace.
+    /// create is recognised; default a new time-ordered UUID (version 7). Not allowed on replace.
     #[serde(default)]
     #[schema(pattern = r"^[A-Za-z0-9._-]{1,128}$")]
     pub id: Option<String>,
@@ -582,7 +582,8 @@ pub enum LearnerInvites {
 #[serde(deny_unknown_fields)]
 pub struct SessionInput {
     /// On create: your own id for the session (1-100 characters of `A-Za-z0-9._-`), so a
-    /// retried create is recognised; default a new UUID. Not allowed on replace.
+    /// retried create is recognised; default a new time-ordered UUID (version 7). Not allowed on
+    /// replace.
     #[serde(default)]
     #[schema(pattern = r"^[A-Za-z0-9._-]{1,100}$")]
     pub id: Option<String>,
@@ -762,8 +763,34 @@ pub struct RangeQuery {
 
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct Interval {
+    #[serde(serialize_with = "instant")]
     pub start: DateTime<Utc>,
+    #[serde(serialize_with = "instant")]
     pub end: DateTime<Utc>,
+}
+
+/// An instant as chrono serializes it (RFC 3339 in UTC, `2026-12-07T09:00:00Z`), written
+/// directly when it falls on a whole second of the years 0 to 9999: an availability answer
+/// holds tens of thousands of instants, and chrono's general formatting was most of its time.
+fn instant<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    use chrono::{Datelike, Timelike};
+    if t.nanosecond() != 0 || !(0..=9999).contains(&t.year()) {
+        return t.serialize(s);
+    }
+    let mut text = *b"0000-00-00T00:00:00Z";
+    let mut put = |at: usize, width: usize, mut n: u32| {
+        for i in (at..at + width).rev() {
+            text[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+    };
+    put(0, 4, t.year() as u32);
+    put(5, 2, t.month());
+    put(8, 2, t.day());
+    put(11, 2, t.hour());
+    put(14, 2, t.minute());
+    put(17, 2, t.second());
+    s.serialize_str(std::str::from_utf8(&text).expect("ASCII digits"))
 }
 
 #[derive(Clone, Debug, Deserialize, ToSchema)]
@@ -912,4 +939,36 @@ pub struct Health {
     /// `ok`.
     pub status: String,
     pub version: String,
+}
+
+#[cfg(test)]
+mod instant_tests {
+    use super::*;
+    use chrono::{Datelike, TimeZone};
+
+    #[test]
+    fn intervals_serialize_their_instants_exactly_as_chrono_does() {
+        let mut instants = vec![
+            Utc.with_ymd_and_hms(2026, 12, 7, 9, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(0, 1, 1, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(999, 2, 3, 4, 5, 6).unwrap(),
+            Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).unwrap(),
+            Utc.with_ymd_and_hms(10000, 1, 1, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(-1, 6, 30, 12, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(2026, 3, 29, 1, 0, 0).unwrap() + chrono::Duration::milliseconds(250),
+            Utc.with_ymd_and_hms(2026, 3, 29, 1, 0, 0).unwrap() + chrono::Duration::nanoseconds(1),
+        ];
+        // Every hour of a leap year, on odd minutes and seconds.
+        let mut t = Utc.with_ymd_and_hms(2028, 1, 1, 0, 7, 13).unwrap();
+        while t.year() == 2028 {
+            instants.push(t);
+            t += chrono::Duration::seconds(3_600 + 61);
+        }
+        for t in instants {
+            let ours = serde_json::to_value(Interval { start: t, end: t }).unwrap();
+            let chrono = serde_json::to_value(t).unwrap();
+            assert_eq!(ours["start"], chrono, "{t:?}");
+            assert_eq!(ours["end"], chrono, "{t:?}");
+        }
+    }
 }
