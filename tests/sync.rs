@@ -306,6 +306,28 @@ async fn graph_pushes_travel_in_json_batches() {
     }
 }
 
+/// R8: a connection's sync has at most `max_threads` requests in flight, however many
+/// calendars it works on at once.
+async fn a_connection_keeps_to_max_threads_requests_in_flight(p: Protocol) {
+    let w = World::on(p).await;
+    let mailboxes = ["scheduler@fabrikam.example", ANN, "bob@fabrikam.example", ROOM1, "room2@fabrikam.example"];
+    for (i, email) in mailboxes.iter().enumerate() {
+        outlook_event(&w, email, &format!("Planning {i}"), 2, 9);
+        w.link(email, if email.starts_with("room") { CalendarKind::Room } else { CalendarKind::Person }).await;
+    }
+    // Every request waits, so that calendars synced together overlap at the adapter.
+    w.sim.faults().set_latency(std::time::Duration::from_millis(30));
+    let counting = std::sync::Arc::new(Hooked::new(w.remote.clone()));
+    let connection = calbridge_core::model::Connection { max_threads: 2, ..w.connection.clone() };
+    let reports =
+        w.engine.sync_connection(&connection, counting.clone(), Utc::now(), std::sync::Arc::new(|_| {})).await.unwrap();
+    assert_eq!(reports.len(), mailboxes.len());
+    assert!(reports.iter().all(|r| r.error.is_none() && r.pulled.created == 1), "{reports:?}");
+    assert!(counting.most_in_flight() <= 2, "at most max_threads in flight, saw {}", counting.most_in_flight());
+    assert_eq!(counting.most_in_flight(), 2, "calendars are synced concurrently");
+}
+both!(a_connection_keeps_to_max_threads_requests_in_flight);
+
 /// R14: token failures carry Entra's AADSTS code and the fix, never the secret.
 #[tokio::test]
 async fn token_errors_are_reported_clearly() {

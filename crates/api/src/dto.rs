@@ -204,7 +204,8 @@ pub struct ConnectionInput {
         pattern = r#"^[^@\s\x00-\x1f\x7f-\x9f<>",;]+@[^@\s\x00-\x1f\x7f-\x9f<>",;.][^@\s\x00-\x1f\x7f-\x9f<>",;]*$"#
     )]
     pub default_organizer: Option<String>,
-    /// At most this many calendars of the connection sync at once (1-64, default 4).
+    /// At most this many requests of the connection in flight to Exchange at once (1-64,
+    /// default 4); up to twice as many calendars sync at once.
     #[serde(default, deserialize_with = "crate::int::opt")]
     #[schema(minimum = 1, maximum = 64)]
     pub max_threads: Option<u32>,

@@ -67,6 +67,7 @@ use calbridge_core::model::{CalendarId, Connection, Secret};
 use calbridge_core::policy::FreeBusyPolicy;
 use calbridge_core::remote::Remote;
 use calbridge_core::store::{SecretOwner, Store};
+use calbridge_engine::limit::Limited;
 use calbridge_engine::secrets::MasterKey;
 use calbridge_engine::Engine;
 
@@ -368,8 +369,8 @@ impl ApiState {
     /// An adapter for the connection.
     ///
     /// The adapter is kept and shared by every sync of the connection (one token, one pool of
-    /// connections, one set of per-mailbox budgets) until the connection's settings or secret
-    /// change.
+    /// connections, one set of per-mailbox budgets, at most `max_threads` requests in flight)
+    /// until the connection's settings or secret change.
     pub async fn remote(&self, c: &Connection) -> Result<Arc<dyn Remote>, ApiError> {
         let secret = self.require_secret(c).await?;
         self.check_connection_hosts(c)?;
@@ -384,6 +385,8 @@ impl ApiState {
             .connector(c.settings.kind())?
             .remote(c, secret)
             .map_err(|e| ApiError::conflict(format!("connection {} cannot be used: {e}", c.name)))?;
+        // Every use of the connection shares its limit of requests in flight.
+        let remote: Arc<dyn Remote> = Arc::new(Limited::new(remote, c.max_threads as usize));
         self.inner.remotes.lock().expect("remotes lock").insert(c.id, (digest, remote.clone()));
         Ok(remote)
     }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use calbridge_core::model::{Calendar, Connection};
 use calbridge_core::store::SyncStatus;
+use calbridge_engine::limit::CALENDARS_PER_SLOT;
 use calbridge_engine::CalendarReport;
 use chrono::Utc;
 use tokio::sync::Semaphore;
@@ -180,12 +181,13 @@ async fn forward(state: &ApiState, calendar_id: i64) -> ApiResult<SyncStatus> {
     }
 }
 
-/// Syncs every calendar of a connection, at most its `max_threads` at a time.
+/// Syncs every calendar of a connection, with at most its `max_threads` requests in flight.
 pub async fn sync_connection(state: &ApiState, conn: &Connection) -> ApiResult<Vec<SyncStatus>> {
     sync_calendars_of(state, conn, |_| true).await
 }
 
-/// Syncs the calendars of a connection that `due` picks, at most `max_threads` at a time.
+/// Syncs the calendars of a connection that `due` picks, with at most `max_threads` requests in
+/// flight.
 async fn sync_calendars_of(
     state: &ApiState,
     conn: &Connection,
@@ -193,7 +195,9 @@ async fn sync_calendars_of(
 ) -> ApiResult<Vec<SyncStatus>> {
     let calendars: Vec<Calendar> =
         state.store().calendars(Some(conn.id)).await?.into_iter().filter(|c| due(c)).collect();
-    let limit = Arc::new(Semaphore::new(conn.max_threads.max(1) as usize));
+    // The connection's adapter keeps its requests in flight to `max_threads`; twice as many
+    // calendars at once, so that one calendar's storing overlaps another's request.
+    let limit = Arc::new(Semaphore::new(conn.max_threads.max(1) as usize * CALENDARS_PER_SLOT));
     let mut tasks = tokio::task::JoinSet::new();
     for cal in calendars {
         let (state, limit) = (state.clone(), limit.clone());

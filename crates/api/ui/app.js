@@ -390,7 +390,7 @@ function connectionForm(panel, c) {
     ewsBox,
     field("Secret (client secret or service account password)", f.secret, secretState),
     field("Default organizer", f.default_organizer, "account that organises bookings; link it as a person"),
-    field("Max threads", f.max_threads, "calendars synced at once"),
+    field("Max threads", f.max_threads, "requests to Exchange at once"),
     h("p", { class: "small muted actions" }, "The test opens the test mailbox (EWS) first, then the default organizer and one linked mailbox of each kind."),
     h("div", { class: "actions" }, h("button", { type: "submit" }, c ? "Save" : "Create connection"), h("button", { type: "button", class: "secondary", onclick: () => panel.replaceChildren() }, "Cancel")),
   );

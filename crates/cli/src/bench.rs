@@ -83,7 +83,7 @@ pub struct BenchArgs {
     /// The simulator's latency per Graph or EWS request, in milliseconds.
     #[arg(long, default_value_t = 20)]
     latency_ms: u64,
-    /// The connection's `max_threads`: calendars synced at once (and the peer's threads).
+    /// The connection's `max_threads`: requests in flight at once (and the peer's threads).
     #[arg(long, default_value_t = 4)]
     max_threads: u32,
     /// Steady-state cycles with changes (each followed by none; then one idle cycle).
