@@ -69,21 +69,28 @@ pub(crate) fn busy_time_from_row(
     calendar_id: i64,
     start_us: i64,
     end_us: i64,
-    busy_as: String,
+    busy_as: &str,
 ) -> Result<BusyTime, StoreError> {
     let what = || format!("a busy time of calendar {calendar_id}");
     Ok(BusyTime {
         calendar_id,
         start: us_to_time(start_us, what)?,
         end: us_to_time(end_us, what)?,
-        show_as: parse_show_as(&busy_as, what)?,
+        show_as: parse_show_as(busy_as, what)?,
     })
 }
 
 /// The show-as a `busy_as` column holds.
 fn parse_show_as(name: &str, what: impl FnOnce() -> String) -> Result<ShowAs, StoreError> {
-    serde_json::from_value(serde_json::Value::String(name.to_owned()))
-        .map_err(|e| corrupt(what(), format!("unknown show-as `{name}`: {e}")))
+    Ok(match name {
+        "free" => ShowAs::Free,
+        "tentative" => ShowAs::Tentative,
+        "busy" => ShowAs::Busy,
+        "oof" => ShowAs::Oof,
+        "workingElsewhere" => ShowAs::WorkingElsewhere,
+        "unknown" => ShowAs::Unknown,
+        _ => return Err(corrupt(what(), format!("unknown show-as `{name}`"))),
+    })
 }
 
 pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> String {
@@ -118,6 +125,8 @@ mod tests {
             assert_eq!(json.as_str(), Some(show_as_name(show_as)));
             assert_eq!(parse_show_as(show_as_name(show_as), String::new).unwrap(), show_as);
         }
+        let err = parse_show_as("Busy", || "a busy time".into()).unwrap_err().to_string();
+        assert!(err.contains("unknown show-as `Busy`"), "{err}");
         let t = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
         let mut d = EventData::new("x", t, t);
         d.show_as = ShowAs::Oof;

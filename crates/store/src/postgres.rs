@@ -1120,7 +1120,7 @@ impl Store for PostgresStore {
             .context(|| {
                 format!("could not read the busy times of {} calendars from {from} to {to}", calendars.len())
             })?;
-        rows.iter().map(|row| busy_time_from_row(row.get(0), row.get(1), row.get(2), row.get(3))).collect()
+        rows.iter().map(|row| busy_time_from_row(row.get(0), row.get(1), row.get(2), row.get::<&str, _>(3))).collect()
     }
 
     async fn remote_id(&self, id: &EventId) -> Result<Option<String>, StoreError> {

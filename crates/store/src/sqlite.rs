@@ -454,25 +454,25 @@ fn push_list<'a>(q: &mut QueryBuilder<'a, Sqlite>, ids: &[&'a str]) {
     q.push(")");
 }
 
-/// The busy times of `ids` over `[from, to)` (see `Store::busy_times`), unordered, in one
-/// query: one row per calendar (sqlx hands rows over one by one, so thousands of rows cost
-/// more than the query), its times as `start,end,busy_as;...`.
+/// The busy times of `ids` over `[from, to)` (see `Store::busy_times`), unordered, in two
+/// queries (short events by start, long ones by their own index), each with one row per
+/// calendar (sqlx hands rows over one by one, so thousands of rows cost more than the
+/// query), its times as `start,end,busy_as;...`.
 async fn busy_times_of(
     pool: &SqlitePool,
     ids: &[CalendarId],
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<Vec<BusyTime>, StoreError> {
-    let mut q = QueryBuilder::<Sqlite>::new(
-        "SELECT calendar_id, group_concat(start_us || ',' || end_us || ',' || busy_as, ';') FROM (",
-    );
-    for (i, arm) in [BusyArm::Short, BusyArm::Long].into_iter().enumerate() {
-        if i > 0 {
-            q.push(" UNION ALL ");
-        }
+    let mut out = Vec::new();
+    // One query per arm: each reads one index in calendar order, so SQLite groups the rows as
+    // they come, without sorting them first (a UNION ALL of the two would need a sort).
+    for arm in [BusyArm::Short, BusyArm::Long] {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "SELECT calendar_id, group_concat(start_us || ',' || end_us || ',' || busy_as, ';') FROM events ",
+        );
         // The long arm names its index: without statistics SQLite would prefer the main one,
         // and read the calendar from its first event.
-        q.push("SELECT calendar_id, start_us, end_us, busy_as FROM events ");
         q.push(if arm == BusyArm::Long { "INDEXED BY events_long " } else { "" });
         q.push("WHERE calendar_id IN (");
         let mut list = q.separated(", ");
@@ -484,26 +484,23 @@ async fn busy_times_of(
         q.push(" AND start_us ").push(if arm == BusyArm::Short { ">= " } else { "< " });
         q.push_bind(micros(from) - LONG_EVENT_US);
         q.push(" AND end_us > ").push_bind(micros(from));
-        q.push(" AND deleted = 0 AND busy_as IS NOT NULL");
-    }
-    q.push(") GROUP BY calendar_id");
-    let rows = q
-        .build()
-        .fetch_all(pool)
-        .await
-        .context(|| format!("could not read the busy times of {} calendars from {from} to {to}", ids.len()))?;
-    let mut out = Vec::new();
-    for row in &rows {
-        let calendar_id: i64 = row.get(0);
-        let times: String = row.get(1);
-        for time in times.split(';') {
-            let mut parts = time.splitn(3, ',');
-            let mut number = || parts.next().and_then(|n| n.parse::<i64>().ok());
-            let (Some(start), Some(end)) = (number(), number()) else {
-                return Err(corrupt(format!("a busy time of calendar {calendar_id}"), format!("`{time}`")));
-            };
-            let busy_as = parts.next().unwrap_or_default().to_owned();
-            out.push(busy_time_from_row(calendar_id, start, end, busy_as)?);
+        q.push(" AND deleted = 0 AND busy_as IS NOT NULL GROUP BY calendar_id");
+        let rows = q
+            .build()
+            .fetch_all(pool)
+            .await
+            .context(|| format!("could not read the busy times of {} calendars from {from} to {to}", ids.len()))?;
+        for row in &rows {
+            let calendar_id: i64 = row.get(0);
+            let times: String = row.get(1);
+            for time in times.split(';') {
+                let mut parts = time.splitn(3, ',');
+                let mut number = || parts.next().and_then(|n| n.parse::<i64>().ok());
+                let (Some(start), Some(end)) = (number(), number()) else {
+                    return Err(corrupt(format!("a busy time of calendar {calendar_id}"), format!("`{time}`")));
+                };
+                out.push(busy_time_from_row(calendar_id, start, end, parts.next().unwrap_or_default())?);
+            }
         }
     }
     Ok(out)
