@@ -1259,10 +1259,26 @@ pub fn instance_event(inst: &Instance<'_>, opts: &RenderOpts) -> wire::Event {
 
 /// A stored event (single or series master) as Graph shows it.
 pub fn render_event(ev: &StoredEvent, opts: &RenderOpts) -> Value {
+    finish_render(stored_event(ev, opts), opts)
+}
+
+/// A stored event's event before [`finish_render`].
+fn stored_event(ev: &StoredEvent, opts: &RenderOpts) -> wire::Event {
     let mut e = ev.event.clone();
     e.start = Some(render_time(ev.start, &opts.zone));
     e.end = Some(render_time(ev.end, &opts.zone));
-    finish_render(e, opts)
+    e
+}
+
+/// A stored event (single or series master) as [`render_event`] shows it, typed: what EWS
+/// turns into its own shape, with no JSON in between.
+pub fn event_typed(ev: &StoredEvent, opts: &RenderOpts) -> wire::Event {
+    Shown::new(stored_event(ev, opts), opts).event
+}
+
+/// An instance as [`render_instance`] shows it, typed.
+pub fn instance_typed(inst: &Instance<'_>, opts: &RenderOpts) -> wire::Event {
+    Shown::new(instance_event(inst, opts), opts).event
 }
 
 /// An event as Graph shows it: the extended properties and body asked for, the properties

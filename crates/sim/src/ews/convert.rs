@@ -3,7 +3,6 @@
 //! EWS in standard base64, as Exchange does), the same change key and the same content.
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
 
 use crate::ews_wire::types::{Attendee, Body, EmailAddress, ExtendedFieldUri, ExtendedProperty, Item, ItemId};
 use crate::wire;
@@ -76,10 +75,16 @@ fn extended(p: &wire::SingleValueLegacyExtendedProperty) -> Option<ExtendedPrope
     })
 }
 
-/// A rendered Graph event (an instance: single, occurrence, exception or master) as an EWS
+/// A Graph event as the simulator shows it (an instance: single, occurrence, exception or
+/// master; [`crate::state::event_typed`], [`crate::state::instance_typed`]) as an EWS
 /// `t:CalendarItem` with every field the simulator knows. `text_body`: `BodyType` Text.
-pub fn calendar_item(ev: &Value, start: DateTime<Utc>, end: DateTime<Utc>, folder_id: &str, text_body: bool) -> Item {
-    let ev: wire::Event = serde_json::from_value(ev.clone()).unwrap_or_default();
+pub fn calendar_item(
+    ev: wire::Event,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    folder_id: &str,
+    text_body: bool,
+) -> Item {
     let kind = ev.kind.as_deref().unwrap_or("singleInstance");
     let attendees = ev.attendees.clone().unwrap_or_default();
     let of_type = |t: &str| -> Option<Vec<Attendee>> {

@@ -12,7 +12,7 @@ use crate::ews_wire::ops::find_item::{self, RootFolder, View};
 use crate::ews_wire::ops::Message;
 use crate::ews_wire::types::{Item, PropertyPath, Shape};
 use crate::ews_wire::xml::{Node, XmlWriter};
-use crate::state::{render_event, render_instance, RenderOpts};
+use crate::state::{event_typed, instance_typed, RenderOpts};
 
 /// The fields an item shape selects (`None`: every field).
 pub(crate) fn selected(shape: &Shape) -> Option<Vec<String>> {
@@ -104,7 +104,7 @@ pub(crate) fn handle(ctx: &Ctx, body: Node<'_, '_>, w: &mut XmlWriter) -> Result
                     .take(max)
                     .map(|i| {
                         shaped(
-                            calendar_item(&render_instance(i, &opts), i.start, i.end, &mb.calendar_id, text_body),
+                            calendar_item(instance_typed(i, &opts), i.start, i.end, &mb.calendar_id, text_body),
                             &req.item_shape,
                         )
                     })
@@ -129,8 +129,7 @@ pub(crate) fn handle(ctx: &Ctx, body: Node<'_, '_>, w: &mut XmlWriter) -> Result
                     .skip(offset)
                     .take(max)
                     .map(|e| {
-                        let mut item =
-                            calendar_item(&render_event(e, &opts), e.start, e.end, &mb.calendar_id, text_body);
+                        let mut item = calendar_item(event_typed(e, &opts), e.start, e.end, &mb.calendar_id, text_body);
                         add_series_fields(&mut item, e);
                         shaped(item, &req.item_shape)
                     })

@@ -12,7 +12,7 @@ use super::series::{add_series_fields, graph_item_id};
 use super::{schema_fault, Ctx, SoapFault};
 use crate::ews_wire::ops::{get_item, Message};
 use crate::ews_wire::xml::{Node, XmlWriter};
-use crate::state::{render_event, render_instance, RenderOpts};
+use crate::state::{event_typed, instance_typed, RenderOpts};
 
 fn not_found() -> Message<Vec<crate::ews_wire::types::Item>> {
     Message::error("ErrorItemNotFound", "The specified object was not found in the store.")
@@ -39,14 +39,13 @@ pub(crate) fn handle(ctx: &Ctx, body: Node<'_, '_>, w: &mut XmlWriter) -> Result
             let Some(ev) = state.event(&mb.key, &master) else { return not_found() };
             let item = match occurrence {
                 None => {
-                    let mut item =
-                        calendar_item(&render_event(ev, &opts), ev.start, ev.end, &mb.calendar_id, text_body);
+                    let mut item = calendar_item(event_typed(ev, &opts), ev.start, ev.end, &mb.calendar_id, text_body);
                     add_series_fields(&mut item, ev);
                     item
                 }
                 Some(key) => match ev.occurrence(key) {
                     Some(inst) => {
-                        calendar_item(&render_instance(&inst, &opts), inst.start, inst.end, &mb.calendar_id, text_body)
+                        calendar_item(instance_typed(&inst, &opts), inst.start, inst.end, &mb.calendar_id, text_body)
                     }
                     None => return not_found(),
                 },
@@ -54,6 +53,8 @@ pub(crate) fn handle(ctx: &Ctx, body: Node<'_, '_>, w: &mut XmlWriter) -> Result
             Message::ok(vec![shaped(item, &req.item_shape)])
         })
         .collect();
+    // Written without the lock, so that concurrent requests write in parallel.
+    drop(state);
     get_item::write_response(w, &messages);
     Ok(())
 }

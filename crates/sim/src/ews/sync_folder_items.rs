@@ -19,7 +19,7 @@ use crate::ews_wire::ops::sync_folder_items::{self, Change, SyncResult};
 use crate::ews_wire::ops::Message;
 use crate::ews_wire::types::ItemId;
 use crate::ews_wire::xml::{Node, XmlWriter};
-use crate::state::{render_event, RenderOpts};
+use crate::state::{event_typed, RenderOpts};
 
 pub(crate) fn handle(ctx: &Ctx, body: Node<'_, '_>, w: &mut XmlWriter) -> Result<(), SoapFault> {
     let req = sync_folder_items::Request::parse(body).map_err(schema_fault)?;
@@ -70,7 +70,7 @@ fn sync(ctx: &Ctx, mb: &crate::state::Mailbox, req: &sync_folder_items::Request)
     let events = state.events.get(&mb.key);
     let item = |id: &str| {
         events.and_then(|m| m.get(id)).map(|e| {
-            let mut item = calendar_item(&render_event(e, &opts), e.start, e.end, &mb.calendar_id, text_body);
+            let mut item = calendar_item(event_typed(e, &opts), e.start, e.end, &mb.calendar_id, text_body);
             add_series_fields(&mut item, e);
             shaped(item, &req.item_shape)
         })

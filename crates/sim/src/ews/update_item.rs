@@ -20,7 +20,7 @@ use crate::ews_wire::ops::update_item::{self, FieldUpdate};
 use crate::ews_wire::ops::Message;
 use crate::ews_wire::types::{Item, ItemId, ItemRef, PropertyPath};
 use crate::ews_wire::xml::{Node, XmlWriter};
-use crate::state::{render_event, render_instance, RenderOpts};
+use crate::state::{event_typed, instance_typed, RenderOpts};
 
 /// The Graph properties an EWS update may change.
 const PATCHED: &[&str] = &[
@@ -109,12 +109,10 @@ pub(crate) fn handle(ctx: &Ctx, body: Node<'_, '_>, w: &mut XmlWriter) -> Result
             continue;
         }
         let current = match occurrence {
-            None => {
-                Some(calendar_item(&render_event(&stored, &opts), stored.start, stored.end, &mb.calendar_id, false))
-            }
+            None => Some(calendar_item(event_typed(&stored, &opts), stored.start, stored.end, &mb.calendar_id, false)),
             Some(key) => stored
                 .occurrence(key)
-                .map(|i| calendar_item(&render_instance(&i, &opts), i.start, i.end, &mb.calendar_id, false)),
+                .map(|i| calendar_item(instance_typed(&i, &opts), i.start, i.end, &mb.calendar_id, false)),
         };
         let Some(mut current) = current else {
             messages.push(Message::error("ErrorItemNotFound", "The specified object was not found in the store."));
