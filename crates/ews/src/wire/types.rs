@@ -6,7 +6,9 @@
 //! meaning is `convert.rs`'s job. Every type can be written and read, because the simulator
 //! answers with the same types calbridge sends; `write` emits elements in schema order.
 
-use super::xml::{attrs, opt_bool, opt_string, parse_num, Node, NodeExt, WireError, XmlWriter, NS_TYPES};
+use std::collections::HashMap;
+
+use super::xml::{attrs, opt_bool, opt_string, parse_bool, parse_num, Node, NodeExt, WireError, XmlWriter, NS_TYPES};
 
 /// `t:ItemId` (also `t:FolderId`, `t:RootItemId`, …: `Id` and `ChangeKey`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
@@ -232,8 +234,8 @@ fn write_attendees(w: &mut XmlWriter, element: &str, list: &Option<Vec<Attendee>
     }
 }
 
-fn parse_attendees(node: Node<'_, '_>, element: &str) -> Option<Vec<Attendee>> {
-    node.t(element).map(|l| l.children_named(NS_TYPES, "Attendee").map(Attendee::parse).collect())
+fn parse_attendees(list: Option<Node<'_, '_>>) -> Option<Vec<Attendee>> {
+    list.map(|l| l.children_named(NS_TYPES, "Attendee").map(Attendee::parse).collect())
 }
 
 /// `t:Body` with its `BodyType` (`HTML` or `Text`).
@@ -773,12 +775,19 @@ impl Item {
 
     /// Reads any item element (`t:CalendarItem`, `t:Message`, …).
     pub fn parse(node: Node<'_, '_>) -> Result<Self, WireError> {
-        let num = |name: &str| -> Result<Option<i32>, WireError> {
-            node.t_text(name).map(|s| parse_num(name, s)).transpose()
-        };
-        let s = |name: &str| opt_string(node, name);
-        let b = |name: &str| opt_bool(node, name);
-        let id = |name: &str| node.t(name).map(ItemId::parse).transpose();
+        // The item's `t:` children by name, the first of each: finding each of some sixty
+        // fields by scanning the children would read them all sixty times (a GetItem answer
+        // holds hundreds of items).
+        let mut fields: HashMap<&str, Node<'_, '_>> = HashMap::with_capacity(64);
+        for c in node.elements().filter(|c| c.tag_name().namespace() == Some(NS_TYPES)) {
+            fields.entry(c.local()).or_insert(c);
+        }
+        let t = |name: &str| fields.get(name).copied();
+        let text = |name: &str| t(name).map(|n| n.text_or_empty());
+        let num = |name: &str| -> Result<Option<i32>, WireError> { text(name).map(|s| parse_num(name, s)).transpose() };
+        let s = |name: &str| text(name).map(str::to_string);
+        let b = |name: &str| text(name).map(|v| parse_bool(name, v)).transpose();
+        let id = |name: &str| t(name).map(ItemId::parse).transpose();
         Ok(Item {
             element: node.local().to_string(),
             item_id: id("ItemId")?,
@@ -786,12 +795,12 @@ impl Item {
             item_class: s("ItemClass"),
             subject: s("Subject"),
             sensitivity: s("Sensitivity"),
-            body: node.t("Body").map(|n| Body {
+            body: t("Body").map(|n| Body {
                 body_type: n.attribute("BodyType").unwrap_or("Text").to_string(),
                 text: n.text_or_empty().to_string(),
             }),
             date_time_received: s("DateTimeReceived"),
-            size: node.t_text("Size").map(|v| parse_num("Size", v)).transpose()?,
+            size: text("Size").map(|v| parse_num("Size", v)).transpose()?,
             categories: node
                 .t("Categories")
                 .map(|c| c.children_named(NS_TYPES, "String").map(|x| x.text_or_empty().to_string()).collect()),
@@ -827,10 +836,10 @@ impl Item {
             is_response_requested: b("IsResponseRequested")?,
             calendar_item_type: s("CalendarItemType"),
             my_response_type: s("MyResponseType"),
-            organizer: node.t("Organizer").and_then(|o| o.t("Mailbox")).map(EmailAddress::parse),
-            required_attendees: parse_attendees(node, "RequiredAttendees"),
-            optional_attendees: parse_attendees(node, "OptionalAttendees"),
-            resources: parse_attendees(node, "Resources"),
+            organizer: t("Organizer").and_then(|o| o.t("Mailbox")).map(EmailAddress::parse),
+            required_attendees: parse_attendees(t("RequiredAttendees")),
+            optional_attendees: parse_attendees(t("OptionalAttendees")),
+            resources: parse_attendees(t("Resources")),
             conflicting_meeting_count: num("ConflictingMeetingCount")?,
             adjacent_meeting_count: num("AdjacentMeetingCount")?,
             duration: s("Duration"),
@@ -838,20 +847,20 @@ impl Item {
             appointment_reply_time: s("AppointmentReplyTime"),
             appointment_sequence_number: num("AppointmentSequenceNumber")?,
             appointment_state: num("AppointmentState")?,
-            recurrence: node.t("Recurrence").map(Recurrence::parse).transpose()?,
-            first_occurrence: node.t("FirstOccurrence").map(OccurrenceInfo::parse).transpose()?,
-            last_occurrence: node.t("LastOccurrence").map(OccurrenceInfo::parse).transpose()?,
+            recurrence: t("Recurrence").map(Recurrence::parse).transpose()?,
+            first_occurrence: t("FirstOccurrence").map(OccurrenceInfo::parse).transpose()?,
+            last_occurrence: t("LastOccurrence").map(OccurrenceInfo::parse).transpose()?,
             modified_occurrences: node
                 .t("ModifiedOccurrences")
                 .map(|m| m.children_named(NS_TYPES, "Occurrence").map(OccurrenceInfo::parse).collect::<Result<_, _>>())
                 .transpose()?,
-            deleted_occurrences: node.t("DeletedOccurrences").map(|d| {
+            deleted_occurrences: t("DeletedOccurrences").map(|d| {
                 d.children_named(NS_TYPES, "DeletedOccurrence")
                     .filter_map(|o| o.t_text("Start").map(|s| s.trim().to_string()))
                     .collect()
             }),
-            start_time_zone: node.t("StartTimeZone").map(TimeZoneRef::parse),
-            end_time_zone: node.t("EndTimeZone").map(TimeZoneRef::parse),
+            start_time_zone: t("StartTimeZone").map(TimeZoneRef::parse),
+            end_time_zone: t("EndTimeZone").map(TimeZoneRef::parse),
             conference_type: num("ConferenceType")?,
             allow_new_time_proposal: b("AllowNewTimeProposal")?,
             is_online_meeting: b("IsOnlineMeeting")?,
