@@ -1377,6 +1377,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn events_show_graphs_nulls_once_and_keep_the_values_they_have() {
+        let mut e = wire::Event { id: Some("AAMk1".into()), subject: Some("Review".into()), ..Default::default() };
+        let opts = RenderOpts { odata_type: true, ..Default::default() };
+        let text = serde_json::to_string(&Shown::new(e.clone(), &opts)).unwrap();
+        assert!(text.starts_with(r##"{"@odata.type":"#microsoft.graph.event","##), "{text}");
+        let v: Value = serde_json::from_str(&text).unwrap();
+        for null in ["seriesMasterId", "transactionId", "recurrence", "onlineMeetingUrl", "onlineMeeting"] {
+            assert_eq!(v[null], Value::Null, "{null} in {text}");
+            assert_eq!(text.matches(&format!(r#""{null}":"#)).count(), 1, "{null} once in {text}");
+        }
+        assert_eq!((v["isDraft"].clone(), v["hideAttendees"].clone()), (Value::Bool(false), Value::Bool(false)));
+        assert_eq!(v["onlineMeetingProvider"], "unknown");
+        assert_eq!((v["id"].as_str(), v["subject"].as_str()), (Some("AAMk1"), Some("Review")));
+        assert!(v.get("singleValueExtendedProperties").is_none(), "none unless expanded: {text}");
+
+        // A value it has is shown once, not replaced by null; no type unless asked.
+        e.series_master_id = Some("AAMk0".into());
+        e.transaction_id = Some("tx-1".into());
+        let text = serde_json::to_string(&Shown::new(e, &RenderOpts::default())).unwrap();
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!((v["seriesMasterId"].as_str(), v["transactionId"].as_str()), (Some("AAMk0"), Some("tx-1")));
+        assert_eq!(text.matches(r#""seriesMasterId":"#).count(), 1, "{text}");
+        assert_eq!(text.matches(r#""transactionId":"#).count(), 1, "{text}");
+        assert!(v.get("@odata.type").is_none(), "{text}");
+    }
+
+    #[test]
     fn expand_filter_ids() {
         let ids = parse_expand("singleValueExtendedProperties($filter=id eq 'String {00020329-0000-0000-C000-000000000046} Name x' or id eq 'y')").unwrap();
         assert_eq!(ids, vec!["String {00020329-0000-0000-C000-000000000046} Name x".to_string(), "y".to_string()]);
