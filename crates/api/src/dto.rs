@@ -797,7 +797,7 @@ fn instant<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Er
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AvailabilityInput {
-    /// Calendar ids (1-1000), all read in one query of the store.
+    /// Calendar ids (1-1000), all read together from the store (not one by one).
     #[schema(min_items = 1, max_items = 1000)]
     #[serde(deserialize_with = "crate::int::vec")]
     pub calendars: Vec<i64>,

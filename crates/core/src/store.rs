@@ -375,10 +375,10 @@ pub trait Store: Send + Sync {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<Event>, StoreError>;
-    /// The time claimed in `calendars` over `[from, to)`, in one read however many calendars:
-    /// every live event overlapping the range that is neither cancelled nor a series master
-    /// (a series claims time through its instances), by calendar, then start. Instants are
-    /// whole microseconds; no content is read.
+    /// The time claimed in `calendars` over `[from, to)`, in a fixed number of queries however
+    /// many calendars: every live event overlapping the range that is neither cancelled nor a
+    /// series master (a series claims time through its instances), by calendar, then start.
+    /// Instants are whole microseconds; no content is read.
     async fn busy_times(
         &self,
         calendars: &[CalendarId],
