@@ -801,8 +801,7 @@ impl Item {
             }),
             date_time_received: s("DateTimeReceived"),
             size: text("Size").map(|v| parse_num("Size", v)).transpose()?,
-            categories: node
-                .t("Categories")
+            categories: t("Categories")
                 .map(|c| c.children_named(NS_TYPES, "String").map(|x| x.text_or_empty().to_string()).collect()),
             importance: s("Importance"),
             date_time_sent: s("DateTimeSent"),
@@ -850,8 +849,7 @@ impl Item {
             recurrence: t("Recurrence").map(Recurrence::parse).transpose()?,
             first_occurrence: t("FirstOccurrence").map(OccurrenceInfo::parse).transpose()?,
             last_occurrence: t("LastOccurrence").map(OccurrenceInfo::parse).transpose()?,
-            modified_occurrences: node
-                .t("ModifiedOccurrences")
+            modified_occurrences: t("ModifiedOccurrences")
                 .map(|m| m.children_named(NS_TYPES, "Occurrence").map(OccurrenceInfo::parse).collect::<Result<_, _>>())
                 .transpose()?,
             deleted_occurrences: t("DeletedOccurrences").map(|d| {
