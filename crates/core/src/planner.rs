@@ -390,26 +390,30 @@ pub fn local_writes(
     calendar_id: i64,
     new_id: &mut dyn FnMut() -> EventId,
 ) -> Vec<Write> {
-    let record = |local_id: &EventId, remote: &RemoteItem, local_version: i64, local_hash| SyncRecord {
-        calendar_id,
-        local_id: local_id.clone(),
-        remote_id: remote.remote_id.clone(),
-        remote_version: remote.version.clone(),
-        remote_hash: content_hash(&remote.data),
-        local_version,
-        local_hash,
+    // A record whose base, on both sides, is Exchange's content (hashed once).
+    let record = |local_id: &EventId, remote: &RemoteItem, local_version: i64| {
+        let remote_hash = content_hash(&remote.data);
+        SyncRecord {
+            calendar_id,
+            local_id: local_id.clone(),
+            remote_id: remote.remote_id.clone(),
+            remote_version: remote.version.clone(),
+            local_hash: remote_hash.clone(),
+            remote_hash,
+            local_version,
+        }
     };
     // A new local event holding Exchange's content, with its sync record.
     let stored = |id: EventId, origin: Origin, remote: &RemoteItem| {
         let ev = Event { id: id.clone(), calendar_id, origin, data: remote.data.clone(), version: 1, deleted: false };
-        vec![Write::PutEvent(ev), Write::PutRecord(record(&id, remote, 1, content_hash(&remote.data)))]
+        vec![Write::PutEvent(ev), Write::PutRecord(record(&id, remote, 1))]
     };
     match action {
         Action::CreateLocal { remote } => stored(new_id(), Origin::Exchange, remote),
         Action::UpdateLocal { local_id, remote } => {
             let Some(old) = snapshot.events.get(local_id) else { return vec![] };
             let ev = Event { data: remote.data.clone(), version: old.version + 1, deleted: false, ..old.clone() };
-            let rec = record(local_id, remote, ev.version, content_hash(&remote.data));
+            let rec = record(local_id, remote, ev.version);
             vec![Write::PutEvent(ev), Write::PutRecord(rec)]
         }
         Action::Adopt { series, remote } => {
@@ -427,7 +431,7 @@ pub fn local_writes(
             // Which local version was pushed is unknown (the confirmation was lost): take
             // Exchange's content as the base and no version, so any difference from the local
             // content is pushed once more.
-            vec![Write::PutRecord(record(local_id, remote, 0, content_hash(&remote.data)))]
+            vec![Write::PutRecord(record(local_id, remote, 0))]
         }
         Action::Refresh { local_id, remote, .. } => {
             let Some(rec) = snapshot.records.get(local_id) else { return vec![] };

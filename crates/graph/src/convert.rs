@@ -270,6 +270,9 @@ const YEARS: std::ops::RangeInclusive<i32> = 1..=9999;
 fn parse_local(value: &str) -> Result<Result<NaiveDateTime, DateTime<Utc>>, ConvertError> {
     let v = value.trim();
     let bad = || ConvertError::BadDateTime { value: value.to_string() };
+    if let Some(t) = parse_plain(v) {
+        return if YEARS.contains(&t.year()) { Ok(Ok(t)) } else { Err(bad()) };
+    }
     if let Ok(t) = DateTime::parse_from_rfc3339(v) {
         let t = t.with_timezone(&Utc);
         return if YEARS.contains(&t.year()) { Ok(Err(t)) } else { Err(bad()) };
@@ -282,6 +285,30 @@ fn parse_local(value: &str) -> Result<Result<NaiveDateTime, DateTime<Utc>>, Conv
         Some(t) if YEARS.contains(&t.year()) => Ok(Ok(t)),
         _ => Err(bad()),
     }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` with an optional fraction of one to nine digits, the form Graph
+/// writes every `dateTime` in (`2026-03-01T09:00:00.0000000`), read without a format string
+/// (the same value chrono's `%Y-%m-%dT%H:%M:%S%.f` reads). `None` for anything else, which
+/// [`parse_local`] then reads with its formats.
+fn parse_plain(v: &str) -> Option<NaiveDateTime> {
+    let b = v.as_bytes();
+    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let number =
+        |digits: &[u8]| digits.iter().try_fold(0u32, |n, &c| c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0')));
+    let nanos = match &b[19..] {
+        [] => 0,
+        [b'.', digits @ ..] if (1..=9).contains(&digits.len()) => number(digits)? * 10u32.pow(9 - digits.len() as u32),
+        _ => return None,
+    };
+    NaiveDate::from_ymd_opt(number(&b[0..4])? as i32, number(&b[5..7])?, number(&b[8..10])?)?.and_hms_nano_opt(
+        number(&b[11..13])?,
+        number(&b[14..16])?,
+        number(&b[17..19])?,
+        nanos,
+    )
 }
 
 /// A local date-time in a zone, as an instant. A time that occurs twice (clocks going back)
@@ -543,6 +570,46 @@ fn entity(s: &str) -> Option<(char, &str)> {
 
 #[cfg(test)]
 mod tests {
+    /// The fast reading of Graph's date-times agrees with chrono's format, and leaves every
+    /// other form to it.
+    #[test]
+    fn plain_date_times_read_as_chrono_reads_them() {
+        let chrono = |v: &str| NaiveDateTime::parse_from_str(v, "%Y-%m-%dT%H:%M:%S%.f").ok();
+        for v in [
+            "2026-03-01T09:00:00",
+            "2026-03-01T09:00:00.0000000",
+            "2026-03-01T23:59:59.9999999",
+            "2024-02-29T12:30:15.5",
+            "2026-12-31T00:00:00.123456789",
+            "0001-01-01T00:00:00.0",
+            "9999-12-31T23:59:59.999999999",
+        ] {
+            assert_eq!(parse_plain(v), chrono(v), "{v}");
+            assert!(parse_plain(v).is_some(), "{v}");
+        }
+        for v in [
+            "2026-02-30T09:00:00",
+            "2026-13-01T09:00:00",
+            "2026-03-01T24:00:00",
+            "2026-03-01T09:60:00",
+            "2026-03-01T09:00:00.",
+            "2026-03-01T09:00:00.1234567890",
+            "2026-03-01T09:00:00Z",
+            "2026-03-01T09:00:00+01:00",
+            "2026-03-01 09:00:00",
+            "2026-3-01T09:00:00",
+            "+2026-03-01T09:00:00",
+            "2026-03-01T09:00",
+            "2026-03-01T0a:00:00",
+        ] {
+            assert_eq!(parse_plain(v), None, "{v}");
+        }
+        // What the fast path leaves is still read by the formats.
+        assert!(parse_local("2026-03-01T09:00").unwrap().is_ok());
+        assert!(parse_local("2026-03-01T09:00:00Z").unwrap().is_err());
+        assert!(parse_local("0000-03-01T09:00:00").is_err(), "year 0 is outside the years allowed");
+    }
+
     use super::*;
 
     #[test]
