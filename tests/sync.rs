@@ -12,6 +12,7 @@ use serde_json::json;
 
 use calbridge_core::model::*;
 use calbridge_core::store::StoreError;
+use calbridge_ews::client::EwsOptions;
 use calbridge_graph::client::GraphOptions;
 use calbridge_sim::NewEvent;
 use calbridge_tests::{both, weekly_series, FailingAfter, Hooked, Protocol, World, INSTALLATION, SCENARIO};
@@ -309,22 +310,36 @@ async fn graph_pushes_travel_in_json_batches() {
 /// R8: a connection's sync has at most `max_threads` requests in flight, however many
 /// calendars it works on at once.
 async fn a_connection_keeps_to_max_threads_requests_in_flight(p: Protocol) {
-    let w = World::on(p).await;
+    // The adapter built for a connection with max_threads 2 (as its connector builds it).
+    let w = match p {
+        Protocol::Graph => {
+            World::with(SCENARIO, GraphOptions { max_in_flight: 2, ..GraphOptions::default() }, None).await
+        }
+        Protocol::Ews => {
+            let options = EwsOptions { max_in_flight: 2, ..EwsOptions::default() };
+            World::ews_with(SCENARIO, EwsAuth::Ntlm, options, None).await
+        }
+    };
+    assert_eq!(w.connection.max_threads, 2);
     let mailboxes = ["scheduler@fabrikam.example", ANN, "bob@fabrikam.example", ROOM1, "room2@fabrikam.example"];
     for (i, email) in mailboxes.iter().enumerate() {
         outlook_event(&w, email, &format!("Planning {i}"), 2, 9);
         w.link(email, if email.starts_with("room") { CalendarKind::Room } else { CalendarKind::Person }).await;
     }
-    // Every request waits, so that calendars synced together overlap at the adapter.
+    // Every request waits, so that the four calendars synced together would overlap at
+    // Exchange if nothing held them back.
     w.sim.faults().set_latency(std::time::Duration::from_millis(30));
-    let counting = std::sync::Arc::new(Hooked::new(w.remote.clone()));
-    let connection = calbridge_core::model::Connection { max_threads: 2, ..w.connection.clone() };
-    let reports =
-        w.engine.sync_connection(&connection, counting.clone(), Utc::now(), std::sync::Arc::new(|_| {})).await.unwrap();
+    w.sim.reset_most_in_flight();
+    let reports = w
+        .engine
+        .sync_connection(&w.connection, w.remote.clone(), Utc::now(), std::sync::Arc::new(|_| {}))
+        .await
+        .unwrap();
     assert_eq!(reports.len(), mailboxes.len());
     assert!(reports.iter().all(|r| r.error.is_none() && r.pulled.created == 1), "{reports:?}");
-    assert!(counting.most_in_flight() <= 2, "at most max_threads in flight, saw {}", counting.most_in_flight());
-    assert_eq!(counting.most_in_flight(), 2, "calendars are synced concurrently");
+    let most = w.sim.stats().most_in_flight;
+    assert!(most <= 2, "at most max_threads requests at Exchange at once, saw {most}");
+    assert_eq!(most, 2, "calendars are synced concurrently");
 }
 both!(a_connection_keeps_to_max_threads_requests_in_flight);
 

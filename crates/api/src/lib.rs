@@ -67,7 +67,6 @@ use calbridge_core::model::{CalendarId, Connection, Secret};
 use calbridge_core::policy::FreeBusyPolicy;
 use calbridge_core::remote::Remote;
 use calbridge_core::store::{SecretOwner, Store};
-use calbridge_engine::limit::Limited;
 use calbridge_engine::secrets::MasterKey;
 use calbridge_engine::Engine;
 
@@ -385,8 +384,6 @@ impl ApiState {
             .connector(c.settings.kind())?
             .remote(c, secret)
             .map_err(|e| ApiError::conflict(format!("connection {} cannot be used: {e}", c.name)))?;
-        // Every use of the connection shares its limit of requests in flight.
-        let remote: Arc<dyn Remote> = Arc::new(Limited::new(remote, c.max_threads as usize));
         self.inner.remotes.lock().expect("remotes lock").insert(c.id, (digest, remote.clone()));
         Ok(remote)
     }

@@ -107,7 +107,8 @@ pub fn ews_options(installation_id: &str) -> EwsOptions {
 pub fn adapter(c: &ConnectionConfig, installation_id: &str) -> Result<Adapter> {
     match &c.settings {
         ConnectionSettings::Graph(g) => {
-            let options = graph_options(installation_id);
+            let options =
+                GraphOptions { max_in_flight: c.max_threads.max(1) as usize, ..graph_options(installation_id) };
             let secret = c.secret.clone().map_err(anyhow::Error::msg)?;
             let client = GraphClient::new(g, secret, options)
                 .with_context(|| format!("cannot set up the Graph client of connection {:?}", c.name))?;
@@ -117,7 +118,7 @@ pub fn adapter(c: &ConnectionConfig, installation_id: &str) -> Result<Adapter> {
             })
         }
         ConnectionSettings::Ews(e) => {
-            let options = ews_options(installation_id);
+            let options = EwsOptions { max_in_flight: c.max_threads.max(1) as usize, ..ews_options(installation_id) };
             let secret = c.secret.clone().map_err(anyhow::Error::msg)?;
             let client = EwsConnector::new(options)
                 .client(e, secret)

@@ -592,9 +592,10 @@ impl Engine {
         }))
     }
 
-    /// Syncs every calendar of a connection, with at most `max_threads` requests in flight
-    /// (see [`limit`]). Unverified links are verified first; calendars whose link failed are
-    /// skipped and reported.
+    /// Syncs every calendar of a connection, `max_threads` × [`limit::CALENDARS_PER_SLOT`] at
+    /// once; `remote`, the adapter built for the connection, keeps to `max_threads` requests in
+    /// flight (see [`limit`]). Unverified links are verified first; calendars whose link failed
+    /// are skipped and reported.
     pub async fn sync_connection(
         &self,
         connection: &Connection,
@@ -603,10 +604,9 @@ impl Engine {
         on_done: Arc<dyn Fn(&CalendarReport) + Send + Sync>,
     ) -> Result<Vec<CalendarReport>, StoreError> {
         let calendars = self.store.calendars(Some(connection.id)).await?;
-        // At most `max_threads` requests in flight; twice as many calendars at once, so that
-        // one calendar's storing overlaps another's request.
+        // The adapter keeps to `max_threads` requests in flight; twice as many calendars at
+        // once, so that one calendar's storing overlaps another's request.
         let max_threads = connection.max_threads.max(1) as usize;
-        let remote: Arc<dyn Remote> = Arc::new(limit::Limited::new(remote, max_threads));
         let calendars_at_once = Arc::new(Semaphore::new(max_threads * limit::CALENDARS_PER_SLOT));
         let mut tasks = tokio::task::JoinSet::new();
         let mut by_task = std::collections::HashMap::new();

@@ -50,6 +50,11 @@ pub struct EwsOptions {
     pub get_item_batch: usize,
     /// This installation's id (in the `User-Agent`).
     pub installation_id: String,
+    /// Requests the client has in flight at once over all its mailboxes: the connection's
+    /// `max_threads`. A slot is held from sending a request to the last byte of its answer
+    /// (an NTLM handshake's requests included); reading the answer happens after it is given
+    /// back. Streaming subscriptions take none: they have their own budget.
+    pub max_in_flight: usize,
 }
 
 impl Default for EwsOptions {
@@ -61,6 +66,7 @@ impl Default for EwsOptions {
             sync_page_size: 512,
             get_item_batch: 50,
             installation_id: String::new(),
+            max_in_flight: 4,
         }
     }
 }
@@ -175,6 +181,7 @@ impl EwsClient {
             credentials,
             TransportOptions {
                 max_connections: settings.max_connections,
+                max_in_flight: options.max_in_flight.max(1),
                 request_timeout: options.request_timeout,
                 max_body_bytes: Limits::default().max_bytes,
                 user_agent,

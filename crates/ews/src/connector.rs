@@ -81,7 +81,8 @@ impl Connector for EwsConnector {
 
     fn remote(&self, connection: &Connection, secret: Secret) -> Result<Arc<dyn Remote>, RemoteError> {
         let settings = settings_of(connection)?;
-        let client = self.client(settings, secret).map_err(|e| e.classify())?;
+        let options = EwsOptions { max_in_flight: connection.max_threads.max(1) as usize, ..self.options.clone() };
+        let client = EwsConnector::new(options).client(settings, secret).map_err(|e| e.classify())?;
         Ok(Arc::new(EwsRemote::new(client)))
     }
 

@@ -12,7 +12,9 @@
 //! `EWSMaxConcurrency` (27 by default) counts a caller's concurrent requests per server. A
 //! streaming answer ([`Transport::open_stream`], GetStreamingEvents) holds its permit for as
 //! long as it is read, so long-lived streams are budgeted separately (see
-//! [`streaming_budget`]) to leave the other permits to syncs.
+//! [`streaming_budget`]) to leave the other permits to syncs. Within that, a transport has at
+//! most `max_in_flight` requests of its own in flight (its connection's `max_threads`), each
+//! from sending it to the last byte of the answer; streams take none of these.
 //!
 //! TLS with rustls: the public (webpki) roots plus, optionally, a PEM file of the
 //! organisation's CA certificates. Plain HTTP is accepted for loopback only, where the
@@ -115,6 +117,9 @@ struct Conn {
 #[derive(Clone, Debug)]
 pub struct TransportOptions {
     pub max_connections: u32,
+    /// Requests this transport has in flight at once (the connection's `max_threads`; see
+    /// [`crate::client::EwsOptions::max_in_flight`]).
+    pub max_in_flight: usize,
     pub request_timeout: Duration,
     /// The largest answer accepted.
     pub max_body_bytes: usize,
@@ -131,6 +136,8 @@ pub struct Transport {
     credentials: Credentials,
     idle: Mutex<Vec<Conn>>,
     limit: Arc<Semaphore>,
+    /// The connection's own limit, [`TransportOptions::max_in_flight`].
+    in_flight: Semaphore,
     options: TransportOptions,
     requests: AtomicU64,
     handshakes: AtomicU64,
@@ -282,6 +289,7 @@ impl Transport {
             tls,
             credentials,
             idle: Mutex::new(Vec::new()),
+            in_flight: Semaphore::new(options.max_in_flight.max(1)),
             options,
             requests: AtomicU64::new(0),
             handshakes: AtomicU64::new(0),
@@ -435,6 +443,9 @@ impl Transport {
     /// `anchor`: the mailbox the request is about (`X-AnchorMailbox`, so Exchange routes it
     /// to the server that holds the mailbox).
     pub async fn send(&self, body: String, anchor: Option<&str>) -> Result<Answer, EwsError> {
+        // The connection's slot first: a request waiting for it holds none of the server's.
+        let _slot =
+            self.in_flight.acquire().await.map_err(|_| self.transport_error("the client is shutting down", false))?;
         let _permit = self.permit().await?;
         let body = Bytes::from(body);
         let work = async {

@@ -132,6 +132,7 @@ async fn server(delay: Duration, ntlm: bool) -> (String, Arc<Counters>) {
 fn options(max: u32) -> TransportOptions {
     TransportOptions {
         max_connections: max,
+        max_in_flight: 64,
         request_timeout: Duration::from_secs(10),
         max_body_bytes: 1 << 20,
         user_agent: "calbridge-test".into(),

@@ -13,7 +13,9 @@
 //!
 //! At most `mailbox_concurrency` (default 4, Graph's documented budget) requests per mailbox
 //! are in flight at once: a tokio semaphore per mailbox; the permit is released while waiting
-//! to retry. Redirects are not followed, and every URL (also a nextLink or a saved cursor)
+//! to retry. Over all mailboxes, at most `max_in_flight` (the connection's `max_threads`),
+//! each from sending the request to the last byte of the answer: the answer is parsed after
+//! the slot is given back. Redirects are not followed, and every URL (also a nextLink or a saved cursor)
 //! must have `graph_url`'s scheme, host and port, so the token never goes anywhere else.
 
 use std::collections::HashMap;
@@ -46,6 +48,10 @@ pub struct GraphOptions {
     pub max_retry_wait: Duration,
     /// Requests in flight per mailbox (Graph allows 4).
     pub mailbox_concurrency: usize,
+    /// Requests the client has in flight at once over all its mailboxes: the connection's
+    /// `max_threads`. A slot is held from sending a request to the last byte of its answer;
+    /// reading the answer happens after it is given back. Token requests take none.
+    pub max_in_flight: usize,
     /// `Prefer: odata.maxpagesize` of delta pages, and `$top` of calendarView pages.
     pub page_size: u32,
     /// Timeout of one HTTP request, connect to last byte.
@@ -65,6 +71,7 @@ impl Default for GraphOptions {
             max_attempts: 5,
             max_retry_wait: Duration::from_secs(120),
             mailbox_concurrency: 4,
+            max_in_flight: 4,
             page_size: 100,
             request_timeout: Duration::from_secs(60),
             installation_id: String::new(),
@@ -127,6 +134,8 @@ struct Inner {
     /// Milliseconds waited on 429/503 answers so far.
     throttled_ms: AtomicU64,
     mailboxes: Mutex<HashMap<String, MailboxLimits>>,
+    /// [`GraphOptions::max_in_flight`].
+    in_flight: Semaphore,
 }
 
 /// A mailbox's concurrency limit and request budget, shared by the client's clones.
@@ -195,9 +204,15 @@ impl GraphClient {
         }
         let authority = parse_base("authority_url", &settings.authority_url)?;
         let base = parse_base("graph_url", &settings.graph_url)?;
-        if options.max_attempts == 0 || options.mailbox_concurrency == 0 || options.page_size == 0 {
+        if options.max_attempts == 0
+            || options.mailbox_concurrency == 0
+            || options.max_in_flight == 0
+            || options.page_size == 0
+        {
             return Err(GraphError::Config {
-                message: "max_attempts, mailbox_concurrency and page_size must be at least 1".into(),
+                message:
+                    "max_attempts, mailbox_concurrency, max_in_flight (max_threads) and page_size must be at least 1"
+                        .into(),
             });
         }
         let user_agent = if options.installation_id.is_empty() {
@@ -226,13 +241,14 @@ impl GraphClient {
                 http,
                 settings: settings.clone(),
                 base,
-                options,
                 auth,
                 clock,
                 secret,
                 requests: AtomicU64::new(0),
                 throttled_ms: AtomicU64::new(0),
                 mailboxes: Mutex::new(HashMap::new()),
+                in_flight: Semaphore::new(options.max_in_flight),
+                options,
             }),
         })
     }
@@ -337,6 +353,9 @@ impl GraphClient {
             }
             let outcome = {
                 let _permit = semaphore.acquire_many(weight).await.expect("mailbox semaphores are never closed");
+                // One of the connection's slots, taken after the mailbox's so that a request
+                // waiting for its mailbox holds none.
+                let _slot = self.inner.in_flight.acquire().await.expect("the semaphore is never closed");
                 self.inner.requests.fetch_add(1, Ordering::Relaxed);
                 attempt_once(&self.inner.http, req, Some(token.expose()), Some(&request_id)).await
             };

@@ -43,7 +43,11 @@ impl GraphConnector {
 
     fn client(&self, connection: &Connection, secret: Secret) -> Result<GraphClient, GraphError> {
         match &connection.settings {
-            ConnectionSettings::Graph(g) => GraphClient::new(g, secret, self.options.clone()),
+            ConnectionSettings::Graph(g) => GraphClient::new(
+                g,
+                secret,
+                GraphOptions { max_in_flight: connection.max_threads.max(1) as usize, ..self.options.clone() },
+            ),
             #[allow(unreachable_patterns)]
             other => Err(GraphError::Config {
                 message: format!("connection {} is of kind {}, not graph", connection.name, other.kind()),

@@ -414,7 +414,7 @@ async fn throttling_surfaces_after_the_attempts_or_the_wait_budget() {
 }
 
 #[tokio::test]
-async fn at_most_four_requests_per_mailbox_in_flight() {
+async fn at_most_four_requests_per_mailbox_and_max_in_flight_over_all_are_in_flight() {
     let server = serve(|hit, earlier| match token_or(hit, earlier) {
         Some(r) => r,
         None => (json_response(200, event_json("AAMk1", "W/\"1\"")), Duration::from_millis(150)),
@@ -426,16 +426,39 @@ async fn at_most_four_requests_per_mailbox_in_flight() {
     assert_eq!(items.len(), 10);
     assert_eq!(server.max_in_flight.load(Ordering::SeqCst), 4);
 
-    // Two mailboxes have a budget each.
+    // Two mailboxes have a budget each, within the client's own limit (the connection's
+    // max_threads): 6 of the 4 + 4 the mailboxes would allow.
     let server = serve(|hit, earlier| match token_or(hit, earlier) {
         Some(r) => r,
         None => (json_response(200, event_json("AAMk1", "W/\"1\"")), Duration::from_millis(300)),
     })
     .await;
-    let remote = GraphRemote::new(client(&server));
+    let remote = GraphRemote::new(client_with(&server, GraphOptions { max_in_flight: 6, ..GraphOptions::default() }));
     let (a, b) = tokio::join!(remote.fetch("a@contoso.com", &ids[..6]), remote.fetch("b@contoso.com", &ids[..6]));
     assert_eq!((a.unwrap().len(), b.unwrap().len()), (6, 6));
-    assert!(server.max_in_flight.load(Ordering::SeqCst) > 4);
+    assert_eq!(server.max_in_flight.load(Ordering::SeqCst), 6);
+
+    // The client's limit holds over every mailbox: 2 at once, however many mailboxes.
+    let server = serve(|hit, earlier| match token_or(hit, earlier) {
+        Some(r) => r,
+        None => (json_response(200, event_json("AAMk1", "W/\"1\"")), Duration::from_millis(100)),
+    })
+    .await;
+    let remote = GraphRemote::new(client_with(&server, GraphOptions { max_in_flight: 2, ..GraphOptions::default() }));
+    let (a, b, c) = tokio::join!(
+        remote.fetch("a@contoso.com", &ids[..3]),
+        remote.fetch("b@contoso.com", &ids[..3]),
+        remote.fetch("c@contoso.com", &ids[..3])
+    );
+    assert_eq!((a.unwrap().len(), b.unwrap().len(), c.unwrap().len()), (3, 3, 3));
+    assert_eq!(server.max_in_flight.load(Ordering::SeqCst), 2);
+    let zero = GraphClient::new(
+        &settings(&server.base, &server.base),
+        Secret::new(SECRET),
+        GraphOptions { max_in_flight: 0, ..GraphOptions::default() },
+    )
+    .unwrap_err();
+    assert!(zero.to_string().contains("max_in_flight (max_threads)"), "{zero}");
 }
 
 #[tokio::test]

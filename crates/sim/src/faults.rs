@@ -412,14 +412,40 @@ pub struct SimStats {
     /// Faults the random mode injected, by kind ([`FaultKind::as_str`]).
     #[serde(default)]
     pub faults: BTreeMap<String, u64>,
+    /// The most Graph and EWS requests that were being answered at once (from the end of the
+    /// sign-in and throttling checks to the answer; streaming answers count until their
+    /// stream starts), since the start or [`crate::Simulator::reset_most_in_flight`].
+    #[serde(default)]
+    pub most_in_flight: u64,
 }
 
 #[derive(Debug, Default)]
 pub(crate) struct StatsCounters {
     inner: Mutex<SimStats>,
+    in_flight: AtomicU64,
+    most_in_flight: AtomicU64,
+}
+
+/// A request being answered, counted in [`SimStats::most_in_flight`] until dropped.
+pub(crate) struct InFlight<'a>(&'a AtomicU64);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl StatsCounters {
+    /// A Graph or EWS request starts being answered.
+    pub fn enter(&self) -> InFlight<'_> {
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_in_flight.fetch_max(now, Ordering::SeqCst);
+        InFlight(&self.in_flight)
+    }
+    /// Starts [`SimStats::most_in_flight`] over from the requests in flight now.
+    pub fn reset_most_in_flight(&self) {
+        self.most_in_flight.store(self.in_flight.load(Ordering::SeqCst), Ordering::SeqCst);
+    }
     pub fn request(&self, route: &str) {
         let mut s = self.inner.lock().unwrap();
         s.requests_total += 1;
@@ -447,6 +473,8 @@ impl StatsCounters {
         self.inner.lock().unwrap().notifications_delivered += n;
     }
     pub fn snapshot(&self) -> SimStats {
-        self.inner.lock().unwrap().clone()
+        let mut s = self.inner.lock().unwrap().clone();
+        s.most_in_flight = self.most_in_flight.load(Ordering::SeqCst);
+        s
     }
 }

@@ -427,6 +427,11 @@ impl Simulator {
         self.inner.stats.snapshot()
     }
 
+    /// Starts [`SimStats::most_in_flight`] over, from the requests being answered now.
+    pub fn reset_most_in_flight(&self) {
+        self.inner.stats.reset_most_in_flight();
+    }
+
     /// Act as a person in Outlook: change mailboxes directly, as Exchange users would.
     pub fn outlook(&self) -> Outlook {
         Outlook::new(self.clone())

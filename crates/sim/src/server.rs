@@ -317,11 +317,13 @@ async fn graph_layer(State(sim): State<Simulator>, mut req: Request, next: Next)
         },
         None => None,
     };
+    let in_flight = sim.inner.stats.enter();
     let latency = faults.latency();
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
     let resp = next.run(req).await;
+    drop(in_flight);
     if class.mutating && resp.status().is_success() {
         if random == Some(FaultKind::LostResponse) {
             sim.inner.stats.dropped();

@@ -186,6 +186,7 @@ pub(crate) async fn handler(State(sim): State<Simulator>, request: Request) -> R
         sim.inner.stats.throttled();
         return server_busy(secs.saturating_mul(1000));
     }
+    let _in_flight = sim.inner.stats.enter();
     let latency = faults.latency();
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
