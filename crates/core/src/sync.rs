@@ -158,26 +158,28 @@ impl Snapshot {
     }
 
     /// Apply committed writes, so a snapshot can follow a multi-page sync without re-reading.
-    pub fn apply(&mut self, writes: &[Write]) {
+    /// Takes them by value: the events and records move into the snapshot.
+    pub fn apply(&mut self, writes: impl IntoIterator<Item = Write>) {
         for w in writes {
             match w {
                 Write::PutEvent(e) => {
-                    self.events.insert(e.id.clone(), e.clone());
+                    self.events.insert(e.id.clone(), e);
                 }
                 Write::RemoveEvent(id) => {
-                    self.events.remove(id);
-                    if let Some(r) = self.records.remove(id) {
+                    self.events.remove(&id);
+                    if let Some(r) = self.records.remove(&id) {
                         self.by_remote.remove(&r.remote_id);
                     }
                 }
                 Write::PutRecord(r) => {
-                    if let Some(old) = self.records.insert(r.local_id.clone(), r.clone()) {
+                    let (remote_id, local_id) = (r.remote_id.clone(), r.local_id.clone());
+                    if let Some(old) = self.records.insert(local_id.clone(), r) {
                         self.by_remote.remove(&old.remote_id);
                     }
-                    self.by_remote.insert(r.remote_id.clone(), r.local_id.clone());
+                    self.by_remote.insert(remote_id, local_id);
                 }
                 Write::RemoveRecord(id) => {
-                    if let Some(r) = self.records.remove(id) {
+                    if let Some(r) = self.records.remove(&id) {
                         self.by_remote.remove(&r.remote_id);
                     }
                 }

@@ -260,7 +260,7 @@ impl Engine {
             None => self.store.commit(calendar.id, &writes, &cursor).await?,
         };
         report.writes.add(stats);
-        snapshot.apply(&writes);
+        snapshot.apply(writes);
         Ok(())
     }
 

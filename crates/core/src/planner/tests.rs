@@ -126,7 +126,7 @@ fn both_sides_changed_host_application_wins_for_its_own_events() {
     );
     let [Action::Refresh { .. }] = plan.actions.as_slice() else { panic!("{plan}") };
     let mut snap2 = snap.clone();
-    snap2.apply(&local_writes(&plan.actions[0], &snap, CAL, &mut || unreachable!()));
+    snap2.apply(local_writes(&plan.actions[0], &snap, CAL, &mut || unreachable!()));
     let push = plan_push(&snap2, &window());
     let [Action::UpdateRemote { if_match, data, .. }] = push.actions.as_slice() else { panic!("{push}") };
     assert_eq!(if_match, "v2");
@@ -392,7 +392,7 @@ impl World {
 
     fn commit(&mut self, writes: Vec<Write>) {
         self.writes += writes.len();
-        self.snap.apply(&writes);
+        self.snap.apply(writes);
     }
 
     fn pull(&mut self) {
