@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -45,6 +46,11 @@ const RECORD_COLUMNS: &str = "local_id, calendar_id, remote_id, remote_version, 
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// This process's turn to write: one write transaction at a time, handed on in order.
+    /// SQLite has one writer anyway; without the turn, writers that find the lock taken
+    /// poll for it with growing sleeps (the busy timeout), which leaves the lock idle between
+    /// them. The busy timeout still covers writers in other processes.
+    write_turn: Arc<tokio::sync::Mutex<()>>,
     /// Where the database is, for error messages ("/var/lib/calbridge/calbridge.db").
     location: String,
 }
@@ -133,7 +139,7 @@ impl SqliteStore {
                 "could not open {location}: {e}; check that the directory exists and is writable"
             ))
         })?;
-        let store = SqliteStore { pool, location };
+        let store = SqliteStore { pool, location, write_turn: Arc::new(tokio::sync::Mutex::new(())) };
         store.migrate().await?;
         Ok(store)
     }
@@ -176,8 +182,14 @@ impl SqliteStore {
     /// A write transaction. `BEGIN IMMEDIATE` takes SQLite's write lock up front, so a
     /// transaction that reads before it writes can wait for the lock (busy timeout) instead of
     /// failing when it upgrades.
-    async fn write_tx(&self, what: &str) -> Result<Tx, StoreError> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await.context(|| format!("could not start a transaction to {what}"))
+    async fn write_tx(&self, what: &str) -> Result<WriteTx, StoreError> {
+        let turn = self.write_turn.clone().lock_owned().await;
+        let tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .context(|| format!("could not start a transaction to {what}"))?;
+        Ok(WriteTx { tx, _turn: turn })
     }
 
     async fn read_tx(&self, what: &str) -> Result<Tx, StoreError> {
@@ -185,8 +197,28 @@ impl SqliteStore {
     }
 }
 
-async fn commit_tx(tx: Tx, what: &str) -> Result<(), StoreError> {
-    tx.commit().await.context(|| format!("could not commit the transaction to {what}"))
+async fn commit_tx(tx: WriteTx, what: &str) -> Result<(), StoreError> {
+    tx.tx.commit().await.context(|| format!("could not commit the transaction to {what}"))
+}
+
+/// A write transaction holding the process's turn to write until it ends (committed, or
+/// dropped and so rolled back).
+struct WriteTx {
+    tx: Tx,
+    _turn: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = Tx;
+    fn deref(&self) -> &Tx {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut Tx {
+        &mut self.tx
+    }
 }
 
 // --- row mapping ---------------------------------------------------------------------------
@@ -721,7 +753,7 @@ impl Store for SqliteStore {
             "DELETE FROM sites WHERE connection_id = ?1".to_string(),
             "DELETE FROM connections WHERE id = ?1".to_string(),
         ] {
-            sqlx::query(&sql).bind(id).execute(&mut *tx).await.context(|| format!("could not {what}"))?;
+            sqlx::query(&sql).bind(id).execute(&mut **tx).await.context(|| format!("could not {what}"))?;
         }
         commit_tx(tx, &what).await
     }
@@ -743,7 +775,7 @@ impl Store for SqliteStore {
         )
         .bind(name)
         .bind(connection_id)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await
         .context(|| format!("could not {what}"))?;
         let site = site_from_row(&row);
@@ -772,7 +804,7 @@ impl Store for SqliteStore {
         if let Some(site) = c.site_id {
             let found = sqlx::query("SELECT 1 FROM sites WHERE id = ?")
                 .bind(site)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut **tx)
                 .await
                 .context(|| format!("could not look up site {site}"))?;
             if found.is_none() {
@@ -796,7 +828,7 @@ impl Store for SqliteStore {
         .bind(c.site_id)
         .bind(c.busy_only)
         .bind(to_json(&LinkState::Unverified))
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await
         .context(|| format!("could not {what}"))?;
         let calendar = calendar_from_row(&row)?;
@@ -1287,12 +1319,12 @@ impl Store for SqliteStore {
         let mut tx = self.write_tx(&what).await?;
         sqlx::query("DELETE FROM deliveries WHERE webhook_id = ?")
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await
             .context(|| format!("could not {what}"))?;
         let changed = sqlx::query("DELETE FROM webhooks WHERE id = ?")
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await
             .context(|| format!("could not {what}"))?
             .rows_affected();
@@ -1397,7 +1429,7 @@ impl Store for SqliteStore {
              OR (state = 'failed' AND next_attempt_us < ?1)",
         )
         .bind(micros(before))
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await
         .context(|| format!("could not {what}"))?
         .rows_affected();
@@ -1405,7 +1437,7 @@ impl Store for SqliteStore {
             "DELETE FROM outbox WHERE created_us < ? AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = outbox.id)",
         )
         .bind(micros(before))
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await
         .context(|| format!("could not {what}"))?;
         commit_tx(tx, what).await?;
@@ -1462,12 +1494,12 @@ impl Store for SqliteStore {
         let mut tx = self.write_tx(&what).await?;
         sqlx::query("UPDATE calendars SET site_id = NULL WHERE site_id = ?")
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await
             .context(|| format!("could not {what}"))?;
         let changed = sqlx::query("DELETE FROM sites WHERE id = ?")
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await
             .context(|| format!("could not {what}"))?
             .rows_affected();
@@ -1490,7 +1522,7 @@ impl Store for SqliteStore {
             "DELETE FROM sync_status WHERE calendar_id = ?",
             "DELETE FROM calendars WHERE id = ?",
         ] {
-            sqlx::query(sql).bind(id).execute(&mut *tx).await.context(|| format!("could not {what}"))?;
+            sqlx::query(sql).bind(id).execute(&mut **tx).await.context(|| format!("could not {what}"))?;
         }
         commit_tx(tx, &what).await
     }
@@ -1518,7 +1550,7 @@ impl Store for SqliteStore {
             .iter()
             .map(record_from_row)
             .collect();
-        commit_tx(tx, &what).await?;
+        tx.commit().await.context(|| format!("could not end the read transaction to {what}"))?;
         Ok(Snapshot::new(events, records))
     }
 
@@ -1596,7 +1628,7 @@ impl Store for SqliteStore {
         sqlx::query("DELETE FROM subscriptions WHERE calendar_id = ? OR id = ?")
             .bind(s.calendar_id)
             .bind(&s.id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await
             .context(|| format!("could not {what}"))?;
         sqlx::query("INSERT INTO subscriptions (id, calendar_id, client_state_hash, expires_us) VALUES (?, ?, ?, ?)")
@@ -1604,7 +1636,7 @@ impl Store for SqliteStore {
             .bind(s.calendar_id)
             .bind(&s.client_state_hash)
             .bind(micros(s.expires_at))
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await
             .context(|| format!("could not {what}"))?;
         commit_tx(tx, &what).await
@@ -1656,7 +1688,7 @@ impl Store for SqliteStore {
             .bind(until_us)
             .bind(holder)
             .bind(now_us)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await
             .map_err(q)?;
         // The fair share: the calendars divided by the workers seen within a lease's
@@ -1667,16 +1699,16 @@ impl Store for SqliteStore {
         )
         .bind(holder)
         .bind(now_us)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await
         .map_err(q)?;
         let others: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM workers WHERE seen_us > ? AND holder <> ?")
             .bind(micros(now - ttl))
             .bind(holder)
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut **tx)
             .await
             .map_err(q)?;
-        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM calendars").fetch_one(&mut *tx).await.map_err(q)?;
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM calendars").fetch_one(&mut **tx).await.map_err(q)?;
         let workers = others as usize + 1;
         let share = (total as usize).div_ceil(workers).min(max);
         let mine: Vec<i64> = sqlx::query_scalar(
@@ -1684,7 +1716,7 @@ impl Store for SqliteStore {
         )
         .bind(holder)
         .bind(now_us)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut **tx)
         .await
         .map_err(q)?;
         // More than the share: give the rest up now, for the others to claim.
@@ -1693,7 +1725,7 @@ impl Store for SqliteStore {
                 .bind(now_us)
                 .bind(id)
                 .bind(holder)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await
                 .map_err(q)?;
         }
@@ -1705,7 +1737,7 @@ impl Store for SqliteStore {
             )
             .bind(now_us)
             .bind(wanted as i64)
-            .fetch_all(&mut *tx)
+            .fetch_all(&mut **tx)
             .await
             .map_err(q)?;
             for id in free {
@@ -1718,7 +1750,7 @@ impl Store for SqliteStore {
                 .bind(id)
                 .bind(holder)
                 .bind(until_us)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await
                 .map_err(q)?;
             }
@@ -1729,7 +1761,7 @@ impl Store for SqliteStore {
         )
         .bind(holder)
         .bind(now_us)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut **tx)
         .await
         .map_err(q)?;
         let leases = rows.iter().map(lease_from_row).collect::<Result<Vec<_>, _>>()?;
@@ -1761,7 +1793,7 @@ impl Store for SqliteStore {
         )
         .bind(calendar_id)
         .bind(micros(at))
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await
         .context(|| format!("could not {what}"))?;
         commit_tx(tx, &what).await
