@@ -25,7 +25,11 @@ pub async fn fresh_database(purpose: &str) -> Option<(String, String)> {
             return None;
         }
     };
-    let name = format!("calbridge_{purpose}_{}_{}", std::process::id(), chrono::Utc::now().timestamp_micros());
+    // Tests of one binary run at once and may ask in the same microsecond: a counter keeps
+    // their names apart.
+    static MADE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = MADE.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let name = format!("calbridge_{purpose}_{}_{}_{n}", std::process::id(), chrono::Utc::now().timestamp_micros());
     sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create the test database");
     let (base, _) = url.rsplit_once('/').expect("a database URL");
     Some((format!("{base}/{name}"), name))
