@@ -128,6 +128,11 @@ pub struct Row {
     pub requests_per_changed_event: Option<f64>,
     /// Peak resident memory of calbridge during the scenario, MiB.
     pub peak_mem_mib: Option<f64>,
+    /// CPU time (user + system) calbridge used during the measured work, seconds: set
+    /// against `wall_s`, how many cores it kept busy.
+    pub cpu_s: Option<f64>,
+    /// CPU time the simulator used meanwhile, seconds (it shares the machine).
+    pub sim_cpu_s: Option<f64>,
     /// The lower bound, seconds, and how it was computed.
     pub bound_s: Option<f64>,
     pub bound: Option<String>,
@@ -230,6 +235,21 @@ fn peak_memory_mib() -> Option<f64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb / 1024.0)
+}
+
+/// CPU time (user + system) a process has used so far, seconds, from `/proc/{pid}/stat`
+/// (`self` for this one), in clock ticks of 1/100 s (Linux's `USER_HZ`).
+fn cpu_seconds(pid: &str) -> Option<f64> {
+    stat_cpu_seconds(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// utime + stime of a `/proc/{pid}/stat` line, seconds.
+fn stat_cpu_seconds(stat: &str) -> Option<f64> {
+    // The fields after the command name, which is in parentheses and may hold spaces: the
+    // first of them is the line's third field, so utime and stime (14 and 15) are 11 and 12.
+    let fields: Vec<&str> = stat.get(stat.rfind(')')? + 1..)?.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
 }
 
 /// Resets the peak to the current resident size (Linux: `5` into `/proc/self/clear_refs`).
@@ -435,10 +455,13 @@ fn failures(reports: &[CalendarReport]) -> (u64, String) {
 async fn measured_sync(sim: &SimProcess, side: &Side, label: &str) -> Result<(Row, Vec<CalendarReport>)> {
     reset_peak_memory();
     let before = sim.stats().await?;
+    let sim_pid = sim.child.id().to_string();
+    let cpu_before = (cpu_seconds("self"), cpu_seconds(&sim_pid));
     let started = Instant::now();
     let reports =
         sync_with_progress(&side.app.engine, &side.conn, side.adapter.remote.clone(), Utc::now(), label).await?;
     let wall = started.elapsed();
+    let cpu_after = (cpu_seconds("self"), cpu_seconds(&sim_pid));
     let after = sim.stats().await?;
     let s = SyncSummary::of(&reports);
     let changed = s.pulled.total();
@@ -452,6 +475,8 @@ async fn measured_sync(sim: &SimProcess, side: &Side, label: &str) -> Result<(Ro
         changed_events: changed,
         requests_per_changed_event: (changed > 0).then(|| requests as f64 / changed as f64),
         peak_mem_mib: peak_memory_mib(),
+        cpu_s: cpu_after.0.zip(cpu_before.0).map(|(a, b)| a - b),
+        sim_cpu_s: cpu_after.1.zip(cpu_before.1).map(|(a, b)| a - b),
         failed,
         note,
         ..Row::default()
@@ -711,6 +736,8 @@ async fn propagation(args: &BenchArgs, sim: &SimProcess, side: &Side, protocol: 
         p50_ms: p50,
         p99_ms: percentile(&latencies, 99.0),
         failed: lost,
+        cpu_s: None,
+        sim_cpu_s: None,
         note: format!(
             "{} changes one at a time; ratio = p50 / bound; {}{}",
             args.samples,
@@ -1008,19 +1035,36 @@ fn opt(v: Option<f64>, digits: usize) -> String {
 
 fn print_table(args: &BenchArgs, rows: &[Row]) {
     println!(
-        "\ncalbridge bench: {} mailboxes x {} events, latency {} ms, max_threads {}\n",
-        args.mailboxes, args.events, args.latency_ms, args.max_threads
+        "\ncalbridge bench: {} mailboxes x {} events, latency {} ms, max_threads {}, {} cores\n",
+        args.mailboxes,
+        args.events,
+        args.latency_ms,
+        args.max_threads,
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
     );
     println!(
-        "{:<34} {:<6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>9} {:>9}",
-        "scenario", "proto", "wall s", "requests", "req/chg", "peak MiB", "bound s", "ratio", "p50 ms", "p99 ms"
+        "{:<34} {:<6} {:>9} {:>7} {:>7} {:>9} {:>9} {:>9} {:>9} {:>7} {:>9} {:>9}",
+        "scenario",
+        "proto",
+        "wall s",
+        "cpu s",
+        "sim cpu",
+        "requests",
+        "req/chg",
+        "peak MiB",
+        "bound s",
+        "ratio",
+        "p50 ms",
+        "p99 ms"
     );
     for r in rows {
         println!(
-            "{:<34} {:<6} {:>9.2} {:>9} {:>9} {:>9} {:>9} {:>7} {:>9} {:>9}",
+            "{:<34} {:<6} {:>9.2} {:>7} {:>7} {:>9} {:>9} {:>9} {:>9} {:>7} {:>9} {:>9}",
             r.scenario,
             r.protocol,
             r.wall_s,
+            opt(r.cpu_s, 1),
+            opt(r.sim_cpu_s, 1),
             r.requests,
             opt(r.requests_per_changed_event, 3),
             opt(r.peak_mem_mib, 1),
@@ -1051,6 +1095,21 @@ fn print_table(args: &BenchArgs, rows: &[Row]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_time_is_read_past_a_command_name_with_spaces_and_parentheses() {
+        let line = "4242 (calbridge (x) y) S 1 4242 4242 0 -1 4194560 900 0 0 0 1234 56 0 0 20 0 9 0 77 0 0";
+        assert_eq!(stat_cpu_seconds(line), Some(12.9));
+        assert_eq!(stat_cpu_seconds("4242 (short) S 1"), None, "a truncated line has no CPU time");
+        let before = cpu_seconds("self").expect("this process's CPU time");
+        let mut x = 0u64;
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_millis(150) {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(std::hint::black_box(1));
+        }
+        std::hint::black_box(x);
+        assert!(cpu_seconds("self").unwrap() > before, "busy work shows as CPU time");
+    }
 
     #[test]
     fn the_graph_bound_counts_pages_per_mailbox_and_spreads_them_over_the_threads() {
