@@ -64,6 +64,7 @@ async fn first_sync_pulls_the_window_and_the_second_is_idle(p: Protocol) {
     assert_eq!(second.writes.total(), 0, "an idle sync writes nothing: {second:?}");
     assert_eq!(second.pulled.total() + second.pushed.total(), 0);
     assert!(!second.full_listing, "the second sync continues from the stored cursor");
+    assert_eq!(second.requests, 1, "an idle sync asks Exchange once, and nothing more: {second:?}");
 }
 
 /// R5: changes made in Outlook arrive through delta pages: created, updated, `@removed`.

@@ -391,6 +391,11 @@ pub trait Store: Send + Sync {
     // --- sync state ----------------------------------------------------------------------
     /// Every event (tombstones included) and sync record of a calendar.
     async fn snapshot(&self, calendar_id: CalendarId) -> Result<Snapshot, StoreError>;
+    /// Whether the calendar may have local changes to push: an event the host application
+    /// made that is deleted, has no sync record, or whose version is not its record's. When
+    /// `false`, [`crate::planner::plan_push`] over the calendar's snapshot plans nothing, so a
+    /// sync that Exchange reports idle need not read the snapshot at all.
+    async fn has_local_changes(&self, calendar_id: CalendarId) -> Result<bool, StoreError>;
     async fn cursor(&self, calendar_id: CalendarId) -> Result<Option<Cursor>, StoreError>;
     /// Applies `writes` and the cursor update in one transaction; all or nothing.
     async fn commit(

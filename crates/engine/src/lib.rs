@@ -6,6 +6,10 @@
 //!
 //! One calendar sync ([`Engine::sync_calendar`]) is:
 //!
+//! 0. **Ask first.** With a stored cursor, the first page of changes is asked for before the
+//!    calendar's snapshot is read. When Exchange reports nothing and the store has no local
+//!    change to push (`Store::has_local_changes`), the sync ends there: one request, no
+//!    snapshot, no write.
 //! 1. **Pull.** Ask the remote for the changes since the stored cursor (without one, a full
 //!    listing of the window). For each page: plan with `planner::plan_pull`, turn the plan into
 //!    local writes, and commit the writes *together with the page's cursor* in one transaction.
@@ -49,7 +53,11 @@ use calbridge_core::planner::{self, Action, DeleteGuard, Plan};
 use calbridge_core::remote::{Remote, RemoteError};
 use calbridge_core::store::{Lease, Notification, Store, StoreError, WriteStats};
 use calbridge_core::sync::Provenance;
-use calbridge_core::sync::{CursorUpdate, PushChange, RemoteChange, Snapshot, Window, Write};
+use calbridge_core::sync::{ChangePage, CursorUpdate, PushChange, RemoteChange, Snapshot, Window, Write};
+
+/// A first page of changes asked for before the calendar's snapshot was read, or the error
+/// asking for it met.
+type FirstPage = Result<ChangePage, RemoteError>;
 
 pub mod cursor;
 pub mod decline;
@@ -165,6 +173,31 @@ impl Engine {
     pub async fn sync_calendar(&self, remote: &dyn Remote, calendar: &Calendar, now: DateTime<Utc>) -> CalendarReport {
         let started = std::time::Instant::now();
         let mut report = CalendarReport::new(calendar);
+        let window = self.config.window(now);
+        // Ask Exchange first when a cursor is stored: a round Exchange reports idle, with no
+        // local change to push, needs neither the calendar's snapshot nor any write.
+        let first = match self.first_page(remote, calendar, &window, &mut report).await {
+            Ok(first) => first,
+            Err(e) => {
+                report.error = Some(e.to_string());
+                return report;
+            }
+        };
+        if let Some(Ok(page)) = &first {
+            if page.done && page.changes.is_empty() && page.skipped.is_empty() {
+                match self.store.has_local_changes(calendar.id).await {
+                    Ok(false) => {
+                        report.duration = started.elapsed();
+                        return report;
+                    }
+                    Ok(true) => {}
+                    Err(e) => {
+                        report.error = Some(e.to_string());
+                        return report;
+                    }
+                }
+            }
+        }
         let mut snapshot = match self.store.snapshot(calendar.id).await {
             Ok(s) => s,
             Err(e) => {
@@ -172,8 +205,7 @@ impl Engine {
                 return report;
             }
         };
-        let window = self.config.window(now);
-        match self.pull(remote, calendar, &window, &mut snapshot, &mut report).await {
+        match self.pull(remote, calendar, &window, &mut snapshot, &mut report, first).await {
             // The host application changed an event while the pull was planning: read the
             // calendar again and pull once more (pages are idempotent by remote id).
             Err(SyncError::Store(StoreError::Conflict(why))) => {
@@ -181,7 +213,7 @@ impl Engine {
                 let again = match self.store.snapshot(calendar.id).await {
                     Ok(s) => {
                         snapshot = s;
-                        self.pull(remote, calendar, &window, &mut snapshot, &mut report).await
+                        self.pull(remote, calendar, &window, &mut snapshot, &mut report, None).await
                     }
                     Err(e) => Err(e.into()),
                 };
@@ -199,6 +231,21 @@ impl Engine {
         }
         report.duration = started.elapsed();
         report
+    }
+
+    /// The first page of changes after the stored cursor (when one is stored for this
+    /// window), asked before anything else is read; `None` when the round will be a full
+    /// listing. Its error, if any, is the pull's to handle.
+    async fn first_page(
+        &self,
+        remote: &dyn Remote,
+        calendar: &Calendar,
+        window: &Window,
+        report: &mut CalendarReport,
+    ) -> Result<Option<FirstPage>, StoreError> {
+        let stored = self.store.cursor(calendar.id).await?;
+        let Some(cursor) = stored.as_ref().and_then(|c| cursor::unwrap(c, window)) else { return Ok(None) };
+        Ok(Some(self.changes_with_retry(remote, &calendar.email, window, Some(&cursor), report).await))
     }
 
     async fn changes_with_retry(
@@ -271,12 +318,17 @@ impl Engine {
         window: &Window,
         snapshot: &mut Snapshot,
         report: &mut CalendarReport,
+        mut first: Option<FirstPage>,
     ) -> Result<(), SyncError> {
         // The stored cursor belongs to the window it was made for; a window that moved on
         // (weekly) starts a full listing, so the new days arrive and nothing is missed.
         let stored = self.store.cursor(calendar.id).await?;
         let mut cursor = stored.as_ref().and_then(|c| cursor::unwrap(c, window));
         let mut full = cursor.is_none();
+        if full {
+            // Asked after a cursor that is gone now: the listing starts over.
+            first = None;
+        }
         report.full_listing = full;
         let records_at_start = snapshot.records.len();
         // Deletions wait for the end of the round: the guard sees the whole round, and the
@@ -285,7 +337,12 @@ impl Engine {
         let mut seen: HashSet<String> = HashSet::new();
         let mut first_page = true;
         loop {
-            let page = match self.changes_with_retry(remote, &calendar.email, window, cursor.as_ref(), report).await {
+            let asked = match first.take() {
+                // The first page, already asked for by `sync_calendar`.
+                Some(page) => page,
+                None => self.changes_with_retry(remote, &calendar.email, window, cursor.as_ref(), report).await,
+            };
+            let page = match asked {
                 Ok(p) => p,
                 Err(RemoteError::CursorExpired) if !full => {
                     tracing::info!(mailbox = %calendar.email, "sync cursor expired; re-listing the window and reconciling");

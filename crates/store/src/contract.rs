@@ -31,11 +31,12 @@ use calbridge_core::model::{
     Calendar, CalendarKind, Connection, ConnectionSettings, Event, EventData, EventId, GraphSettings, LinkState,
     Origin, SeriesKind, ShowAs,
 };
+use calbridge_core::planner;
 use calbridge_core::store::{
     DeliveryCounts, DeliveryOutcome, Lease, NewAdmin, NewApiKey, NewCalendar, NewConnection, NewWebhook, Notification,
     NotificationSubscription, Scope, SealedSecret, SecretOwner, Store, StoreError, SyncStatus, Webhook, WriteStats,
 };
-use calbridge_core::sync::{Cursor, CursorUpdate, SyncRecord, Write};
+use calbridge_core::sync::{Cursor, CursorUpdate, SyncRecord, Window, Write};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
 /// One contract case: takes a fresh store, panics on a breach.
@@ -64,6 +65,7 @@ cases![
     commit_identical_recommit_writes_nothing,
     commit_large_pages_in_order,
     snapshot_contents,
+    local_changes_are_told_without_the_snapshot,
     cursor_set_keep_clear,
     connection_create_and_update_by_id,
     secrets_are_kept_per_owner,
@@ -876,6 +878,35 @@ pub async fn snapshot_contents(store: Arc<dyn Store>) {
     assert_eq!(snap.by_remote.get("AAMk-elsewhere"), None);
 
     expect_not_found(store.snapshot(cal.id + other.id + 1000).await);
+}
+
+/// `has_local_changes`: true exactly while a local event is new, changed since its record,
+/// or deleted; Exchange's events and other calendars never count.
+pub async fn local_changes_are_told_without_the_snapshot(store: Arc<dyn Store>) {
+    let (c, cal) = setup(&store).await;
+    let other = calendar(&store, "room1@contoso.example", &c).await;
+    assert!(!store.has_local_changes(cal.id).await.unwrap(), "an empty calendar");
+    pulled(&store, &cal, "x1", data("Outlook meeting", at(11, 0), at(12, 0)), "AAMk-x1").await;
+    assert!(!store.has_local_changes(cal.id).await.unwrap(), "Exchange's events are never pushed");
+
+    let ev = store.create_local_event(cal.id, &id("course"), &data("Course", at(9, 0), at(10, 0))).await.unwrap();
+    assert!(store.has_local_changes(cal.id).await.unwrap(), "a new local event");
+    assert!(!store.has_local_changes(other.id).await.unwrap(), "another calendar's change is not this one's");
+    pushed(&store, &cal, &ev, "AAMk-course").await;
+    assert!(!store.has_local_changes(cal.id).await.unwrap(), "pushed: its record has its version");
+
+    let changed = store
+        .update_local_event(&id("course"), &data("Course (moved)", at(13, 0), at(14, 0)), Some(ev.version))
+        .await
+        .unwrap();
+    assert!(store.has_local_changes(cal.id).await.unwrap(), "changed since its record");
+    pushed(&store, &cal, &changed, "AAMk-course").await;
+    assert!(!store.has_local_changes(cal.id).await.unwrap());
+
+    store.delete_local_event(&id("course")).await.unwrap();
+    assert!(store.has_local_changes(cal.id).await.unwrap(), "a deletion to push");
+    let snap = store.snapshot(cal.id).await.unwrap();
+    assert!(!planner::plan_push(&snap, &Window::around(at(0, 0), 30, 30)).is_empty(), "the planner agrees");
 }
 
 /// Cursors: set, kept, changed, cleared; writing the stored value again counts zero.

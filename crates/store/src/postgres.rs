@@ -1559,6 +1559,19 @@ impl Store for PostgresStore {
 
     // --- sync state ----------------------------------------------------------------------
 
+    async fn has_local_changes(&self, calendar_id: CalendarId) -> Result<bool, StoreError> {
+        let row = sqlx::query(
+            "SELECT EXISTS (SELECT 1 FROM events e LEFT JOIN sync_records r ON r.local_id = e.id \
+             WHERE e.calendar_id = $1 AND e.origin = 'local' \
+             AND (e.deleted OR r.local_id IS NULL OR r.local_version <> e.version)) AS pending",
+        )
+        .bind(calendar_id)
+        .fetch_one(&self.pool)
+        .await
+        .context(|| format!("could not read whether calendar {calendar_id} has local changes"))?;
+        Ok(row.get::<bool, _>("pending"))
+    }
+
     async fn snapshot(&self, calendar_id: CalendarId) -> Result<Snapshot, StoreError> {
         let what = format!("read the sync state of calendar {calendar_id}");
         // One repeatable-read transaction: events and records from the same moment.
