@@ -24,9 +24,9 @@
 //!    the idempotency key, so a retry after a lost confirmation never duplicates; the next pull
 //!    links such an event instead.
 //!
-//! [`Engine::sync_connection`] runs the calendars of one connection concurrently, with at most
-//! the connection's `max_threads` requests in flight ([`limit`]; the remote adapter adds
-//! Exchange's per-mailbox budgets), verifies links it has not checked yet, and reports
+//! [`Engine::sync_connection`] runs the calendars of one connection concurrently, while the
+//! connection's adapter keeps to its `max_threads` requests in flight ([`limit`]) and to
+//! Exchange's per-mailbox budgets; it verifies links it has not checked yet, and reports
 //! progress through a callback.
 //!
 //! A [`Notifier`] in the [`EngineConfig`] turns the event changes of each commit into webhook
