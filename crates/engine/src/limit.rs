@@ -16,4 +16,4 @@
 
 /// Calendars a connection's sync works on at once, per slot of its limit: two, so that one
 /// calendar's storing overlaps another's request.
-pub const CALENDARS_PER_SLOT: usize = 2;
+pub const CALENDARS_PER_SLOT: usize = 4;

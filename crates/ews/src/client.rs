@@ -235,13 +235,13 @@ impl EwsClient {
     }
 
     /// One operation with retries for busy servers (and, where safe, silent ones).
-    async fn call<R: MaybeBusy>(
+    async fn call<R: MaybeBusy + Send + 'static>(
         &self,
         operation: &'static str,
         mailbox: Option<&str>,
         idempotent: bool,
         write: impl Fn(&mut XmlWriter),
-        parse: impl Fn(Node<'_, '_>) -> Result<R, WireError>,
+        parse: impl Fn(Node<'_, '_>) -> Result<R, WireError> + Copy + Send + 'static,
     ) -> Result<R, EwsError> {
         let opts = &self.inner.options;
         let xml = envelope::request(&self.header(mailbox), &write);
@@ -250,7 +250,7 @@ impl EwsClient {
         loop {
             attempt += 1;
             let result = match self.inner.transport.send(xml.clone(), mailbox).await {
-                Ok(answer) => read_answer(operation, &answer, &parse).and_then(|r| match r.busy() {
+                Ok(answer) => read_answer_off_workers(operation, answer, parse).await.and_then(|r| match r.busy() {
                     Some(back_off) => Err(EwsError::Response {
                         operation,
                         code: "ErrorServerBusy".into(),
@@ -600,6 +600,30 @@ fn first_item(operation: &'static str, items: Vec<Item>) -> Result<Item, EwsErro
 }
 
 /// An HTTP answer as the operation's response, or the error it carries.
+/// [`read_answer`]; a large answer (a page of items) on a thread for blocking work: reading
+/// hundreds of items takes milliseconds, which would hold up the runtime worker's other tasks
+/// (answers waiting to be read, holding their request slots; a commit waiting for its next
+/// statement, holding the store's write turn).
+async fn read_answer_off_workers<R: Send + 'static>(
+    operation: &'static str,
+    answer: Answer,
+    parse: impl Fn(Node<'_, '_>) -> Result<R, WireError> + Send + 'static,
+) -> Result<R, EwsError> {
+    if answer.body.len() < READ_INLINE_BELOW {
+        return read_answer(operation, &answer, &parse);
+    }
+    match tokio::task::spawn_blocking(move || read_answer(operation, &answer, &parse)).await {
+        Ok(read) => read,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => {
+            Err(EwsError::Decode { operation, source: WireError::invalid("the answer", format!("not read: {e}")) })
+        }
+    }
+}
+
+/// Answers shorter than this (bytes) are read where they arrive.
+const READ_INLINE_BELOW: usize = 64 * 1024;
+
 fn read_answer<R>(
     operation: &'static str,
     answer: &Answer,

@@ -670,13 +670,37 @@ impl GraphClient {
         end: DateTime<Utc>,
         link: Option<&str>,
     ) -> Result<calendar_view_delta::DeltaPage, GraphError> {
+        self.delta_then(email, start, end, link, |page| page).await
+    }
+
+    /// [`delta`](Self::delta), with `then` applied to the page off the runtime's workers, on a
+    /// thread for blocking work, together with the parsing. A full page is up to 1,000 events:
+    /// reading and converting it takes milliseconds, which would hold up the worker's other
+    /// tasks (requests whose answers wait to be read, holding their slots; a commit waiting
+    /// for its next statement, holding the store's write turn).
+    pub async fn delta_then<T: Send + 'static>(
+        &self,
+        email: &str,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        link: Option<&str>,
+        then: impl FnOnce(calendar_view_delta::DeltaPage) -> T + Send + 'static,
+    ) -> Result<T, GraphError> {
         let size = self.inner.options.page_size;
         let req = match link {
             None => calendar_view_delta::request_initial(&self.inner.base, email, start, end, size),
             Some(link) => calendar_view_delta::request_link(&self.inner.base, link, size)?,
         };
         let r = self.send(email, &req).await?;
-        calendar_view_delta::parse(&self.inner.base, &r.body)
+        let base = self.inner.base.clone();
+        match tokio::task::spawn_blocking(move || calendar_view_delta::parse(&base, &r.body).map(then)).await {
+            Ok(page) => page,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(GraphError::Decode {
+                operation: calendar_view_delta::OPERATION,
+                message: format!("the page was not read: {e}"),
+            }),
+        }
     }
 
     /// `POST /users/{email}/calendar/getSchedule`: free/busy of `schedules` over

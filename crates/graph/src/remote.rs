@@ -153,8 +153,9 @@ impl Remote for GraphRemote {
         // of host name or port (a proxy, a restarted simulator).
         let origin = self.client.graph_url().origin().ascii_serialization();
         let link = cursor.map(|c| if c.0.starts_with('/') { format!("{origin}{}", c.0) } else { c.0.clone() });
-        let page = self.client.delta(email, window.start, window.end, link.as_deref()).await?;
-        Ok(change_page(email, &origin, page))
+        let mailbox = email.to_string();
+        let then = move |page| change_page(&mailbox, &origin, page);
+        Ok(self.client.delta_then(email, window.start, window.end, link.as_deref(), then).await?)
     }
 
     async fn fetch(&self, email: &str, ids: &[String]) -> Result<Vec<RemoteItem>, RemoteError> {

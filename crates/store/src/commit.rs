@@ -8,6 +8,7 @@
 //! statements ([`Plan`]). The outcome, errors and counts included, is that of applying the
 //! writes one by one; the contract suite holds both backends to it.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use calbridge_core::model::{CalendarId, Event};
@@ -223,6 +224,35 @@ pub(crate) fn plan<'a>(
         }
     }
     Ok(plan)
+}
+
+/// The stored JSON of the events a commit puts, made before its write transaction starts: a
+/// store has one writer at a time, which should not wait while hundreds of events are
+/// serialised.
+#[derive(Debug, Default)]
+pub(crate) struct EventJson<'a> {
+    by_id: HashMap<&'a str, (&'a Event, String)>,
+}
+
+impl<'a> EventJson<'a> {
+    pub fn of(writes: &'a [Write]) -> Self {
+        let mut by_id = HashMap::with_capacity(writes.len());
+        for w in writes {
+            if let Write::PutEvent(e) = w {
+                by_id.insert(e.id.as_str(), (e, crate::common::to_json(&e.data)));
+            }
+        }
+        EventJson { by_id }
+    }
+
+    /// The JSON of `e`'s data: the one made in advance when `e` is one of the writes' events
+    /// (the very same value), else made now.
+    pub fn get<'s>(&'s self, e: &Event) -> Cow<'s, str> {
+        match self.by_id.get(e.id.as_str()) {
+            Some((put, json)) if std::ptr::eq(*put, e) => Cow::Borrowed(json),
+            _ => Cow::Owned(crate::common::to_json(&e.data)),
+        }
+    }
 }
 
 /// The row `id` as the writes so far leave it.

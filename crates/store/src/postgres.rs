@@ -150,6 +150,7 @@ impl PostgresStore {
         fence: Option<(&Lease, DateTime<Utc>)>,
     ) -> Result<WriteStats, StoreError> {
         let what = format!("commit {} writes for calendar {calendar_id}", writes.len());
+        let json = commit::EventJson::of(writes);
         let mut tx = self.write_tx(&what).await?;
         // One writer per calendar at a time: the page's events, records and cursor are ours
         // until the transaction ends.
@@ -158,7 +159,7 @@ impl PostgresStore {
             check_lease(&mut tx, calendar_id, lease, now).await?;
         }
         // Any error returns early and drops `tx`, which rolls everything back.
-        let mut stats = apply_writes(&mut tx, calendar_id, writes).await?;
+        let mut stats = apply_writes(&mut tx, calendar_id, writes, &json).await?;
         stats.cursors += update_cursor(&mut tx, calendar_id, cursor).await?;
         commit_tx(tx, &what).await?;
         Ok(stats)
@@ -495,13 +496,13 @@ async fn insert_event(tx: &mut Tx, e: &Event) -> Result<(), StoreError> {
 }
 
 /// Replaces an event's row (its id and calendar stay).
-async fn replace_event(tx: &mut Tx, e: &Event) -> Result<(), StoreError> {
+async fn replace_event(tx: &mut Tx, e: &Event, json: &str) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE events SET origin = $1, data = $2, start_us = $3, end_us = $4, version = $5, deleted = $6, \
          busy_as = $7 WHERE id = $8",
     )
     .bind(e.origin.as_str())
-    .bind(to_json(&e.data))
+    .bind(json)
     .bind(micros(e.data.start))
     .bind(micros(e.data.end))
     .bind(e.version)
@@ -519,7 +520,12 @@ async fn replace_event(tx: &mut Tx, e: &Event) -> Result<(), StoreError> {
 /// Applies a commit's writes: reads the rows they touch, plans in memory (`commit::plan`, the
 /// checks and counts of applying them one by one), and sends the difference in multi-row
 /// statements. The rows read are locked until the transaction ends.
-async fn apply_writes(tx: &mut Tx, calendar_id: CalendarId, writes: &[Write]) -> Result<WriteStats, StoreError> {
+async fn apply_writes(
+    tx: &mut Tx,
+    calendar_id: CalendarId,
+    writes: &[Write],
+    json: &commit::EventJson<'_>,
+) -> Result<WriteStats, StoreError> {
     let keys = commit::Keys::of(writes);
     let mut events = Vec::with_capacity(keys.event_ids.len());
     for ids in keys.event_ids.chunks(commit::CHUNK) {
@@ -573,7 +579,7 @@ async fn apply_writes(tx: &mut Tx, calendar_id: CalendarId, writes: &[Write]) ->
         }
     }
     for e in &plan.update_events {
-        replace_event(tx, e).await?;
+        replace_event(tx, e, &json.get(e)).await?;
     }
     for r in &plan.update_records {
         sqlx::query(
@@ -597,7 +603,7 @@ async fn apply_writes(tx: &mut Tx, calendar_id: CalendarId, writes: &[Write]) ->
             b.push_bind(e.id.as_str())
                 .push_bind(e.calendar_id)
                 .push_bind(e.origin.as_str())
-                .push_bind(to_json(&e.data))
+                .push_bind(json.get(e))
                 .push_bind(micros(e.data.start))
                 .push_bind(micros(e.data.end))
                 .push_bind(e.version)
@@ -1022,7 +1028,7 @@ impl Store for PostgresStore {
             }
         }
         let event = Event { data: data.clone(), version: stored.version + 1, ..stored };
-        replace_event(&mut tx, &event).await?;
+        replace_event(&mut tx, &event, &to_json(&event.data)).await?;
         insert_notifications(&mut tx, notify).await?;
         commit_tx(tx, &what).await?;
         Ok(event)
@@ -1044,7 +1050,7 @@ impl Store for PostgresStore {
         // Exchange with its confirmation lost; the next pull links it and the push deletes it
         // (or, when Exchange never had it, the push drops the tombstone).
         let tombstone = Event { deleted: true, version: stored.version + 1, ..stored };
-        replace_event(&mut tx, &tombstone).await?;
+        replace_event(&mut tx, &tombstone, &to_json(&tombstone.data)).await?;
         insert_notifications(&mut tx, notify).await?;
         commit_tx(tx, &what).await
     }

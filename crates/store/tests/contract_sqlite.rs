@@ -275,3 +275,55 @@ async fn migration_7_fills_busy_times_from_stored_events() {
         assert_eq!(got.as_deref(), want, "{name}");
     }
 }
+
+/// The write-ahead log is copied into the database file in the background, without waiting
+/// for SQLite's default of 1,000 pages in the log (which a commit would copy while holding
+/// the write lock), and it starts over once copied instead of growing with every write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_write_ahead_log_is_copied_in_the_background_and_starts_over() {
+    use calbridge_core::model::{Event, Origin};
+    use calbridge_core::sync::Write;
+    let dir = TempDir::new("checkpoint");
+    let (db, wal) = (dir.file("c.db"), dir.file("c.db-wal"));
+    let store = SqliteStore::open(&format!("sqlite://{}", db.display())).await.unwrap();
+    let (cal_id, data) = seed(&store).await;
+    let size = |p: &PathBuf| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    let body = "x".repeat(2_000);
+    let mut wal_sizes = Vec::new();
+    for round in 0..4 {
+        // About 1 MB a round: some 250 pages, well below 1,000.
+        let writes: Vec<Write> = (0..400)
+            .map(|i| {
+                Write::PutEvent(Event {
+                    id: EventId::new(format!("r{round}-{i:03}")),
+                    calendar_id: cal_id,
+                    origin: Origin::Local,
+                    data: EventData { body: body.clone(), ..data.clone() },
+                    version: 1,
+                    deleted: false,
+                })
+            })
+            .collect();
+        let db_before = size(&db);
+        store.commit(cal_id, &writes, &CursorUpdate::Keep).await.unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while size(&db) < db_before + 800_000 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "round {round}: the log was not copied into the database file (file {} bytes, log {} bytes)",
+                size(&db),
+                size(&wal)
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        wal_sizes.push(size(&wal));
+    }
+    let first = wal_sizes[0];
+    assert!(first > 0, "the log was written");
+    assert!(
+        wal_sizes.iter().all(|s| *s <= 2 * first),
+        "the log grew with every round instead of starting over: {wal_sizes:?} bytes"
+    );
+    assert_eq!(store.snapshot(cal_id).await.unwrap().events.len(), 1 + 4 * 400);
+    store.close().await;
+}

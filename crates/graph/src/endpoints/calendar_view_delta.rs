@@ -16,7 +16,7 @@ use super::{check_same_origin, graph_path, parse_json, prefer_event_reads, set_q
 use crate::error::GraphError;
 use crate::types::{Collection, Event};
 
-const OPERATION: &str = "calendarView delta";
+pub(crate) const OPERATION: &str = "calendarView delta";
 
 /// Where a delta page says to go next.
 #[derive(Clone, Debug, PartialEq, Eq)]
