@@ -205,7 +205,7 @@ pub struct ConnectionInput {
     )]
     pub default_organizer: Option<String>,
     /// At most this many requests of the connection in flight to Exchange at once (1-64,
-    /// default 4); up to twice as many calendars sync at once.
+    /// default 4); up to four times as many calendars sync at once.
     #[serde(default, deserialize_with = "crate::int::opt")]
     #[schema(minimum = 1, maximum = 64)]
     pub max_threads: Option<u32>,

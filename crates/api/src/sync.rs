@@ -195,8 +195,8 @@ async fn sync_calendars_of(
 ) -> ApiResult<Vec<SyncStatus>> {
     let calendars: Vec<Calendar> =
         state.store().calendars(Some(conn.id)).await?.into_iter().filter(|c| due(c)).collect();
-    // The connection's adapter keeps its requests in flight to `max_threads`; twice as many
-    // calendars at once, so that one calendar's storing overlaps another's request.
+    // The connection's adapter keeps its requests in flight to `max_threads`; four times as
+    // many calendars at once, so that calendars' reading and storing overlap others' requests.
     let limit = Arc::new(Semaphore::new(conn.max_threads.max(1) as usize * CALENDARS_PER_SLOT));
     let mut tasks = tokio::task::JoinSet::new();
     for cal in calendars {

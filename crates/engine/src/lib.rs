@@ -661,8 +661,8 @@ impl Engine {
         on_done: Arc<dyn Fn(&CalendarReport) + Send + Sync>,
     ) -> Result<Vec<CalendarReport>, StoreError> {
         let calendars = self.store.calendars(Some(connection.id)).await?;
-        // The adapter keeps to `max_threads` requests in flight; twice as many calendars at
-        // once, so that one calendar's storing overlaps another's request.
+        // The adapter keeps to `max_threads` requests in flight; four times as many
+        // calendars at once, so that calendars' reading and storing overlap others' requests.
         let max_threads = connection.max_threads.max(1) as usize;
         let calendars_at_once = Arc::new(Semaphore::new(max_threads * limit::CALENDARS_PER_SLOT));
         let mut tasks = tokio::task::JoinSet::new();

@@ -14,6 +14,8 @@
 //!
 //! [`Connector`]: calbridge_core::connector::Connector
 
-/// Calendars a connection's sync works on at once, per slot of its limit: two, so that one
-/// calendar's storing overlaps another's request.
+/// Calendars a connection's sync works on at once, per slot of its limit: four, so that the
+/// slots stay busy while other calendars' answers are read and stored (a request's answer
+/// arrives later than its latency on a loaded machine; with two per slot, the 1,000-mailbox
+/// initial sync kept its four slots busy only part of the time: docs/performance.md).
 pub const CALENDARS_PER_SLOT: usize = 4;
