@@ -18,7 +18,10 @@ pub fn graph_id(ews_id: &str) -> String {
 }
 
 pub fn ews_time(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+    let mut out = String::with_capacity(20);
+    crate::tz::push_seconds(&mut out, t.naive_utc());
+    out.push('Z');
+    out
 }
 
 fn title(s: &str) -> String {

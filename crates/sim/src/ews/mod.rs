@@ -14,7 +14,7 @@
 //! errors of the whole request are SOAP faults with HTTP 500, as Exchange writes them.
 
 pub(crate) mod auth;
-mod convert;
+pub(crate) mod convert;
 mod convert_id;
 mod create_item;
 mod decline_item;
