@@ -62,6 +62,10 @@ pub struct SqliteStore {
     /// Wakes the checkpointer after a write transaction (a file database; see
     /// [`checkpoint_in_background`]). `None` when SQLite checkpoints by itself.
     checkpoint: Option<tokio::sync::mpsc::Sender<()>>,
+    /// The pool as the checkpointer reaches it: it holds only a weak reference, so that the
+    /// pool closes when the store's last clone is dropped, as it would without a checkpointer
+    /// (its last connection then copies the log into the file and deletes it).
+    _pool_for_checkpoints: Option<Arc<SqlitePool>>,
     /// Where the database is, for error messages ("/var/lib/calbridge/calbridge.db").
     location: String,
 }
@@ -155,12 +159,20 @@ impl SqliteStore {
             ))
         })?;
         let write_turn = Arc::new(tokio::sync::Mutex::new(()));
-        let checkpoint = background.then(|| {
+        let (checkpoint, pool_for_checkpoints) = if background {
             let (wake, woken) = tokio::sync::mpsc::channel(1);
-            tokio::spawn(checkpoint_in_background(pool.clone(), write_turn.clone(), woken, location.clone()));
-            wake
-        });
-        let store = SqliteStore { pool, location, write_turn, checkpoint };
+            let shared = Arc::new(pool.clone());
+            tokio::spawn(checkpoint_in_background(
+                Arc::downgrade(&shared),
+                write_turn.clone(),
+                woken,
+                location.clone(),
+            ));
+            (Some(wake), Some(shared))
+        } else {
+            (None, None)
+        };
+        let store = SqliteStore { pool, location, write_turn, checkpoint, _pool_for_checkpoints: pool_for_checkpoints };
         store.migrate().await?;
         Ok(store)
     }
@@ -231,9 +243,10 @@ async fn commit_tx(tx: WriteTx, what: &str) -> Result<(), StoreError> {
 /// so that no writer does it while holding SQLite's single write lock. (By default SQLite has
 /// the commit that takes the log past 1,000 pages do it; in a sync of many calendars that was a
 /// quarter of the writer's time, and every writer waited for it.) Runs until the store's last
-/// clone is dropped; closing the database (its last connection) checkpoints whatever is left.
+/// clone is dropped, holding the pool only while it checkpoints; closing the database (its
+/// last connection) copies whatever is left and deletes the log.
 async fn checkpoint_in_background(
-    pool: SqlitePool,
+    pool: std::sync::Weak<SqlitePool>,
     write_turn: Arc<tokio::sync::Mutex<()>>,
     mut woken: tokio::sync::mpsc::Receiver<()>,
     location: String,
@@ -251,6 +264,7 @@ async fn checkpoint_in_background(
             }
             _ = every.tick() => {}
         }
+        let Some(pool) = pool.upgrade() else { return };
         if pool.is_closed() {
             return;
         }
