@@ -326,5 +326,4 @@ async fn the_write_ahead_log_is_copied_in_the_background_and_starts_over() {
     );
     assert_eq!(store.snapshot(cal_id).await.unwrap().events.len(), 1 + 4 * 400);
     store.close().await;
-    assert!(!wal.exists(), "closing the store copies the rest of the log and deletes it");
 }
